@@ -1,0 +1,1 @@
+//! conditions (in progress).

@@ -1,0 +1,24 @@
+//! carehook's pure core: everything that decides *what* to send, with no I/O.
+//!
+//! - [`catalog`]: the events a clinic fires and the variables each one carries.
+//! - [`template`]: `{{ variable }}` templates compiled once, rendered per context
+//!   (JSON body, form body, URL, header, text) so no value can break the request.
+//! - [`conditions`]: per-webhook filters evaluated against an event's variables.
+//! - [`signing`]: Standard Webhooks signatures.
+//! - [`retry`]: when to try a failed delivery again, and when to stop.
+//!
+//! The server and the store build on these; nothing here touches the network,
+//! the clock (callers pass `now`) or the disk.
+
+pub mod catalog;
+pub mod conditions;
+pub mod retry;
+pub mod signing;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+/// An event's snapshot: every variable's value as text, taken when the event
+/// happened. Values are text because every destination receives text; the
+/// catalog says how a value may be compared (number, date…).
+pub type Vars = BTreeMap<String, String>;
