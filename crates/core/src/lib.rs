@@ -15,6 +15,7 @@ pub mod conditions;
 pub mod retry;
 pub mod signing;
 pub mod template;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,749 @@
+//! A webhook as a clinic admin writes it ([`WebhookSpec`]), its validation,
+//! and the compiled form the dispatcher renders requests from
+//! ([`CompiledWebhook`]).
+//!
+//! Compiling happens once per saved version of a webhook: every template is
+//! parsed and checked against the subscribed events, so a bad template is a
+//! 422 at save time and never a failed delivery at 3 a.m.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Vars;
+use crate::catalog::{CatalogError, Scope};
+use crate::conditions::{self, Condition};
+use crate::retry::RetryPolicy;
+use crate::template::{Context, Position, RenderError, Template, TemplateError, compile};
+
+/// Default per-attempt timeout.
+pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
+/// Bounds on a webhook's timeout.
+pub const MIN_TIMEOUT_MS: u64 = 100;
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// Default number of requests in flight to one webhook at once.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
+/// What a masked secret looks like in answers and logs.
+pub const MASK: &str = "********";
+
+/// The HTTP methods a webhook may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    #[default]
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// How the body is written, and the `Content-Type` sent with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentType {
+    #[default]
+    Json,
+    Form,
+    Text,
+}
+
+impl ContentType {
+    pub fn mime(self) -> &'static str {
+        match self {
+            ContentType::Json => "application/json",
+            ContentType::Form => "application/x-www-form-urlencoded",
+            ContentType::Text => "text/plain; charset=utf-8",
+        }
+    }
+
+    fn template_context(self) -> Context {
+        match self {
+            ContentType::Json => Context::JsonBody,
+            ContentType::Form => Context::FormBody,
+            ContentType::Text => Context::Text,
+        }
+    }
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyLocation {
+    #[default]
+    Header,
+    Query,
+}
+
+/// How carehook authenticates to the destination. Secret fields hold the
+/// plain value only in memory; the server encrypts them at rest and masks
+/// them in every answer.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        #[serde(default)]
+        password: String,
+    },
+    Bearer {
+        #[serde(default)]
+        token: String,
+    },
+    ApiKey {
+        name: String,
+        #[serde(default)]
+        value: String,
+        #[serde(default)]
+        location: KeyLocation,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => write!(f, "None"),
+            Auth::Basic { username, .. } => {
+                write!(f, "Basic {{ username: {username:?}, password: {MASK} }}")
+            }
+            Auth::Bearer { .. } => write!(f, "Bearer {{ token: {MASK} }}"),
+            Auth::ApiKey { name, location, .. } => {
+                write!(
+                    f,
+                    "ApiKey {{ name: {name:?}, value: {MASK}, location: {location:?} }}"
+                )
+            }
+        }
+    }
+}
+
+impl Auth {
+    /// The one secret this auth holds, if any.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Auth::None => None,
+            Auth::Basic { password, .. } => Some(password),
+            Auth::Bearer { token } => Some(token),
+            Auth::ApiKey { value, .. } => Some(value),
+        }
+    }
+
+    /// The secret, for the server to encrypt, decrypt or mask in place.
+    pub fn secret_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Auth::None => None,
+            Auth::Basic { password, .. } => Some(password),
+            Auth::Bearer { token } => Some(token),
+            Auth::ApiKey { value, .. } => Some(value),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Basic { .. } => "basic",
+            Auth::Bearer { .. } => "bearer",
+            Auth::ApiKey { .. } => "api_key",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A webhook as written by an admin or an integrator (the API's JSON).
+/// Unknown fields are refused: a typo must not pass silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Event names or aliases, or `["*"]` for every event.
+    pub events: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub url: String,
+    #[serde(default)]
+    pub method: Method,
+    #[serde(default)]
+    pub content_type: ContentType,
+    #[serde(default)]
+    pub auth: Auth,
+    /// Extra headers; values are templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Extra query parameters; values are templates.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// The body template.
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Requests per second to this endpoint; none means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    /// Requests in flight to this endpoint at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Standard Webhooks signature headers on every request.
+    #[serde(default = "yes")]
+    pub signing: bool,
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+fn default_max_in_flight() -> u32 {
+    DEFAULT_MAX_IN_FLIGHT
+}
+
+/// What is wrong with a webhook, said about one field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidationError {
+    /// `url`, `body`, `headers.X-Clinic`, `events[1]`, `conditions[0].value`…
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+            variable: None,
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => {
+                write!(f, "{}, line {l}, column {c}: {}", self.field, self.message)
+            }
+            _ => write!(f, "{}: {}", self.field, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+impl From<TemplateError> for ValidationError {
+    fn from(e: TemplateError) -> Self {
+        ValidationError {
+            field: e.field,
+            message: e.message,
+            line: Some(e.position.line),
+            column: Some(e.position.column),
+            variable: e.variable,
+        }
+    }
+}
+
+/// A warning from validation: saved, but worth the admin's attention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub position: Option<Position>,
+}
+
+/// A request ready to send, and its copy for the log with secrets masked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A webhook whose templates are compiled; renders requests from snapshots.
+#[derive(Debug, Clone)]
+pub struct CompiledWebhook {
+    pub spec: WebhookSpec,
+    pub scope: Scope,
+    url: Template,
+    headers: Vec<(String, Template)>,
+    query: Vec<(String, Template)>,
+    body: Template,
+}
+
+/// Header names carehook sets itself, which a webhook may not override.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl WebhookSpec {
+    /// Checks every field and compiles every template. The first error wins;
+    /// warnings are collected.
+    pub fn compile(&self) -> Result<(CompiledWebhook, Vec<Warning>), ValidationError> {
+        let mut warnings = Vec::new();
+        let name = self.name.trim();
+        if name.is_empty() {
+            return Err(ValidationError::new(
+                "name",
+                "give the webhook a name, e.g. \"Slack: new appointment\"",
+            ));
+        }
+        if name.chars().count() > 200 {
+            return Err(ValidationError::new(
+                "name",
+                "the name is longer than 200 characters",
+            ));
+        }
+        if self.description.len() > 2000 {
+            return Err(ValidationError::new(
+                "description",
+                "the description is longer than 2000 characters",
+            ));
+        }
+        let scope = Scope::new(&self.events).map_err(|e| {
+            let field = match &e {
+                CatalogError::UnknownEvent { name, .. } => {
+                    let i = self.events.iter().position(|n| n == name).unwrap_or(0);
+                    format!("events[{i}]")
+                }
+                _ => "events".to_string(),
+            };
+            ValidationError::new(field, e.to_string())
+        })?;
+
+        let mut collect = |compiled: crate::template::Compiled| {
+            warnings.extend(compiled.warnings.into_iter().map(|w| Warning {
+                field: w.field,
+                message: w.message,
+                position: Some(w.position),
+            }));
+            compiled.template
+        };
+        let url = collect(compile(&self.url, Context::Url, "url", &scope)?);
+
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let field = format!("headers.{name}");
+            if !is_token(name) {
+                return Err(ValidationError::new(
+                    field,
+                    "a header name may only hold letters, digits and !#$%&'*+-.^_`|~",
+                ));
+            }
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
+                return Err(ValidationError::new(
+                    field,
+                    format!("carehook sets {name} itself"),
+                ));
+            }
+            if lower == "authorization" && !matches!(self.auth, Auth::None) {
+                return Err(ValidationError::new(
+                    field,
+                    "the auth setting already sends Authorization; remove this header or set auth to none",
+                ));
+            }
+            headers.push((
+                name.clone(),
+                collect(compile(value, Context::Header, &field, &scope)?),
+            ));
+        }
+
+        let mut query = Vec::with_capacity(self.query.len());
+        for (name, value) in &self.query {
+            let field = format!("query.{name}");
+            if name.is_empty() {
+                return Err(ValidationError::new(
+                    "query",
+                    "a query parameter needs a name",
+                ));
+            }
+            query.push((
+                name.clone(),
+                collect(compile(value, Context::Text, &field, &scope)?),
+            ));
+        }
+
+        if self.method == Method::Get && !self.body.trim().is_empty() {
+            return Err(ValidationError::new(
+                "body",
+                "a GET request carries no body: choose POST, PUT or PATCH, or move the values into query",
+            ));
+        }
+        let body = collect(compile(
+            &self.body,
+            self.content_type.template_context(),
+            "body",
+            &scope,
+        )?);
+
+        match &self.auth {
+            Auth::None => {}
+            Auth::Basic { username, .. } if username.is_empty() => {
+                return Err(ValidationError::new(
+                    "auth.username",
+                    "basic auth needs a username",
+                ));
+            }
+            Auth::Basic { username, .. }
+                if username.contains(':') || username.chars().any(char::is_control) =>
+            {
+                return Err(ValidationError::new(
+                    "auth.username",
+                    "a basic auth username cannot contain ':' or control characters",
+                ));
+            }
+            Auth::ApiKey { name, location, .. } => {
+                if name.is_empty() {
+                    return Err(ValidationError::new(
+                        "auth.name",
+                        "an API key needs the name of its header or query parameter, e.g. hapikey",
+                    ));
+                }
+                if *location == KeyLocation::Header && !is_token(name) {
+                    return Err(ValidationError::new(
+                        "auth.name",
+                        "a header name may only hold letters, digits and !#$%&'*+-.^_`|~",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if let Some(secret) = self.auth.secret()
+            && secret.chars().any(|c| c.is_control())
+        {
+            return Err(ValidationError::new(
+                "auth",
+                "the secret contains a control character",
+            ));
+        }
+
+        let condition_warnings = conditions::validate(&self.conditions, &scope)
+            .map_err(|e| ValidationError::new(e.field, e.message))?;
+        warnings.extend(condition_warnings.into_iter().map(|w| Warning {
+            field: w.field,
+            message: w.message,
+            position: None,
+        }));
+
+        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return Err(ValidationError::new(
+                "timeout_ms",
+                format!("the timeout must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS} ms"),
+            ));
+        }
+        self.retry.validate().map_err(|e| {
+            ValidationError::new(e.field().unwrap_or("retry").to_string(), e.to_string())
+        })?;
+        if let Some(rate) = self.rate_limit
+            && !(rate > 0.0 && rate <= 10_000.0)
+        {
+            return Err(ValidationError::new(
+                "rate_limit",
+                "the rate limit must be between 0 and 10000 requests per second",
+            ));
+        }
+        if !(1..=256).contains(&self.max_in_flight) {
+            return Err(ValidationError::new(
+                "max_in_flight",
+                "max_in_flight must be between 1 and 256",
+            ));
+        }
+
+        let compiled = CompiledWebhook {
+            spec: self.clone(),
+            scope,
+            url,
+            headers,
+            query,
+            body,
+        };
+        Ok((compiled, warnings))
+    }
+}
+
+impl CompiledWebhook {
+    /// Whether this webhook wants an event: subscribed to it, and every
+    /// condition holds on its snapshot.
+    pub fn wants(&self, event_name: &str, vars: &Vars) -> bool {
+        self.scope.includes(event_name) && conditions::matches(&self.spec.conditions, vars)
+    }
+
+    /// Renders the request for one snapshot, auth applied. Returns the
+    /// request to send and a copy with every secret masked, for the log.
+    pub fn render(&self, vars: &Vars) -> Result<(RenderedRequest, RenderedRequest), RenderError> {
+        let mut url = self.url.render(vars)?;
+        let mut masked_url = None;
+        let mut extra: Vec<(String, String)> = Vec::with_capacity(self.query.len() + 1);
+        for (name, t) in &self.query {
+            extra.push((name.clone(), t.render(vars)?));
+        }
+        let key_in_query = match &self.spec.auth {
+            Auth::ApiKey {
+                name,
+                value,
+                location: KeyLocation::Query,
+            } => Some((name.as_str(), value.as_str())),
+            _ => None,
+        };
+        if !extra.is_empty() || key_in_query.is_some() {
+            let append = |url: &mut String, pairs: &mut dyn Iterator<Item = (&str, &str)>| {
+                let fragment = url.find('#').map(|i| url.split_off(i));
+                let mut ser = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in pairs {
+                    ser.append_pair(k, v);
+                }
+                let encoded = ser.finish();
+                if !encoded.is_empty() {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&encoded);
+                }
+                if let Some(f) = fragment {
+                    url.push_str(&f);
+                }
+            };
+            let mut masked = url.clone();
+            let plain = extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            append(&mut url, &mut plain.clone().chain(key_in_query));
+            if let Some((name, _)) = key_in_query {
+                append(&mut masked, &mut plain.chain(std::iter::once((name, MASK))));
+                masked_url = Some(masked);
+            }
+        }
+
+        let mut headers = Vec::with_capacity(self.headers.len() + 2);
+        headers.push((
+            "content-type".to_string(),
+            self.spec.content_type.mime().to_string(),
+        ));
+        for (name, t) in &self.headers {
+            let value = t.render(vars)?;
+            if name.eq_ignore_ascii_case("content-type") {
+                headers[0].1 = value;
+            } else {
+                headers.push((name.clone(), value));
+            }
+        }
+        let mut masked_headers = headers.clone();
+        let secret_header = match &self.spec.auth {
+            Auth::Basic { username, password } => {
+                use base64::Engine as _;
+                let raw = format!("{username}:{password}");
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                Some((
+                    "authorization".to_string(),
+                    format!("Basic {encoded}"),
+                    format!("Basic {MASK}"),
+                ))
+            }
+            Auth::Bearer { token } => Some((
+                "authorization".to_string(),
+                format!("Bearer {token}"),
+                format!("Bearer {MASK}"),
+            )),
+            Auth::ApiKey {
+                name,
+                value,
+                location: KeyLocation::Header,
+            } => Some((name.clone(), value.clone(), MASK.to_string())),
+            _ => None,
+        };
+        if let Some((name, value, masked)) = secret_header {
+            headers.push((name.clone(), value));
+            masked_headers.push((name, masked));
+        }
+
+        let body = self.body.render(vars)?;
+        let masked = RenderedRequest {
+            method: self.spec.method,
+            url: masked_url.unwrap_or_else(|| url.clone()),
+            headers: masked_headers,
+            body: body.clone(),
+        };
+        Ok((
+            RenderedRequest {
+                method: self.spec.method,
+                url,
+                headers,
+                body,
+            },
+            masked,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> WebhookSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let s = spec(json!({"name": "n", "events": ["kc_patient_add"], "url": "https://x.org/"}));
+        assert!(s.enabled && s.signing);
+        assert_eq!(s.method, Method::Post);
+        assert_eq!(s.content_type, ContentType::Json);
+        assert_eq!(s.auth, Auth::None);
+        assert_eq!(s.timeout_ms, 15_000);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = serde_json::from_value::<WebhookSpec>(
+            json!({"name": "n", "events": ["*"], "url": "https://x.org/", "metod": "GET"}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("metod"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let base = json!({"name": "n", "events": ["kc_patient_add"], "url": "https://x.org/"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            spec(b).compile().unwrap_err()
+        };
+        assert_eq!(
+            with("events", json!(["kc_patient_add", "kc_pateint_add"])).field,
+            "events[1]"
+        );
+        assert_eq!(with("name", json!(" ")).field, "name");
+        let e = with("body", json!("{\"a\": {{patient_nam}}}"));
+        assert_eq!(
+            (e.field.as_str(), e.line, e.column),
+            ("body", Some(1), Some(7))
+        );
+        assert_eq!(
+            with("headers", json!({"Bad Name": "x"})).field,
+            "headers.Bad Name"
+        );
+        assert_eq!(
+            with("headers", json!({"Webhook-Id": "x"})).field,
+            "headers.Webhook-Id"
+        );
+        assert_eq!(with("timeout_ms", json!(5)).field, "timeout_ms");
+        assert_eq!(
+            with(
+                "conditions",
+                json!([{"variable": "nope", "op": "eq", "value": "x"}])
+            )
+            .field,
+            "conditions[0].variable"
+        );
+        let mut get = base.clone();
+        get["method"] = json!("GET");
+        get["body"] = json!("{}");
+        assert_eq!(spec(get).compile().unwrap_err().field, "body");
+    }
+
+    #[test]
+    fn rendering_applies_auth_and_masks_it_for_the_log() {
+        let s = spec(json!({
+            "name": "HubSpot", "events": ["kc_patient_add"],
+            "url": "https://api.hubapi.com/contacts/v1/contact",
+            "auth": {"type": "api_key", "name": "hapikey", "value": "s3cr&t", "location": "query"},
+            "query": {"source": "{{clinic_name}}"},
+            "headers": {"X-Clinic": "{{clinic_id}}"},
+            "body": "{\"email\": \"{{patient_email}}\"}"
+        }));
+        let (c, _) = s.compile().unwrap();
+        let vars = crate::catalog::lookup("kc_patient_add")
+            .unwrap()
+            .example_vars();
+        let (req, masked) = c.render(&vars).unwrap();
+        let u = url::Url::parse(&req.url).unwrap();
+        let q: BTreeMap<String, String> = u.query_pairs().into_owned().collect();
+        assert_eq!(q["hapikey"], "s3cr&t");
+        assert_eq!(q["source"], vars["clinic_name"]);
+        assert!(!masked.url.contains("s3cr"));
+        assert!(masked.url.contains("hapikey=********"));
+        assert!(
+            req.headers
+                .contains(&("X-Clinic".to_string(), vars["clinic_id"].clone()))
+        );
+        assert_eq!(
+            req.headers[0],
+            ("content-type".to_string(), "application/json".to_string())
+        );
+
+        let bearer = spec(
+            json!({"name": "n", "events": ["kc_patient_add"], "url": "https://x.org/",
+            "auth": {"type": "bearer", "token": "tok"}}),
+        );
+        let (req, masked) = bearer.compile().unwrap().0.render(&vars).unwrap();
+        assert!(
+            req.headers
+                .contains(&("authorization".to_string(), "Bearer tok".to_string()))
+        );
+        assert!(
+            masked
+                .headers
+                .contains(&("authorization".to_string(), "Bearer ********".to_string()))
+        );
+
+        let basic = spec(
+            json!({"name": "n", "events": ["kc_patient_add"], "url": "https://x.org/",
+            "auth": {"type": "basic", "username": "AC1", "password": "pw"}}),
+        );
+        let (req, _) = basic.compile().unwrap().0.render(&vars).unwrap();
+        assert!(
+            req.headers
+                .contains(&("authorization".to_string(), "Basic QUMxOnB3".to_string()))
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let a = Auth::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{a:?}").contains("hunter2"));
+    }
+}
