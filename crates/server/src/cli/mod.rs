@@ -1,0 +1,64 @@
+//! The `carehook` command line: one subcommand per job, each with an example
+//! in its help.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// carehook sends an HTTP request, built from a template you write, to the
+/// services your clinic uses whenever something happens in the clinic.
+#[derive(Debug, Parser)]
+#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the events carehook knows, or one event's variables with examples.
+    ///
+    /// Examples:
+    ///   carehook events
+    ///   carehook events kc_appointment_book
+    ///   carehook events kc_patient_save --json     (aliases work too)
+    #[command(verbatim_doc_comment)]
+    Events {
+        /// An event name or alias; omit to list every event.
+        event: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a parsed command line; the exit code is what scripts see.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Events { event, json } => {
+            crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(crate::cli::exit_code(&e))
+        }
+    }
+}
+
+/// Exit codes: 1 for a failure, 2 for bad input from the user (clap also
+/// uses 2 for usage errors).
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+/// An error in what the user asked for, as opposed to a failure while doing it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
