@@ -1,1 +1,175 @@
-//! carehook storage.
+//! carehook's storage: the [`Store`] trait, on SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]).
+//!
+//! The server holds an `Arc<dyn Store>` from [`connect`] and never sees SQL. Each dialect has its
+//! own migrations (`migrations/sqlite`, `migrations/postgres`), embedded in the binary and run by
+//! [`Store::migrate`] (which `connect` calls).
+//!
+//! Decisions a reader might otherwise undo:
+//! - Times are `i64` unix milliseconds, chosen by the caller wherever the trait takes one (so
+//!   tests control the clock). The few times the store stamps itself (`created_at`/`updated_at`
+//!   of webhooks, `updated_at` of deliveries ended by a webhook delete) come from the system clock.
+//! - Ids are UUID v7 stored as text (it sorts by time); JSON is stored as text in both dialects:
+//!   the store never looks inside, and text gives back exactly what the server wrote.
+//! - Write paths take batches and run each in one transaction (group commit) of a few
+//!   set-based statements that take whole columns at once (SQLite: a JSON array read with
+//!   `json_each`; PostgreSQL: arrays and `UNNEST`), not one statement per row: on SQLite that
+//!   was 3–5× faster, as every statement is a hop to sqlx's connection thread
+//!   (`tests/throughput.rs` measures it). SQLite has one writer connection, so writers queue in
+//!   the pool instead of failing with `SQLITE_BUSY`.
+//! - A claim reads two index ranges (unleased due work, expired leases) so deliveries in flight
+//!   cost a claim nothing; see the migrations.
+//! - Deleting a webhook keeps its deliveries and attempts (the log outlives it); its pending
+//!   deliveries end as `failed` with `last_error = "webhook deleted"`.
+//! - Auto-disable reads a failure streak kept on the webhook row by `record_attempts`, not a scan
+//!   of the delivery history; see [`Store::webhooks_failing_since`].
+//! - [`Store::watch_deliveries`] wakes the dispatcher when new work may be due; on PostgreSQL it
+//!   is fed by `NOTIFY carehook_deliveries`, so it works across nodes.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use uuid::Uuid;
+
+mod batch;
+mod error;
+mod rows;
+mod sql;
+mod types;
+
+pub mod postgres;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Result, StoreError};
+pub use types::*;
+
+/// Everything carehook keeps. Object safe; use it as `Arc<dyn Store>`.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.
+    fn backend(&self) -> &'static str;
+
+    /// Brings the schema up to date. `connect` already did; running it again is a no-op.
+    async fn migrate(&self) -> Result<()>;
+
+    // --- webhooks -------------------------------------------------------------------------
+
+    /// Version 1, `created_at = updated_at = now`. A duplicate id is `Conflict`.
+    async fn create_webhook(&self, w: NewWebhook) -> Result<WebhookRow>;
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRow>>;
+    /// Oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<WebhookRow>>;
+    /// Replaces the webhook's fields, `version += 1`. A changed config or a re-enable resets its
+    /// failure streak (old failures say nothing about the new setup). `None` if there is no such webhook.
+    async fn update_webhook(
+        &self,
+        id: Uuid,
+        name: String,
+        enabled: bool,
+        events: Vec<String>,
+        config: serde_json::Value,
+        disabled_reason: Option<String>,
+    ) -> Result<Option<WebhookRow>>;
+    /// Sets `enabled` and `disabled_reason = reason`, `version += 1`; enabling resets the
+    /// failure streak. False if there is no such webhook.
+    async fn set_webhook_enabled(
+        &self,
+        id: Uuid,
+        enabled: bool,
+        reason: Option<String>,
+    ) -> Result<bool>;
+    /// Deletes the webhook; its deliveries and attempts stay (the log), and its pending
+    /// deliveries end as `failed` with `last_error = "webhook deleted"`. False if there was none.
+    async fn delete_webhook(&self, id: Uuid) -> Result<bool>;
+
+    // --- events and delivery ----------------------------------------------------------------
+
+    /// Writes the whole batch in one transaction: each event with its deliveries (`pending`,
+    /// no attempts). An idempotency key seen before — in an earlier call or earlier in this
+    /// batch — writes nothing and answers the first event with its deliveries. One answer per
+    /// event, in order. When this returns, the batch is durable.
+    async fn record_events(&self, batch: Vec<NewEvent>) -> Result<Vec<Recorded>>;
+    /// Leases up to `limit` due deliveries (pending, `next_attempt_at <= now`, no lease or
+    /// `lease_until < now`) until `now + lease_ms`, oldest due first. Concurrent callers (tasks
+    /// or nodes) never get the same delivery while its lease holds.
+    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claimed>>;
+    /// In one transaction: inserts the attempts and moves each delivery on (`attempts`, status,
+    /// `next_attempt_at`, lease cleared, `last_status`, `last_error`, `updated_at` = end of the
+    /// attempt). A delivery already `succeeded` keeps that status (a late result from an
+    /// expired lease cannot undo a success); its attempt is still logged.
+    async fn record_attempts(&self, batch: Vec<AttemptRecord>) -> Result<()>;
+    /// Clears leases (graceful shutdown) so other workers may take them at once.
+    async fn release(&self, delivery_ids: &[Uuid]) -> Result<()>;
+    /// The earliest time `claim_due` could return something: the earliest due time of an
+    /// unleased pending delivery, or the earliest lease expiry. `None`: nothing pending.
+    async fn next_due_at(&self) -> Result<Option<i64>>;
+    /// Changes whenever new deliveries may be due sooner than `next_due_at` said (recorded,
+    /// retried, released). On PostgreSQL also when another node did so. Wait with `changed()`.
+    fn watch_deliveries(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    // --- the delivery log -------------------------------------------------------------------
+
+    /// The delivery and its attempts (in attempt order).
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>>;
+    /// Newest first, keyset-paged on `(created_at, id)`. A bad cursor is `Invalid`.
+    async fn list_deliveries(&self, f: DeliveryFilter) -> Result<Page<DeliveryRow>>;
+    /// Any status → `pending`, due `now`, lease cleared. `None` if there is no such delivery.
+    async fn retry_delivery(&self, id: Uuid, now: i64) -> Result<Option<DeliveryRow>>;
+    /// The webhook's `failed` deliveries created in `[since, until)` → `pending`, due `now`.
+    async fn retry_failed(
+        &self,
+        webhook_id: Uuid,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<Uuid>>;
+    /// Enabled webhooks that have been failing for the whole window: no successful attempt
+    /// since their current failure streak began, that streak began at or before `since`, and
+    /// they failed again at or after `since`. Test sends do not count. (A webhook that failed
+    /// once yesterday, or has had no traffic for a month, is not "failing for 5 days".)
+    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<Uuid>>;
+
+    async fn get_event(&self, id: Uuid) -> Result<Option<crate::EventRow>>;
+    /// Newest first, keyset-paged on `(created_at, id)`; `limit` as in [`DeliveryFilter`].
+    async fn list_events(&self, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>>;
+
+    // --- API tokens and small settings --------------------------------------------------------
+
+    /// A duplicate hash (or id) is `Conflict`.
+    async fn insert_token(&self, id: Uuid, name: &str, token_hash: &str, now: i64) -> Result<()>;
+    /// The token with this hash, if it exists and is not revoked.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRow>>;
+    /// Sets `last_used_at`. A write: the server should call it sparingly (say once a minute per
+    /// token), not on every request.
+    async fn touch_token(&self, id: Uuid, now: i64) -> Result<()>;
+    /// All tokens, revoked ones too, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRow>>;
+    /// False if there is no such token or it was already revoked.
+    async fn revoke_token(&self, id: Uuid, now: i64) -> Result<bool>;
+
+    async fn kv_get(&self, key: &str) -> Result<Option<String>>;
+    async fn kv_set(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// Opens the database named by `url` and runs the migrations.
+///
+/// - `sqlite://path/to/file.db` (relative to the working directory; created if missing),
+///   `sqlite:///abs/path.db`, or `sqlite::memory:` (one private in-memory database).
+/// - `postgres://…` or `postgresql://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+        Err(StoreError::Invalid(format!(
+            "unsupported database URL scheme {scheme:?}: use sqlite://FILE, sqlite::memory: or postgres://…"
+        )))
+    }
+}
+
+/// Milliseconds since the Unix epoch, for the few stamps the store makes itself.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,34 @@
+//! The store's one error type. The server maps it to HTTP in one place: `NotFound` → 404,
+//! `Conflict` → 409, `Invalid` → 400, everything else → 500 (logged, never shown).
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint said no (a duplicate id, token hash, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Bad input the caller can fix (an unparsable cursor, an unknown database URL scheme).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// A stored value the store cannot read back (bad JSON, bad UUID): a bug or a hand edit.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error() {
+            if db.is_unique_violation() {
+                return StoreError::Conflict(db.message().to_owned());
+            }
+        }
+        StoreError::Database(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,215 @@
+//! SQL text both dialects run as is. SQLite reads `$N` as "the N-th argument" just as
+//! PostgreSQL does, and both have `RETURNING`, `ON CONFLICT` and row values, so only the
+//! statements that really differ (claiming, batch writes) live in `sqlite.rs`/`postgres.rs`.
+
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::rows::{decode_cursor, page_limit};
+use crate::types::DeliveryFilter;
+
+pub(crate) const INSERT_WEBHOOK: &str = "INSERT INTO webhooks \
+    (id, name, enabled, events, config, version, disabled_reason, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, 1, NULL, $6, $6) \
+    RETURNING id, name, enabled, events, config, version, disabled_reason, created_at, updated_at";
+
+pub(crate) const GET_WEBHOOK: &str = "SELECT id, name, enabled, events, config, version, \
+    disabled_reason, created_at, updated_at FROM webhooks WHERE id = $1";
+
+pub(crate) const LIST_WEBHOOKS: &str = "SELECT id, name, enabled, events, config, version, \
+    disabled_reason, created_at, updated_at FROM webhooks ORDER BY created_at, id";
+
+/// In `SET`, column names read the old row: the streak resets on a new config or a re-enable.
+pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET \
+    failing_since = CASE WHEN config <> $5 OR (enabled = FALSE AND $3 = TRUE) \
+        THEN NULL ELSE failing_since END, \
+    last_failure_at = CASE WHEN config <> $5 OR (enabled = FALSE AND $3 = TRUE) \
+        THEN NULL ELSE last_failure_at END, \
+    name = $2, enabled = $3, events = $4, config = $5, disabled_reason = $6, \
+    version = version + 1, updated_at = $7 \
+    WHERE id = $1 \
+    RETURNING id, name, enabled, events, config, version, disabled_reason, created_at, updated_at";
+
+pub(crate) const SET_WEBHOOK_ENABLED: &str = "UPDATE webhooks SET \
+    failing_since = CASE WHEN $2 = TRUE THEN NULL ELSE failing_since END, \
+    last_failure_at = CASE WHEN $2 = TRUE THEN NULL ELSE last_failure_at END, \
+    enabled = $2, disabled_reason = $3, version = version + 1, updated_at = $4 \
+    WHERE id = $1";
+
+pub(crate) const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE id = $1";
+
+pub(crate) const FAIL_DELIVERIES_OF_DELETED_WEBHOOK: &str = "UPDATE deliveries SET \
+    status = 'failed', last_error = 'webhook deleted', lease_until = NULL, updated_at = $2 \
+    WHERE webhook_id = $1 AND status = 'pending'";
+
+pub(crate) const WEBHOOKS_FAILING_SINCE: &str = "SELECT id FROM webhooks \
+    WHERE enabled = TRUE AND failing_since IS NOT NULL AND failing_since <= $1 \
+    AND last_failure_at >= $1 ORDER BY id";
+
+pub(crate) const GET_STREAK: &str =
+    "SELECT last_success_at, failing_since, last_failure_at FROM webhooks WHERE id = $1";
+
+pub(crate) const SET_STREAK: &str = "UPDATE webhooks SET \
+    last_success_at = $2, failing_since = $3, last_failure_at = $4 WHERE id = $1";
+
+pub(crate) const EVENT_COLS: &str = "id, event_type, vars, idempotency_key, created_at";
+
+pub(crate) const GET_EVENT: &str =
+    "SELECT id, event_type, vars, idempotency_key, created_at FROM events WHERE id = $1";
+
+pub(crate) const DELIVERY_COLS: &str = "d.id, d.event_id, d.webhook_id, e.event_type, \
+    d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_status, \
+    d.last_error, d.is_test";
+
+pub(crate) const GET_DELIVERY: &str = "SELECT d.id, d.event_id, d.webhook_id, e.event_type, \
+    d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_status, \
+    d.last_error, d.is_test FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = $1";
+
+pub(crate) const GET_ATTEMPTS: &str = "SELECT id, delivery_id, attempt_no, started_at, \
+    duration_ms, request, response_status, response_headers, response_body, error, outcome \
+    FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no, started_at, id";
+
+pub(crate) const RETRY_DELIVERY: &str = "UPDATE deliveries SET status = 'pending', \
+    next_attempt_at = $2, lease_until = NULL, updated_at = $2 WHERE id = $1";
+
+pub(crate) const RETRY_FAILED: &str = "UPDATE deliveries SET status = 'pending', \
+    next_attempt_at = $4, lease_until = NULL, updated_at = $4 \
+    WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3 \
+    RETURNING id";
+
+/// Two index ranges, one per partial index; see the migrations.
+pub(crate) const NEXT_DUE: &str = "SELECT \
+    (SELECT min(next_attempt_at) FROM deliveries \
+        WHERE status = 'pending' AND lease_until IS NULL), \
+    (SELECT min(lease_until) FROM deliveries \
+        WHERE status = 'pending' AND lease_until IS NOT NULL)";
+
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens (id, name, token_hash, created_at) \
+    VALUES ($1, $2, $3, $4)";
+
+pub(crate) const FIND_TOKEN: &str = "SELECT id, name, created_at, last_used_at, revoked_at \
+    FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL";
+
+pub(crate) const TOUCH_TOKEN: &str = "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1";
+
+pub(crate) const LIST_TOKENS: &str = "SELECT id, name, created_at, last_used_at, revoked_at \
+    FROM api_tokens ORDER BY created_at, id";
+
+pub(crate) const REVOKE_TOKEN: &str =
+    "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+pub(crate) const KV_GET: &str = "SELECT value FROM kv WHERE key = $1";
+
+pub(crate) const KV_SET: &str = "INSERT INTO kv (key, value) VALUES ($1, $2) \
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// A bind value of a query built at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A query built at run time. The SQL holds only placeholders, never caller text.
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub sql: String,
+    pub args: Vec<Arg>,
+    /// The page size; the query fetches one more row to tell whether there is a next page.
+    pub limit: usize,
+}
+
+struct Builder {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl Builder {
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+}
+
+pub(crate) fn list_deliveries(f: &DeliveryFilter) -> Result<Built> {
+    let mut b = Builder {
+        sql: format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE TRUE"
+        ),
+        args: Vec::new(),
+    };
+    if let Some(w) = f.webhook_id {
+        let p = b.arg(Arg::Text(w.to_string()));
+        b.sql += &format!(" AND d.webhook_id = {p}");
+    }
+    if let Some(s) = f.status {
+        let p = b.arg(Arg::Text(s.as_str().to_owned()));
+        b.sql += &format!(" AND d.status = {p}");
+    }
+    if let Some(t) = &f.event_type {
+        let p = b.arg(Arg::Text(t.clone()));
+        b.sql += &format!(" AND e.event_type = {p}");
+    }
+    if let Some(since) = f.since {
+        let p = b.arg(Arg::Int(since));
+        b.sql += &format!(" AND d.created_at >= {p}");
+    }
+    if let Some(until) = f.until {
+        let p = b.arg(Arg::Int(until));
+        b.sql += &format!(" AND d.created_at < {p}");
+    }
+    keyset(&mut b, "d", f.cursor.as_deref())?;
+    let limit = page_limit(f.limit);
+    let p = b.arg(Arg::Int(i64::from(limit) + 1));
+    b.sql += &format!(" ORDER BY d.created_at DESC, d.id DESC LIMIT {p}");
+    Ok(Built {
+        sql: b.sql,
+        args: b.args,
+        limit: limit as usize,
+    })
+}
+
+pub(crate) fn list_events(limit: u32, cursor: Option<&str>) -> Result<Built> {
+    let mut b = Builder {
+        sql: format!("SELECT {EVENT_COLS} FROM events e WHERE TRUE"),
+        args: Vec::new(),
+    };
+    keyset(&mut b, "e", cursor)?;
+    let limit = page_limit(limit);
+    let p = b.arg(Arg::Int(i64::from(limit) + 1));
+    b.sql += &format!(" ORDER BY e.created_at DESC, e.id DESC LIMIT {p}");
+    Ok(Built {
+        sql: b.sql,
+        args: b.args,
+        limit: limit as usize,
+    })
+}
+
+fn keyset(b: &mut Builder, table: &str, cursor: Option<&str>) -> Result<()> {
+    if let Some(c) = cursor {
+        let (at, id): (i64, Uuid) = decode_cursor(c)?;
+        let pa = b.arg(Arg::Int(at));
+        let pi = b.arg(Arg::Text(id.to_string()));
+        b.sql += &format!(" AND ({table}.created_at, {table}.id) < ({pa}, {pi})");
+    }
+    Ok(())
+}
+
+/// Cuts the extra row off a page and makes the cursor from the last row kept.
+pub(crate) fn into_page<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> (i64, Uuid),
+) -> crate::Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = if more {
+        items.last().map(|t| {
+            let (at, id) = key(t);
+            crate::rows::encode_cursor(at, id)
+        })
+    } else {
+        None
+    };
+    crate::Page { items, next_cursor }
+}

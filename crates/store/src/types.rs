@@ -1,0 +1,284 @@
+//! What goes in and comes out of the store. Rows are plain data the server serializes or maps;
+//! inputs carry ids and times chosen by the caller, so a caller (and a test) controls the clock.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// A webhook as stored. `config` is the server's whole webhook spec, opaque to the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookRow {
+    pub id: Uuid,
+    pub name: String,
+    pub enabled: bool,
+    pub events: Vec<String>,
+    pub config: serde_json::Value,
+    /// 1 on create, +1 on every change (`update_webhook`, `set_webhook_enabled`).
+    pub version: i64,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub id: Uuid,
+    pub name: String,
+    pub enabled: bool,
+    pub events: Vec<String>,
+    pub config: serde_json::Value,
+}
+
+/// An event and the deliveries the server decided it gets (one per matching enabled webhook).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub event_type: String,
+    pub vars: carehook_core::Vars,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub next_attempt_at: i64,
+    pub is_test: bool,
+}
+
+/// What `record_events` did with one `NewEvent`, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Recorded {
+    Created {
+        event_id: Uuid,
+        delivery_ids: Vec<Uuid>,
+    },
+    /// The idempotency key was seen before (earlier, or earlier in the same batch): the first
+    /// event's id and deliveries; nothing was written for this one.
+    Duplicate {
+        event_id: Uuid,
+        delivery_ids: Vec<Uuid>,
+    },
+}
+
+impl Recorded {
+    pub fn event_id(&self) -> Uuid {
+        match self {
+            Recorded::Created { event_id, .. } | Recorded::Duplicate { event_id, .. } => *event_id,
+        }
+    }
+
+    pub fn delivery_ids(&self) -> &[Uuid] {
+        match self {
+            Recorded::Created { delivery_ids, .. } | Recorded::Duplicate { delivery_ids, .. } => {
+                delivery_ids
+            }
+        }
+    }
+
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Recorded::Duplicate { .. })
+    }
+}
+
+/// A delivery leased to one worker, with what it needs to render the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claimed {
+    pub delivery_id: Uuid,
+    pub event_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    pub vars: carehook_core::Vars,
+    /// Attempts made so far; the next one is `attempts + 1`.
+    pub attempts: i64,
+    /// When the delivery was created (the event's time), for a maximum age.
+    pub created_at: i64,
+    pub is_test: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    Failed,
+    Retry,
+    /// Dropped without trying to the end (too old, webhook gone): logged as such.
+    GaveUp,
+}
+
+/// What happens to the delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryNext {
+    Succeeded,
+    RetryAt(i64),
+    Failed,
+}
+
+/// One attempt as the dispatcher made it, and what it means for the delivery.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: Uuid,
+    pub attempt_no: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    /// Method, url, headers, body as sent, secrets already masked by the server.
+    pub request: serde_json::Value,
+    pub response_status: Option<i64>,
+    pub response_headers: Option<serde_json::Value>,
+    /// The server truncates it (64 KiB) before it gets here.
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+    pub next: DeliveryNext,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub is_test: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    pub id: Uuid,
+    pub delivery_id: Uuid,
+    pub attempt_no: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub request: serde_json::Value,
+    pub response_status: Option<i64>,
+    pub response_headers: Option<serde_json::Value>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub id: Uuid,
+    pub event_type: String,
+    pub vars: carehook_core::Vars,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+}
+
+/// An API token. The hash is not here: nothing outside the lookup needs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Filters for `list_deliveries`; all optional, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<Uuid>,
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<String>,
+    /// `created_at >= since`
+    pub since: Option<i64>,
+    /// `created_at < until`
+    pub until: Option<i64>,
+    /// Clamped to `1..=MAX_PAGE`; 0 means the default (50).
+    pub limit: u32,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when there may be more rows: pass it back as `cursor`.
+    pub next_cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 1000;
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(StoreError::Invalid(format!(
+                        concat!("unknown ", stringify!($ty), " {:?}"), other
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(DeliveryStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed" });
+text_enum!(AttemptOutcome {
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Retry => "retry",
+    GaveUp => "gave_up",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_outcome_text_round_trips_and_matches_serde() {
+        for s in [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Succeeded,
+            DeliveryStatus::Failed,
+        ] {
+            assert_eq!(s.as_str().parse::<DeliveryStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for o in [
+            AttemptOutcome::Succeeded,
+            AttemptOutcome::Failed,
+            AttemptOutcome::Retry,
+            AttemptOutcome::GaveUp,
+        ] {
+            assert_eq!(o.as_str().parse::<AttemptOutcome>().unwrap(), o);
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        assert!("done".parse::<DeliveryStatus>().is_err());
+    }
+}
