@@ -1,7 +1,21 @@
 //! carehook: a webhook server for clinics.
 //!
+//! - [`app`]: the one seam, `run(settings, store, listener, shutdown)`.
+//! - [`api`]: the HTTP API under `/api/v1`.
+//! - [`intake`]: events in, with group commit.
+//! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
+//! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
+//! - [`registry`]: webhooks compiled in memory.
+//! - [`vault`]: secrets at rest.
 //! - [`cli`]: the `carehook` command line.
-//! - [`events_cmd`]: `carehook events`, the catalog for people and scripts.
 
+pub mod api;
+pub mod app;
 pub mod cli;
+pub mod dispatcher;
 pub mod events_cmd;
+pub mod intake;
+pub mod outbound;
+pub mod registry;
+pub mod time;
+pub mod vault;

@@ -92,7 +92,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Leases up to `limit` due deliveries (pending, `next_attempt_at <= now`, no lease or
     /// `lease_until < now`) until `now + lease_ms`, oldest due first. Concurrent callers (tasks
     /// or nodes) never get the same delivery while its lease holds.
-    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claimed>>;
+    /// Deliveries of the webhooks in `exclude` are left alone (the dispatcher
+    /// leaves out webhooks already at their in-flight cap).
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        exclude: &[Uuid],
+    ) -> Result<Vec<Claimed>>;
     /// In one transaction: inserts the attempts and moves each delivery on (`attempts`, status,
     /// `next_attempt_at`, lease cleared, `last_status`, `last_error`, `updated_at` = end of the
     /// attempt). A delivery already `succeeded` keeps that status (a late result from an

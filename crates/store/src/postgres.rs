@@ -354,7 +354,13 @@ impl Store for PgStore {
         plan.answers(&batch, &inserted, &earlier)
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claimed>> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        exclude: &[Uuid],
+    ) -> Result<Vec<Claimed>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -366,11 +372,12 @@ impl Store for PgStore {
                 "WITH fresh AS ( \
                    SELECT id, next_attempt_at FROM deliveries \
                    WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
+                   AND webhook_id <> ALL($4::text[]) \
                    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
                  expired AS ( \
                    SELECT id, next_attempt_at FROM deliveries \
                    WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
-                   AND next_attempt_at <= $1 \
+                   AND next_attempt_at <= $1 AND webhook_id <> ALL($4::text[]) \
                    ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
                  picked AS ( \
                    SELECT id FROM (SELECT * FROM fresh UNION ALL SELECT * FROM expired) u \
@@ -386,6 +393,7 @@ impl Store for PgStore {
             .bind(now)
             .bind(now.saturating_add(lease_ms))
             .bind(i64::from(limit))
+            .bind(exclude.iter().map(Uuid::to_string).collect::<Vec<_>>())
             .fetch_all(&self.pool)
             .await?;
         let mut events = Vec::new();

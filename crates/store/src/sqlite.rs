@@ -297,7 +297,13 @@ impl Store for SqliteStore {
         plan.answers(&batch, &inserted, &earlier)
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<Claimed>> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: u32,
+        exclude: &[Uuid],
+    ) -> Result<Vec<Claimed>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -309,17 +315,23 @@ impl Store for SqliteStore {
                SELECT id FROM ( \
                  SELECT * FROM (SELECT id, next_attempt_at FROM deliveries \
                    WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
+                   AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
                    ORDER BY next_attempt_at LIMIT $3) \
                  UNION ALL \
                  SELECT * FROM (SELECT id, next_attempt_at FROM deliveries \
                    WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
-                   AND next_attempt_at <= $1 ORDER BY lease_until LIMIT $3) \
+                   AND next_attempt_at <= $1 \
+                   AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
+                   ORDER BY lease_until LIMIT $3) \
                ) ORDER BY next_attempt_at LIMIT $3) \
              RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at",
         )
         .bind(now)
         .bind(now.saturating_add(lease_ms))
         .bind(i64::from(limit))
+        .bind(to_json(
+            &exclude.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+        ))
         .fetch_all(&mut *tx)
         .await?;
         if leased.is_empty() {

@@ -127,10 +127,10 @@ impl TestDatabase {
 
     /// Drops the database (PostgreSQL, even with connections still open) or the directory.
     pub async fn cleanup(mut self) {
-        if let Some((base, name)) = self.pg.take() {
-            if let Err(e) = drop_database(&base, &name).await {
-                eprintln!("warning: could not drop test database {name}: {e}");
-            }
+        if let Some((base, name)) = self.pg.take()
+            && let Err(e) = drop_database(&base, &name).await
+        {
+            eprintln!("warning: could not drop test database {name}: {e}");
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.close();
@@ -149,10 +149,10 @@ impl Drop for TestDatabase {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            if let Ok(rt) = rt {
-                if let Err(e) = rt.block_on(drop_database(&base, &name)) {
-                    eprintln!("warning: could not drop test database {name}: {e}");
-                }
+            if let Ok(rt) = rt
+                && let Err(e) = rt.block_on(drop_database(&base, &name))
+            {
+                eprintln!("warning: could not drop test database {name}: {e}");
             }
         })
         .join();

@@ -262,7 +262,7 @@ async fn deleting_a_webhook_fails_its_pending_deliveries_and_keeps_the_log(db: &
         DeliveryStatus::Pending
     );
     let claimed: Vec<Uuid> = store
-        .claim_due(T + 10, LEASE, 10)
+        .claim_due(T + 10, LEASE, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -424,15 +424,15 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
 
     assert!(
         store
-            .claim_due(T - 2_000, LEASE, 10)
+            .claim_due(T - 2_000, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty(),
         "nothing due yet"
     );
-    assert!(store.claim_due(T, LEASE, 0).await.unwrap().is_empty());
+    assert!(store.claim_due(T, LEASE, 0, &[]).await.unwrap().is_empty());
 
-    let claimed = store.claim_due(T, LEASE, 10).await.unwrap();
+    let claimed = store.claim_due(T, LEASE, 10, &[]).await.unwrap();
     let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(
         ids,
@@ -454,10 +454,16 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     assert_eq!(c.vars, ev.vars);
 
     // Leased: nobody else gets them while the lease holds, even once "later" is due too.
-    assert!(store.claim_due(T + 1, LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(T + 1, LEASE, 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.next_due_at().await.unwrap(), Some(T + LEASE + 1));
     let at_60s: Vec<Uuid> = store
-        .claim_due(T + 60_000, LEASE, 10)
+        .claim_due(T + 60_000, LEASE, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -467,7 +473,7 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     assert_eq!(at_60s, vec![older, now_ids[0], later]);
     assert!(
         store
-            .claim_due(T + 60_000, LEASE, 10)
+            .claim_due(T + 60_000, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty()
@@ -479,7 +485,11 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
         record_one(&*store, event(&[w2], T + 100_000 + i)).await;
     }
     assert_eq!(
-        store.claim_due(T + 200_000, LEASE, 2).await.unwrap().len(),
+        store
+            .claim_due(T + 200_000, LEASE, 2, &[])
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -496,7 +506,7 @@ async fn concurrent_claims_never_hand_out_a_delivery_twice(db: &TestDatabase) {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_due(T + 1_000, LEASE, 7).await.unwrap();
+                    let got = store.claim_due(T + 1_000, LEASE, 7, &[]).await.unwrap();
                     if got.is_empty() {
                         break;
                     }
@@ -523,7 +533,7 @@ async fn record_attempts_moves_deliveries_on(db: &TestDatabase) {
     let w = webhook(&*store, "w").await;
     let ids = record_one(&*store, event(&[w, w, w], T)).await;
     let (retry, ok, fail) = (ids[0], ids[1], ids[2]);
-    assert_eq!(store.claim_due(T, LEASE, 10).await.unwrap().len(), 3);
+    assert_eq!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().len(), 3);
     store.record_attempts(vec![]).await.unwrap();
     store
         .record_attempts(vec![
@@ -572,13 +582,13 @@ async fn record_attempts_moves_deliveries_on(db: &TestDatabase) {
     // The retry's lease is gone and it is due at its new time, not before.
     assert!(
         store
-            .claim_due(T + 4_999, LEASE, 10)
+            .claim_due(T + 4_999, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(store.next_due_at().await.unwrap(), Some(T + 5_000));
-    let again = store.claim_due(T + 5_000, LEASE, 10).await.unwrap();
+    let again = store.claim_due(T + 5_000, LEASE, 10, &[]).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].delivery_id, again[0].attempts), (retry, 1));
     store
@@ -634,9 +644,12 @@ async fn a_late_attempt_cannot_undo_a_success(db: &TestDatabase) {
     let store = db.connect().await;
     let w = webhook(&*store, "w").await;
     let id = record_one(&*store, event(&[w], T)).await[0];
-    store.claim_due(T, LEASE, 10).await.unwrap();
+    store.claim_due(T, LEASE, 10, &[]).await.unwrap();
     // The lease expired, another worker took it and succeeded; then the first one reports.
-    store.claim_due(T + LEASE + 1, LEASE, 10).await.unwrap();
+    store
+        .claim_due(T + LEASE + 1, LEASE, 10, &[])
+        .await
+        .unwrap();
     store
         .record_attempts(vec![attempt(
             id,
@@ -756,7 +769,7 @@ async fn list_deliveries_filters_and_pages_each_row_once(db: &TestDatabase) {
     );
 
     let one = patients[0].id;
-    store.claim_due(T + 1_000, LEASE, 100).await.unwrap();
+    store.claim_due(T + 1_000, LEASE, 100, &[]).await.unwrap();
     store
         .record_attempts(vec![attempt(
             one,
@@ -819,7 +832,7 @@ async fn retry_delivery_and_retry_failed_make_deliveries_due_now(db: &TestDataba
         batch.push(event(&[a, b], T + i * 1_000));
     }
     let recorded = store.record_events(batch).await.unwrap();
-    store.claim_due(T + 10_000, LEASE, 100).await.unwrap();
+    store.claim_due(T + 10_000, LEASE, 100, &[]).await.unwrap();
     let mut attempts = Vec::new();
     for r in &recorded {
         for &d in r.delivery_ids() {
@@ -851,7 +864,7 @@ async fn retry_delivery_and_retry_failed_make_deliveries_due_now(db: &TestDataba
         store.retry_delivery(Uuid::now_v7(), now).await.unwrap(),
         None
     );
-    let claimed = store.claim_due(now, LEASE, 10).await.unwrap();
+    let claimed = store.claim_due(now, LEASE, 10, &[]).await.unwrap();
     assert_eq!(
         (claimed[0].delivery_id, claimed[0].attempts),
         (failed_a[0], 1)
@@ -1015,8 +1028,8 @@ async fn release_clears_leases_and_new_work_wakes_watchers(db: &TestDatabase) {
         .expect("record_events wakes watchers")
         .unwrap();
 
-    assert_eq!(store.claim_due(T, LEASE, 10).await.unwrap().len(), 2);
-    assert!(store.claim_due(T, LEASE, 10).await.unwrap().is_empty());
+    assert_eq!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().len(), 2);
+    assert!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().is_empty());
     watch.borrow_and_update();
     store.release(&[ids[0]]).await.unwrap();
     store.release(&[]).await.unwrap();
@@ -1025,7 +1038,7 @@ async fn release_clears_leases_and_new_work_wakes_watchers(db: &TestDatabase) {
         .expect("release wakes watchers")
         .unwrap();
     let again: Vec<Uuid> = store
-        .claim_due(T, LEASE, 10)
+        .claim_due(T, LEASE, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -1128,7 +1141,7 @@ async fn a_new_connection_sees_what_record_events_returned(db: &TestDatabase) {
         .unwrap()
         .expect("event survives reconnect");
     assert_eq!(got.vars, ev.vars);
-    let claimed = reopened.claim_due(T, LEASE, 10).await.unwrap();
+    let claimed = reopened.claim_due(T, LEASE, 10, &[]).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].delivery_id, ev.deliveries[0].id);
 }
@@ -1161,7 +1174,7 @@ async fn two_stores_on_one_database_write_at_once(db: &TestDatabase) {
                 for i in 0..20 {
                     let batch = (0..20).map(|j| event(&[w], T + i * 20 + j)).collect();
                     store.record_events(batch).await.unwrap();
-                    store.claim_due(T + 1_000, LEASE, 10).await.unwrap();
+                    store.claim_due(T + 1_000, LEASE, 10, &[]).await.unwrap();
                 }
             })
         })
@@ -1201,7 +1214,7 @@ async fn an_in_memory_sqlite_store_works_for_quick_tests() {
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 1);
-    assert_eq!(store.claim_due(T, LEASE, 10).await.unwrap().len(), 1);
+    assert_eq!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ async fn deliveries_per_second() {
         let t1 = Instant::now();
         let mut done = 0;
         loop {
-            let claimed = store.claim_due(2, 30_000, BATCH as u32).await.unwrap();
+            let claimed = store.claim_due(2, 30_000, BATCH as u32, &[]).await.unwrap();
             if claimed.is_empty() {
                 break;
             }

@@ -1,6 +1,8 @@
 //! The `carehook` command line: one subcommand per job, each with an example
 //! in its help.
 
+mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run carehook: the HTTP API and the dispatcher (or either alone).
+    ///
+    /// Examples:
+    ///   carehook serve
+    ///   CAREHOOK_ADMIN_TOKEN=$(openssl rand -hex 24) carehook serve --listen 0.0.0.0:8080
+    ///   carehook serve --database-url postgres://carehook@db/carehook --dispatcher-only
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
     /// List the events carehook knows, or one event's variables with examples.
     ///
     /// Examples:
@@ -35,6 +45,7 @@ pub enum Command {
 /// Runs a parsed command line; the exit code is what scripts see.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Events { event, json } => {
             crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
         }
@@ -62,3 +73,14 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Logs to stderr; `RUST_LOG` chooses what (default: info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,172 @@
+//! The API's one error shape: `{"error":{"code","message","field"?}}`, and
+//! the JSON body extractor that turns malformed input into it.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use carehook_core::webhook::ValidationError;
+
+/// Largest request body any endpoint accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    /// Extra members of the error object (line, column, variable…).
+    pub details: Option<serde_json::Value>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            details: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} with that id"),
+        )
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message);
+        e.field = Some(field.into());
+        e
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "carehook hit an internal error; see its log",
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let mut api = ApiError::invalid(e.field.clone(), e.to_string());
+        let mut details = serde_json::Map::new();
+        if let Some(l) = e.line {
+            details.insert("line".into(), l.into());
+        }
+        if let Some(c) = e.column {
+            details.insert("column".into(), c.into());
+        }
+        if let Some(v) = e.variable {
+            details.insert("variable".into(), v.into());
+        }
+        if !details.is_empty() {
+            api.details = Some(details.into());
+        }
+        api
+    }
+}
+
+impl From<carehook_store::StoreError> for ApiError {
+    fn from(e: carehook_store::StoreError) -> Self {
+        match e {
+            carehook_store::StoreError::Invalid(msg) => ApiError::bad_request(msg),
+            carehook_store::StoreError::Conflict(msg) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", msg)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = field.into();
+        }
+        if let Some(serde_json::Value::Object(extra)) = self.details {
+            for (k, v) in extra {
+                error[k] = v;
+            }
+        }
+        (self.status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// A JSON body, parsed strictly: a syntax error is a 400 with its line and
+/// column, a wrong or unknown field a 422 naming the field's path.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !content_type.starts_with("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("the body is larger than {} bytes", MAX_BODY_BYTES),
+                    )
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON with the path of the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
+        } else {
+            let mut msg = inner.to_string();
+            if let Some(i) = msg.rfind(" at line ") {
+                msg.truncate(i);
+            }
+            let field = if path == "." { String::new() } else { path };
+            ApiError::invalid(field, msg)
+        }
+    })
+}

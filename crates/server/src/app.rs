@@ -1,0 +1,196 @@
+//! The one seam: [`run`] starts carehook (API, dispatcher, background jobs)
+//! on a listener it is given and stops when `shutdown` completes. `carehook
+//! serve` and every integration test go through it, so tests run the real
+//! thing on port 0.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use carehook_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState, Shared};
+use crate::dispatcher::{Dispatcher, DispatcherConfig};
+use crate::intake::Intake;
+use crate::outbound::{DestinationPolicy, Outbound};
+use crate::registry::Registry;
+use crate::time::now_ms;
+use crate::vault::Vault;
+
+/// Everything [`run`] needs, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy: DestinationPolicy,
+    /// SHA-256 (hex) of the admin token.
+    pub admin_token_hash: String,
+    /// Serve the HTTP API.
+    pub api: bool,
+    /// Run the dispatcher, with this configuration.
+    pub dispatcher: Option<DispatcherConfig>,
+    /// Disable a webhook whose deliveries all failed for this long.
+    pub auto_disable_after: Duration,
+    /// How often to re-read webhooks changed by other nodes.
+    pub registry_refresh: Duration,
+    pub vault: Vault,
+}
+
+impl Settings {
+    /// Defaults for a given admin token and master key; tests start here.
+    pub fn new(admin_token: &str, vault: Vault) -> Self {
+        Settings {
+            policy: DestinationPolicy::default(),
+            admin_token_hash: api::hash_token(admin_token),
+            api: true,
+            dispatcher: Some(DispatcherConfig::default()),
+            auto_disable_after: Duration::from_secs(5 * 24 * 3600),
+            registry_refresh: Duration::from_secs(5),
+            vault,
+        }
+    }
+}
+
+/// Runs carehook until `shutdown` completes, then drains: the API stops
+/// taking requests, the dispatcher finishes or releases what it holds.
+pub async fn run(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let registry = Arc::new(Registry::new(settings.vault.clone()));
+    registry
+        .refresh(&*store)
+        .await
+        .context("loading webhooks")?;
+    let outbound = Outbound::new(settings.policy.clone())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut jobs = tokio::task::JoinSet::new();
+    if let Some(config) = settings.dispatcher.clone() {
+        let dispatcher = Dispatcher::new(store.clone(), registry.clone(), outbound.clone(), config);
+        jobs.spawn(dispatcher.run(stop_rx.clone()));
+        jobs.spawn(auto_disable_loop(
+            store.clone(),
+            registry.clone(),
+            settings.auto_disable_after,
+            stop_rx.clone(),
+        ));
+    }
+    jobs.spawn(refresh_loop(
+        store.clone(),
+        registry.clone(),
+        settings.registry_refresh,
+        stop_rx.clone(),
+    ));
+
+    let state = AppState(Arc::new(Shared {
+        store: store.clone(),
+        registry,
+        intake: Intake::start(store.clone()),
+        outbound,
+        admin_token_hash: settings.admin_token_hash.clone(),
+    }));
+
+    let mut stop_for_api = stop_rx.clone();
+    if settings.api {
+        let app = api::router(state);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_for_api.wait_for(|s| *s).await;
+        });
+        jobs.spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+    } else {
+        drop(listener);
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    while jobs.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn refresh_loop(
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = registry.refresh(&*store).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not refresh webhooks");
+        }
+    }
+}
+
+/// Disables webhooks whose every delivery failed for the whole window.
+async fn auto_disable_loop(
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    window: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = (window / 100).clamp(Duration::from_millis(200), Duration::from_secs(3600));
+    loop {
+        let since = now_ms() - window.as_millis() as i64;
+        match store.webhooks_failing_since(since).await {
+            Ok(ids) => {
+                for id in ids {
+                    let reason = format!(
+                        "every delivery failed for {}; fix the endpoint, then enable the webhook again",
+                        carehook_core::retry::format_duration(window)
+                    );
+                    if let Ok(true) = store
+                        .set_webhook_enabled(id, false, Some(reason.clone()))
+                        .await
+                    {
+                        tracing::warn!(webhook = %id, "{reason}");
+                    }
+                }
+                let _ = registry.refresh(&*store).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "auto-disable check failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The admin token: `CAREHOOK_ADMIN_TOKEN` when given; else the one made on
+/// first start (its hash is stored; the token itself is printed once).
+pub async fn admin_token_hash(
+    store: &dyn Store,
+    from_env: Option<&str>,
+) -> anyhow::Result<(String, Option<String>)> {
+    if let Some(token) = from_env {
+        if token.len() < 16 {
+            anyhow::bail!("CAREHOOK_ADMIN_TOKEN must be at least 16 characters");
+        }
+        return Ok((api::hash_token(token), None));
+    }
+    if let Some(hash) = store.kv_get("admin_token_hash").await? {
+        return Ok((hash, None));
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token = format!(
+        "chk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    );
+    let hash = api::hash_token(&token);
+    store.kv_set("admin_token_hash", &hash).await?;
+    Ok((hash, Some(token)))
+}

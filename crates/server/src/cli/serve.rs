@@ -1,0 +1,194 @@
+//! `carehook serve`: settings from flags and `CAREHOOK_*` environment, then
+//! [`crate::app::run`] until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::app::{self, Settings};
+use crate::dispatcher::DispatcherConfig;
+use crate::outbound::{DestinationPolicy, parse_allowed};
+use crate::vault::{KeySource, Vault};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CAREHOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Database: `sqlite://carehook.db` (made on first start) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "CAREHOOK_DATABASE_URL",
+        default_value = "sqlite://carehook.db"
+    )]
+    pub database_url: String,
+    /// The admin API token (16+ characters). Without it, one is made on first start and printed once.
+    #[arg(long, env = "CAREHOOK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Private networks webhooks may reach anyway, as CIDRs: `127.0.0.1/32,10.0.0.0/8`.
+    /// Everything loopback, private, link-local, CGNAT, multicast or metadata is refused otherwise.
+    #[arg(long, env = "CAREHOOK_ALLOWED_DESTINATIONS", default_value = "")]
+    pub allowed_destinations: String,
+    /// Master key for secrets at rest: base64 of 32 bytes (`openssl rand -base64 32`).
+    /// Without it, a key file is used (see --key-file).
+    #[arg(long, env = "CAREHOOK_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Key file made (mode 0600) on first start when no master key is given.
+    /// Default: beside the SQLite database, else ./carehook.key.
+    #[arg(long, env = "CAREHOOK_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Serve the API only; another process dispatches.
+    #[arg(long, conflicts_with = "dispatcher_only")]
+    pub api_only: bool,
+    /// Dispatch only; no HTTP API.
+    #[arg(long)]
+    pub dispatcher_only: bool,
+    /// Most requests in flight at once, across all webhooks.
+    #[arg(long, env = "CAREHOOK_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Seconds a claimed delivery stays leased; after a crash, it is sent again once this passes.
+    #[arg(long, env = "CAREHOOK_LEASE_SECS", default_value_t = 150)]
+    pub lease_secs: u64,
+    /// Disable a webhook whose every delivery failed for this long (e.g. 5d, 12h).
+    #[arg(long, env = "CAREHOOK_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
+    pub auto_disable_after: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    carehook_core::retry::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// The key file's default place: beside a SQLite database.
+fn default_key_file(database_url: &str) -> PathBuf {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .filter(|p| !p.is_empty() && !p.starts_with(':'));
+    match path.map(PathBuf::from) {
+        Some(db) => db.with_extension("key"),
+        None => PathBuf::from("carehook.key"),
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    crate::cli::init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let allowed = parse_allowed(&args.allowed_destinations)
+        .map_err(|e| anyhow::anyhow!("CAREHOOK_ALLOWED_DESTINATIONS: {e}"))?;
+    let store = carehook_store::connect(&args.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&args.database_url)))?;
+    let key_file = args
+        .key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(&args.database_url));
+    let (vault, source) = Vault::open(args.master_key.as_deref(), &key_file)?;
+    match source {
+        KeySource::Environment => tracing::info!("secrets are sealed with CAREHOOK_MASTER_KEY"),
+        KeySource::File(p) => {
+            tracing::info!(key_file = %p.display(), "secrets are sealed with the key file")
+        }
+        KeySource::Created(p) => tracing::warn!(
+            key_file = %p.display(),
+            "made a new master key file; back it up: without it, stored secrets cannot be read"
+        ),
+    }
+    let (hash, new_token) = app::admin_token_hash(&*store, args.admin_token.as_deref()).await?;
+    if let Some(token) = new_token {
+        println!("carehook made an admin API token; it is shown only this once:\n\n    {token}\n");
+        println!(
+            "Use it as `Authorization: Bearer {token}`, or set CAREHOOK_ADMIN_TOKEN to choose your own."
+        );
+    }
+    let mut settings = Settings::new("", vault);
+    settings.admin_token_hash = hash;
+    settings.policy = DestinationPolicy::new(allowed);
+    settings.api = !args.dispatcher_only;
+    settings.dispatcher = (!args.api_only).then(|| DispatcherConfig {
+        max_in_flight: args.max_in_flight.max(1),
+        lease: Duration::from_secs(args.lease_secs.max(5)),
+        ..DispatcherConfig::default()
+    });
+    settings.auto_disable_after = args.auto_disable_after;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (is another carehook running? try --listen 127.0.0.1:8081)",
+                args.listen
+            )
+        })?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        database = store.backend(),
+        api = settings.api,
+        dispatcher = settings.dispatcher.is_some(),
+        "carehook is running"
+    );
+    app::run(settings, store, listener, shutdown_signal()).await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// A database URL for logs, without its password.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_file_sits_beside_the_database() {
+        assert_eq!(
+            default_key_file("sqlite://carehook.db"),
+            PathBuf::from("carehook.key")
+        );
+        assert_eq!(
+            default_key_file("sqlite:///var/lib/ch/x.db"),
+            PathBuf::from("/var/lib/ch/x.key")
+        );
+        assert_eq!(
+            default_key_file("postgres://u@h/db"),
+            PathBuf::from("carehook.key")
+        );
+    }
+
+    #[test]
+    fn passwords_are_kept_out_of_logs() {
+        assert!(!redact_url("postgres://u:secret@h/db").contains("secret"));
+    }
+}

@@ -1,0 +1,460 @@
+//! Outbound HTTP: the one client every delivery goes through, and the
+//! destination policy that keeps carehook from being turned against the
+//! clinic's own network (SSRF).
+//!
+//! The policy is applied to the address the client actually connects to: a
+//! hostname is resolved by our resolver, which drops refused addresses before
+//! the connector sees them, so a DNS answer that changes between a check and
+//! the connection (rebinding) cannot slip through. A URL whose host is an IP
+//! literal never reaches a resolver, so it is checked before sending.
+//! Redirects are never followed and no proxy is used (a proxy would be the
+//! address connected to, hiding the real destination).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// The largest response body kept for the log.
+pub const MAX_LOGGED_BODY: usize = 64 * 1024;
+/// Bytes read past the logged part before giving up on a body (so a 10 MB
+/// answer neither fills memory nor keeps a worker busy).
+const MAX_READ_BODY: usize = 256 * 1024;
+
+/// Which destinations carehook may send to.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationPolicy {
+    /// Networks allowed even though they are private (from
+    /// `CAREHOOK_ALLOWED_DESTINATIONS`).
+    pub allowed: Vec<IpNet>,
+}
+
+impl DestinationPolicy {
+    pub fn new(allowed: Vec<IpNet>) -> Self {
+        DestinationPolicy { allowed }
+    }
+
+    /// `None` when the address may be used, else why not.
+    pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        let ip = canonical(ip);
+        if self.allowed.iter().any(|net| net.contains(&ip)) {
+            return None;
+        }
+        special_range(ip)
+    }
+}
+
+/// IPv4-mapped and -compatible IPv6 addresses are judged as the IPv4
+/// address they carry (`::ffff:127.0.0.1` is loopback).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                // NAT64 (64:ff9b::/96) embeds an IPv4 address too.
+                if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                    let o = v6.octets();
+                    IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+                } else {
+                    IpAddr::V6(v6)
+                }
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// The kind of special-purpose address `ip` is, if any.
+fn special_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_unspecified() || o[0] == 0 {
+                Some("an unspecified address")
+            } else if v4.is_private() {
+                Some("a private address")
+            } else if v4.is_link_local() {
+                // 169.254.169.254 is where cloud metadata services live.
+                Some("a link-local or cloud metadata address")
+            } else if o[0] == 100 && (64..128).contains(&o[1]) {
+                Some("a carrier-grade NAT address")
+            } else if v4.is_multicast() {
+                Some("a multicast address")
+            } else if v4.is_broadcast() || o[0] >= 240 {
+                Some("a reserved address")
+            } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+                Some("an IETF protocol address")
+            } else if (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 2)
+                || (o[0] == 198 && o[1] == 51 && o[2] == 100)
+                || (o[0] == 203 && o[1] == 0 && o[2] == 113)
+            {
+                Some("a benchmarking or documentation address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if v6.is_unspecified() {
+                Some("an unspecified address")
+            } else if v6.is_multicast() {
+                Some("a multicast address")
+            } else if (s[0] & 0xffc0) == 0xfe80 {
+                Some("a link-local address")
+            } else if (s[0] & 0xfe00) == 0xfc00 {
+                Some("a private (unique local) address")
+            } else if (s[0] & 0xffc0) == 0xfec0 {
+                Some("a site-local address")
+            } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+                Some("a documentation address")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("a cloud metadata address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Resolves names with the system resolver, then keeps only the addresses
+/// the policy allows.
+#[derive(Debug)]
+struct PolicyResolver {
+    policy: Arc<DestinationPolicy>,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.refusal(a.ip()) {
+                    None => true,
+                    Some(why) => {
+                        refused.get_or_insert((a.ip(), why));
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> = match refused {
+                    Some((ip, why)) => Box::new(Refused(format!(
+                        "{host} resolves to {ip}, {why}; carehook does not send there unless CAREHOOK_ALLOWED_DESTINATIONS allows it"
+                    ))),
+                    None => Box::new(Refused(format!("{host} has no address"))),
+                };
+                return Err(err);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// Why a send produced no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("destination refused: {0}")]
+    Refused(String),
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("{0}")]
+    Request(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// An HTTP answer, as much of it as the log keeps.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// The first 64 KiB, lossily decoded as UTF-8.
+    pub body: String,
+    pub retry_after: Option<String>,
+}
+
+/// A request ready to go out.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: String,
+    pub timeout: Duration,
+}
+
+/// The pooled client and its policy.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    policy: Arc<DestinationPolicy>,
+}
+
+/// rustls needs one process-wide crypto provider; ring keeps the build free
+/// of C toolchains beyond what `cc` already needs.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Outbound {
+    pub fn new(policy: DestinationPolicy) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy: policy.clone(),
+            }))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("carehook/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Outbound { client, policy })
+    }
+
+    pub fn policy(&self) -> &DestinationPolicy {
+        &self.policy
+    }
+
+    /// Sends one request and reads at most the logged part of the answer.
+    pub async fn send(&self, req: Outgoing<'_>) -> Result<Answer, SendError> {
+        let url = reqwest::Url::parse(req.url)
+            .map_err(|e| SendError::Invalid(format!("bad URL: {e}")))?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => return Err(SendError::Invalid(format!("scheme {other} is not allowed"))),
+        }
+        // IP literals never reach the resolver: check them here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            Some(url::Host::Domain(_)) => None,
+            None => return Err(SendError::Invalid("the URL has no host".into())),
+        };
+        if let Some(ip) = literal
+            && let Some(why) = self.policy.refusal(ip)
+        {
+            return Err(SendError::Refused(format!(
+                "{ip} is {why}; carehook does not send there unless CAREHOOK_ALLOWED_DESTINATIONS allows it"
+            )));
+        }
+        let method = reqwest::Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| SendError::Invalid(format!("bad method {}", req.method)))?;
+        let mut builder = self.client.request(method, url).timeout(req.timeout);
+        for (name, value) in req.headers {
+            let value =
+                reqwest::header::HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+                    SendError::Invalid(format!("header {name} has a value HTTP cannot carry"))
+                })?;
+            builder = builder.header(name.as_str(), value);
+        }
+        if !req.body.is_empty() {
+            builder = builder.body(req.body);
+        }
+        let started = Instant::now();
+        let timeout_ms = req.timeout.as_millis() as u64;
+        let mut response = builder.send().await.map_err(|e| classify(e, timeout_ms))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        let mut read = 0usize;
+        loop {
+            let left = req.timeout.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, response.chunk()).await {
+                Err(_) => return Err(SendError::Timeout(timeout_ms)),
+                Ok(Err(e)) => return Err(classify(e, timeout_ms)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => {
+                    read += chunk.len();
+                    let room = MAX_LOGGED_BODY.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    // Enough for the log; dropping the response closes the
+                    // connection instead of draining megabytes.
+                    if read >= MAX_READ_BODY {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            retry_after,
+        })
+    }
+}
+
+/// Turns a client error into words, keeping our resolver's refusal intact.
+fn classify(e: reqwest::Error, timeout_ms: u64) -> SendError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return SendError::Refused(refused.0.clone());
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        return SendError::Timeout(timeout_ms);
+    }
+    let chain = error_chain(&e);
+    if e.is_connect() {
+        SendError::Connect(chain)
+    } else {
+        SendError::Request(chain)
+    }
+}
+
+/// "outer: inner: innermost", without repeating identical messages.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Parses `CAREHOOK_ALLOWED_DESTINATIONS`: CIDRs or single addresses,
+/// separated by commas or spaces.
+pub fn parse_allowed(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("\"{s}\" is not a CIDR like 10.0.0.0/8 or an address like 127.0.0.1")
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(ip: &str) -> bool {
+        DestinationPolicy::default()
+            .refusal(ip.parse().unwrap())
+            .is_some()
+    }
+
+    #[test]
+    fn special_addresses_are_refused() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(refused(ip), "{ip} should be refused");
+        }
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+        ] {
+            assert!(!refused(ip), "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn allowed_networks_override_the_refusal() {
+        let policy = DestinationPolicy::new(parse_allowed("127.0.0.1/32, 10.0.0.0/8").unwrap());
+        assert!(policy.refusal("127.0.0.1".parse().unwrap()).is_none());
+        assert!(
+            policy
+                .refusal("::ffff:127.0.0.1".parse().unwrap())
+                .is_none()
+        );
+        assert!(policy.refusal("127.0.0.2".parse().unwrap()).is_some());
+        assert!(policy.refusal("10.200.0.1".parse().unwrap()).is_none());
+        assert!(parse_allowed("10.0.0.0/33").is_err());
+        assert_eq!(parse_allowed("::1").unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_loopback_name_is_refused_at_resolution() {
+        let out = Outbound::new(DestinationPolicy::default()).unwrap();
+        let err = out
+            .send(Outgoing {
+                method: "POST",
+                url: "http://localhost:9/",
+                headers: &[],
+                body: String::new(),
+                timeout: Duration::from_secs(2),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Refused(_)), "{err}");
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let err = out
+            .send(Outgoing {
+                method: "POST",
+                url: "http://[::ffff:127.0.0.1]:9/",
+                headers: &[],
+                body: String::new(),
+                timeout: Duration::from_secs(2),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Refused(_)), "{err}");
+    }
+}

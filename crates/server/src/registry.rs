@@ -1,0 +1,212 @@
+//! The webhooks in memory: each stored webhook, its secrets decrypted and its
+//! templates compiled once per version. Event intake matches against it and
+//! the dispatcher renders from it; neither touches the database for config.
+//!
+//! The store is the truth. This node's API updates the registry on every
+//! write; changes made by another node (PostgreSQL) arrive with the periodic
+//! refresh, which only recompiles webhooks whose version changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use carehook_core::signing::SigningSecret;
+use carehook_core::webhook::{CompiledWebhook, MASK, WebhookSpec};
+use carehook_store::{Store, WebhookRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::vault::Vault;
+
+/// How long a rotated-out signing secret keeps signing.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What the store keeps as a webhook's `config`: the spec with its auth
+/// secret sealed, and the signing secrets, sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredWebhook {
+    pub spec: WebhookSpec,
+    /// Newest first. An older one signs until `expires_at`.
+    pub signing_secrets: Vec<StoredSecret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSecret {
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// A webhook ready for use.
+#[derive(Debug)]
+pub struct Loaded {
+    pub row: WebhookRow,
+    /// The spec with its auth secret in plain text (memory only).
+    pub compiled: CompiledWebhook,
+    /// Every signing secret with its expiry, newest first, decrypted.
+    pub signing: Vec<(SigningSecret, Option<i64>)>,
+}
+
+impl Loaded {
+    pub fn from_row(row: WebhookRow, vault: &Vault) -> anyhow::Result<Loaded> {
+        let stored: StoredWebhook = serde_json::from_value(row.config.clone())
+            .with_context(|| format!("webhook {} has a config this version cannot read", row.id))?;
+        let mut spec = stored.spec;
+        if let Some(secret) = spec.auth.secret_mut() {
+            *secret = vault.open_secret(secret)?;
+        }
+        spec.enabled = row.enabled;
+        let (compiled, _) = spec
+            .compile()
+            .map_err(|e| anyhow::anyhow!("webhook {} no longer compiles: {e}", row.id))?;
+        let mut signing = Vec::with_capacity(stored.signing_secrets.len());
+        for s in &stored.signing_secrets {
+            let plain = vault.open_secret(&s.secret)?;
+            signing.push((SigningSecret::parse(&plain)?, s.expires_at));
+        }
+        Ok(Loaded {
+            row,
+            compiled,
+            signing,
+        })
+    }
+
+    /// The secrets that sign at `now`: the current one and any rotated out
+    /// less than 24 h ago.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&SigningSecret> {
+        self.signing
+            .iter()
+            .filter(|(_, expires)| expires.is_none_or(|t| t > now))
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// The webhook as the API shows it: every secret masked.
+    pub fn view(&self) -> serde_json::Value {
+        let mut spec = self.compiled.spec.clone();
+        let has_secret = spec.auth.secret().is_some_and(|s| !s.is_empty());
+        if let Some(secret) = spec.auth.secret_mut()
+            && !secret.is_empty()
+        {
+            *secret = MASK.to_string();
+        }
+        let mut v = serde_json::to_value(&spec).unwrap_or_default();
+        if let Some(auth) = v.get_mut("auth").and_then(|a| a.as_object_mut()) {
+            let flag = match self.compiled.spec.auth.kind() {
+                "basic" => Some("has_password"),
+                "bearer" => Some("has_token"),
+                "api_key" => Some("has_value"),
+                _ => None,
+            };
+            if let Some(flag) = flag {
+                auth.insert(flag.into(), has_secret.into());
+            }
+        }
+        let obj = v.as_object_mut().expect("a spec serializes as an object");
+        obj.insert("id".into(), self.row.id.to_string().into());
+        obj.insert("enabled".into(), self.row.enabled.into());
+        obj.insert("version".into(), self.row.version.into());
+        obj.insert(
+            "disabled_reason".into(),
+            self.row.disabled_reason.clone().into(),
+        );
+        obj.insert(
+            "created_at".into(),
+            crate::time::rfc3339(self.row.created_at).into(),
+        );
+        obj.insert(
+            "updated_at".into(),
+            crate::time::rfc3339(self.row.updated_at).into(),
+        );
+        obj.insert("signing_secret".into(), MASK.into());
+        v
+    }
+}
+
+/// Seals a spec's auth secret for storage.
+pub fn seal_spec(mut spec: WebhookSpec, vault: &Vault) -> WebhookSpec {
+    if let Some(secret) = spec.auth.secret_mut() {
+        *secret = vault.seal(secret);
+    }
+    spec
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    vault: Vault,
+    webhooks: RwLock<Arc<HashMap<Uuid, Arc<Loaded>>>>,
+    /// Held by a refresh from read to swap, and by an API write from the
+    /// store write to `put`: without it a refresh that read the store just
+    /// before a write could swap in a map that lacks the new webhook.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(vault: Vault) -> Self {
+        Registry {
+            vault,
+            webhooks: RwLock::new(Arc::new(HashMap::new())),
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Hold this across a webhook's store write and its `put`/`remove`.
+    pub async fn write_gate(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.gate.lock().await
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Every webhook, as of now; cheap (an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<HashMap<Uuid, Arc<Loaded>>> {
+        self.webhooks.read().expect("registry lock").clone()
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<Arc<Loaded>> {
+        self.snapshot().get(&id).cloned()
+    }
+
+    pub fn put(&self, loaded: Loaded) -> Arc<Loaded> {
+        let loaded = Arc::new(loaded);
+        let mut guard = self.webhooks.write().expect("registry lock");
+        let mut map = (**guard).clone();
+        map.insert(loaded.row.id, loaded.clone());
+        *guard = Arc::new(map);
+        loaded
+    }
+
+    pub fn remove(&self, id: Uuid) {
+        let mut guard = self.webhooks.write().expect("registry lock");
+        let mut map = (**guard).clone();
+        map.remove(&id);
+        *guard = Arc::new(map);
+    }
+
+    /// Re-reads every webhook; recompiles only the ones whose version moved.
+    pub async fn refresh(&self, store: &dyn Store) -> anyhow::Result<()> {
+        let _gate = self.gate.lock().await;
+        let rows = store.list_webhooks().await?;
+        let current = self.snapshot();
+        let mut map = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id = row.id;
+            match current.get(&id) {
+                Some(l) if l.row.version == row.version => {
+                    map.insert(id, l.clone());
+                }
+                _ => match Loaded::from_row(row, &self.vault) {
+                    Ok(l) => {
+                        map.insert(id, Arc::new(l));
+                    }
+                    Err(e) => {
+                        tracing::error!(webhook = %id, error = %format!("{e:#}"), "cannot load webhook")
+                    }
+                },
+            }
+        }
+        *self.webhooks.write().expect("registry lock") = Arc::new(map);
+        Ok(())
+    }
+}

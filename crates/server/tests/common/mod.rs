@@ -1,0 +1,332 @@
+//! Test harness: the real carehook (through `app::run`) on 127.0.0.1:0, and
+//! a real receiver on 127.0.0.1:0 that records what arrives and answers as
+//! the test tells it to.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use carehook::app::{self, Settings};
+use carehook::dispatcher::DispatcherConfig;
+use carehook::outbound::{DestinationPolicy, parse_allowed};
+use carehook::vault::Vault;
+use carehook_store::Store;
+pub use carehook_store::testing::{Backend, TestDatabase};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, oneshot};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+}
+
+/// How the receiver answers: status, extra headers, body, and a delay.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Answer {
+            status,
+            headers: vec![],
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn ok() -> Self {
+        Answer::status(200).body("ok")
+    }
+    pub fn body(mut self, b: &str) -> Self {
+        self.body = b.into();
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+type Behavior = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<Received>>>,
+    behavior: Arc<Mutex<Behavior>>,
+    notify: Arc<Notify>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let behavior: Arc<Mutex<Behavior>> =
+            Arc::new(Mutex::new(Arc::new(|_: &Received, _: usize| Answer::ok())));
+        let notify = Arc::new(Notify::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (l, b, n) = (log.clone(), behavior.clone(), notify.clone());
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let (l, b, n) = (l.clone(), b.clone(), n.clone());
+            async move { handle(req, l, b, n).await }
+        });
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver {
+            addr,
+            log,
+            behavior,
+            notify,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sets how to answer: `f(request, index of this request from 0)`.
+    pub fn answer(&self, f: impl Fn(&Received, usize) -> Answer + Send + Sync + 'static) {
+        *self.behavior.lock().unwrap() = Arc::new(f);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` requests arrived; panics after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            if self.count() >= n {
+                return self.received();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "the receiver got {} requests, expected {n}, within {timeout:?}",
+                    self.count()
+                );
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+async fn handle(
+    req: Request,
+    log: Arc<Mutex<Vec<Received>>>,
+    behavior: Arc<Mutex<Behavior>>,
+    notify: Arc<Notify>,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let received = Received {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        at: Instant::now(),
+    };
+    let index = {
+        let mut l = log.lock().unwrap();
+        l.push(received.clone());
+        l.len() - 1
+    };
+    let f = behavior.lock().unwrap().clone();
+    let answer = f(&received, index);
+    notify.notify_waiters();
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    let mut resp = (StatusCode::from_u16(answer.status).unwrap(), answer.body).into_response();
+    for (k, v) in answer.headers {
+        resp.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    resp
+}
+
+/// carehook, running for one test.
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub db: Option<TestDatabase>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for tests: loopback allowed, a quick dispatcher.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::new(TOKEN, Vault::from_key(&[42; 32]));
+    s.policy = DestinationPolicy::new(parse_allowed("127.0.0.1/32").unwrap());
+    s.dispatcher = Some(DispatcherConfig {
+        poll: Duration::from_millis(200),
+        ..DispatcherConfig::default()
+    });
+    s
+}
+
+impl TestServer {
+    /// `None`: PostgreSQL is unreachable and not required; skip the test.
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Option<TestServer> {
+        let db = TestDatabase::new(backend).await?;
+        let store = db.connect().await;
+        let mut settings = test_settings();
+        tweak(&mut settings);
+        Some(Self::start_on(store, Some(db), settings).await)
+    }
+
+    pub async fn start_on(
+        store: Arc<dyn Store>,
+        db: Option<TestDatabase>,
+        settings: Settings,
+    ) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(settings, store.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        carehook::outbound::install_crypto_provider();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        TestServer {
+            base,
+            http,
+            store,
+            db,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn create_webhook(&self, spec: Value) -> Value {
+        let (status, body) = self.post("/api/v1/webhooks", spec).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    pub async fn push(&self, event: &str, data: Value) -> Value {
+        let (status, body) = self
+            .post("/api/v1/events", json!({"event": event, "data": data}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body
+    }
+
+    /// Polls a delivery until `pred` holds; panics after `timeout`.
+    pub async fn wait_delivery(
+        &self,
+        id: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, d) = self.get(&format!("/api/v1/deliveries/{id}")).await;
+            assert_eq!(status, 200, "{d}");
+            if pred(&d) {
+                return d;
+            }
+            if Instant::now() > deadline {
+                panic!("delivery never reached the expected state: {d:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        if let Some(db) = self.db.take() {
+            db.cleanup().await;
+        }
+    }
+}
