@@ -8,9 +8,11 @@
 //! - [`registry`]: webhooks compiled in memory.
 //! - [`vault`]: secrets at rest.
 //! - [`cli`]: the `carehook` command line.
+//! - [`bench`]: `carehook bench`, the load benchmark.
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod dispatcher;
 pub mod events_cmd;

@@ -26,6 +26,18 @@ pub enum Command {
     ///   carehook serve --database-url postgres://carehook@db/carehook --dispatcher-only
     #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
+    /// Measure carehook: N events from C clients through the API to a local sink.
+    ///
+    /// Starts carehook in-process on a fresh SQLite file (or --database-url),
+    /// with a receiver on 127.0.0.1, and prints events/s accepted, deliveries/s
+    /// end to end, event→receiver latency (p50/p99) and peak memory.
+    ///
+    /// Examples:
+    ///   carehook bench -n 20000 -c 64
+    ///   carehook bench -n 10000 -c 16 --rate 1000            (latency at a steady rate)
+    ///   carehook bench --database-url postgres://postgres@127.0.0.1/bench
+    #[command(verbatim_doc_comment)]
+    Bench(crate::bench::BenchArgs),
     /// List the events carehook knows, or one event's variables with examples.
     ///
     /// Examples:
@@ -46,6 +58,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => crate::bench::run(args),
         Command::Events { event, json } => {
             crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
         }

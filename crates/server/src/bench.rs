@@ -1,0 +1,310 @@
+//! `carehook bench`: a load benchmark anyone can run.
+//!
+//! It starts carehook in this process (on a fresh SQLite file, or a given
+//! PostgreSQL URL) and a fast sink receiver on 127.0.0.1, creates one webhook
+//! pointing at the sink, then sends N events through `POST /api/v1/events`
+//! from C concurrent clients over real HTTP, and reports what the clients
+//! and the sink saw. Each event carries its send time, so the sink measures
+//! event→receiver latency.
+//!
+//! Everything runs on this machine's loopback; the numbers include the
+//! client and the sink competing for the same cores as carehook.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::app::{self, Settings};
+use crate::outbound::{DestinationPolicy, parse_allowed};
+use crate::vault::Vault;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Events to send.
+    #[arg(short = 'n', long, default_value_t = 20_000)]
+    pub events: u64,
+    /// Concurrent clients.
+    #[arg(short = 'c', long, default_value_t = 64)]
+    pub concurrency: u64,
+    /// Database; default: a fresh SQLite file in a temporary directory.
+    /// A PostgreSQL URL should name an empty database made for the run.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Send at this many events per second in total (paced), instead of as fast as possible.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Give up waiting for deliveries after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Print the figures as JSON too.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const TOKEN: &str = "carehook-bench-token-0123456789";
+
+/// What the sink saw.
+#[derive(Debug, Default)]
+struct Sink {
+    received: AtomicU64,
+    latencies_us: Mutex<Vec<u32>>,
+    last_at_us: AtomicU64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.events == 0 || args.concurrency == 0 {
+        bail!("--events and --concurrency must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench(args))
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    crate::outbound::install_crypto_provider();
+    let dir = tempfile::Builder::new()
+        .prefix("carehook-bench-")
+        .tempdir()?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let store = carehook_store::connect(&url)
+        .await
+        .context("opening the benchmark database")?;
+    let backend = store.backend();
+
+    // The sink: answers 200 at once and notes each event's latency.
+    let origin = Instant::now();
+    let sink = Arc::new(Sink::default());
+    let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr = sink_listener.local_addr()?;
+    let s = sink.clone();
+    let sink_app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let s = s.clone();
+        async move {
+            let now = origin.elapsed().as_micros() as u64;
+            if let Some(sent) = sent_at(&body) {
+                s.latencies_us
+                    .lock()
+                    .expect("sink lock")
+                    .push(now.saturating_sub(sent) as u32);
+            }
+            s.last_at_us.fetch_max(now, Ordering::Relaxed);
+            s.received.fetch_add(1, Ordering::Relaxed);
+            "ok"
+        }
+    });
+    tokio::spawn(async move { axum::serve(sink_listener, sink_app).await });
+
+    // carehook itself, through the same seam as `serve`.
+    let mut settings = Settings::new(TOKEN, Vault::from_key(&[1; 32]));
+    settings.policy =
+        DestinationPolicy::new(parse_allowed("127.0.0.1/32").map_err(anyhow::Error::msg)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app::run(settings, store, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .build()?;
+    let hook = json!({
+        "name": "bench sink",
+        "events": ["kc_appointment_book"],
+        "url": format!("http://{sink_addr}/hook"),
+        "body": "{\"t\": \"{{appointment_id}}\", \"patient\": \"{{patient_name}}\", \"clinic\": \"{{clinic_name}}\"}",
+        "max_in_flight": 256,
+    });
+    let resp = client
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(hook.to_string())
+        .send()
+        .await?;
+    if resp.status() != 201 {
+        bail!(
+            "creating the benchmark webhook failed: {}",
+            resp.text().await?
+        );
+    }
+
+    eprintln!(
+        "carehook bench: {} events, {} clients, {}{} on {}",
+        args.events,
+        args.concurrency,
+        backend,
+        args.rate
+            .map(|r| format!(", paced at {r}/s"))
+            .unwrap_or_default(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let bar = ProgressBar::new(args.events);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} delivered {pos}/{len} [{bar:40}] {per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency {
+        let (client, next, accepted, base) =
+            (client.clone(), next.clone(), accepted.clone(), base.clone());
+        let (events, rate) = (args.events, args.rate);
+        clients.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                if let Some(rate) = rate {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent = origin.elapsed().as_micros() as u64;
+                let body = json!({
+                    "event": "kc_appointment_book",
+                    "data": {"appointment_id": sent.to_string(), "patient_name": "Zoë O'Brien", "clinic_name": "Riverside"}
+                });
+                let resp = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await?;
+                if resp.status() != 202 {
+                    bail!("an event was refused: {} {}", resp.status(), resp.text().await?);
+                }
+                resp.bytes().await?;
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let deadline = start + Duration::from_secs(args.timeout_secs);
+    let mut sent_elapsed = None;
+    loop {
+        let got = sink.received.load(Ordering::Relaxed);
+        bar.set_position(got.min(args.events));
+        if sent_elapsed.is_none() && accepted.load(Ordering::Relaxed) >= args.events {
+            sent_elapsed = Some(start.elapsed());
+            bar.set_message("all events accepted");
+        }
+        if got >= args.events && sent_elapsed.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bar.abandon();
+            bail!(
+                "only {got} of {} deliveries arrived within {} s",
+                args.events,
+                args.timeout_secs
+            );
+        }
+        if clients.is_empty() || clients.try_join_next().is_some() {
+            // A client that failed stops the run with its error.
+            while let Some(r) = clients.try_join_next() {
+                r??;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bar.finish();
+    while let Some(r) = clients.join_next().await {
+        r??;
+    }
+    let sent_elapsed = sent_elapsed.unwrap_or_else(|| start.elapsed());
+    let delivered_elapsed =
+        Duration::from_micros(sink.last_at_us.load(Ordering::Relaxed)) - (start - origin);
+    let mut lat = std::mem::take(&mut *sink.latencies_us.lock().expect("sink lock"));
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
+    };
+    let accepted_per_sec = args.events as f64 / sent_elapsed.as_secs_f64();
+    let delivered_per_sec = args.events as f64 / delivered_elapsed.as_secs_f64();
+    let rss = peak_rss_mib();
+    println!("database             {backend}");
+    println!(
+        "events               {} from {} clients",
+        args.events, args.concurrency
+    );
+    println!(
+        "accepted             {accepted_per_sec:.0} events/s ({:.2} s)",
+        sent_elapsed.as_secs_f64()
+    );
+    println!(
+        "delivered end to end {delivered_per_sec:.0} deliveries/s ({:.2} s)",
+        delivered_elapsed.as_secs_f64()
+    );
+    println!(
+        "event→receiver       p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!(
+        "peak RSS             {} (this process: carehook, the clients and the sink)",
+        rss.map(|m| format!("{m:.0} MiB"))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "database": backend, "events": args.events, "concurrency": args.concurrency, "rate": args.rate,
+                "accepted_per_sec": accepted_per_sec, "delivered_per_sec": delivered_per_sec,
+                "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "peak_rss_mib": rss,
+            })
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+/// The send time an event carried (`"t": "<µs>"`), without a JSON parse.
+fn sent_at(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("\"t\": \"")? + 6;
+    let end = start + text[start..].find('"')?;
+    text[start..end].parse().ok()
+}
+
+/// VmHWM from /proc (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_send_time_is_read_from_the_body() {
+        assert_eq!(
+            super::sent_at(br#"{"t": "12345", "patient": "x"}"#),
+            Some(12345)
+        );
+        assert_eq!(super::sent_at(b"{}"), None);
+    }
+}
