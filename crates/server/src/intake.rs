@@ -78,10 +78,9 @@ pub fn snapshot_from_data(
     event_id: Uuid,
     data: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vars, ApiError> {
+    // Variables the sender left out are simply absent: a template renders
+    // them empty, and the snapshot (stored per event) stays small.
     let mut vars = Vars::new();
-    for v in event.variables() {
-        vars.insert(v.name.to_string(), String::new());
-    }
     let now = Utc::now();
     vars.insert("current_date".into(), now.format("%Y-%m-%d").to_string());
     vars.insert("current_time".into(), now.format("%H:%M").to_string());
@@ -106,7 +105,7 @@ pub fn snapshot_from_data(
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
-            serde_json::Value::Null => String::new(),
+            serde_json::Value::Null => continue,
             _ => {
                 return Err(ApiError::invalid(
                     format!("data.{key}"),
