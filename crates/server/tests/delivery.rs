@@ -486,3 +486,124 @@ async fn bad_input_is_refused_with_the_field_and_changes_nothing() {
     assert_eq!(resp.status(), 200);
     server.stop().await;
 }
+
+on_both!(
+    a_huge_answer_is_cut_for_the_log,
+    a_reset_connection_is_retried,
+    a_webhook_failing_for_the_whole_window_is_disabled
+);
+
+async fn a_huge_answer_is_cut_for_the_log(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let big = "x".repeat(10 * 1024 * 1024);
+    rx.answer(move |_, _| Answer::ok().body(&big));
+    server.create_webhook(slack_like(&rx.url("/hook"))).await;
+    let pushed = server.push("kc_appointment_book", json!({})).await;
+    let id = pushed["deliveries"][0].as_str().unwrap();
+    let d = server
+        .wait_delivery(id, WAIT, |d| d["status"] == "succeeded")
+        .await;
+    let body = d["attempts"][0]["response"]["body"].as_str().unwrap();
+    assert_eq!(body.len(), 64 * 1024, "the log keeps the first 64 KiB");
+    server.stop().await;
+}
+
+/// A receiver that accepts connections and closes them at once.
+async fn resetting_endpoint() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            // Zero linger: closing sends RST, a reset rather than a clean close.
+            #[allow(deprecated)]
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            drop(socket);
+        }
+    });
+    addr
+}
+
+async fn a_reset_connection_is_retried(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let addr = resetting_endpoint().await;
+    server
+        .create_webhook(fast_retry(
+            slack_like(&format!("http://{addr}/hook")),
+            &["100ms", "100ms"],
+        ))
+        .await;
+    let pushed = server.push("kc_appointment_book", json!({})).await;
+    let id = pushed["deliveries"][0].as_str().unwrap();
+    let d = server
+        .wait_delivery(id, WAIT, |d| d["status"] == "failed")
+        .await;
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{d}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["response"].is_null() && a["error"].is_string()),
+        "{d}"
+    );
+    assert_eq!(attempts[0]["outcome"], "retry");
+    server.stop().await;
+}
+
+async fn a_webhook_failing_for_the_whole_window_is_disabled(backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, |s| s.auto_disable_after = Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    rx.answer(|_, _| Answer::status(500));
+    let mut spec = fast_retry(slack_like(&rx.url("/hook")), &["300ms"]);
+    spec["retry"]["max_attempts"] = json!(50);
+    let hook = server.create_webhook(spec).await;
+    server.push("kc_appointment_book", json!({})).await;
+    let path = format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, w) = server.get(&path).await;
+        if w["enabled"] == false {
+            assert!(
+                w["disabled_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("every delivery failed"),
+                "{w}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never disabled: {w}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Not too early: it had been failing for at least the window.
+    assert!(
+        rx.count() >= 5,
+        "disabled after only {} failures",
+        rx.count()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let rx = Receiver::start().await;
+    rx.answer(|_, _| Answer::ok().delay(Duration::from_millis(800)));
+    server.create_webhook(slack_like(&rx.url("/hook"))).await;
+    let pushed = server.push("kc_appointment_book", json!({})).await;
+    let id: uuid::Uuid = pushed["deliveries"][0].as_str().unwrap().parse().unwrap();
+    rx.wait_for(1, WAIT).await;
+    let store = server.store.clone();
+    server.stop().await; // returns once the dispatcher has drained
+    let (d, attempts) = store.get_delivery(id).await.unwrap().unwrap();
+    assert_eq!(d.status, carehook_store::DeliveryStatus::Succeeded);
+    assert_eq!(attempts.len(), 1);
+}
