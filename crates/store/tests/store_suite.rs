@@ -43,6 +43,7 @@ on_both_backends!(
     recorded_events_have_pending_deliveries,
     an_idempotency_key_seen_before_returns_the_first_event,
     claim_due_respects_due_time_and_leases,
+    claim_due_leaves_excluded_webhooks_alone,
     concurrent_claims_never_hand_out_a_delivery_twice,
     record_attempts_moves_deliveries_on,
     a_late_attempt_cannot_undo_a_success,
@@ -413,6 +414,22 @@ async fn an_idempotency_key_seen_before_returns_the_first_event(db: &TestDatabas
 }
 
 // --- claiming ----------------------------------------------------------------------------------
+
+async fn claim_due_leaves_excluded_webhooks_alone(db: &TestDatabase) {
+    let store = db.connect().await;
+    let busy = webhook(&*store, "busy").await;
+    let idle = webhook(&*store, "idle").await;
+    // The busy webhook's deliveries are older, so they come first unless excluded.
+    let busy_ids = record_one(&*store, event(&[busy], T - 5_000)).await;
+    let idle_ids = record_one(&*store, event(&[idle], T)).await;
+    let claimed = store.claim_due(T, LEASE, 10, &[busy]).await.unwrap();
+    let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
+    assert_eq!(ids, idle_ids);
+    // Not leased by that claim: available once no longer excluded.
+    let claimed = store.claim_due(T, LEASE, 10, &[]).await.unwrap();
+    let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
+    assert_eq!(ids, busy_ids);
+}
 
 async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     let store = db.connect().await;
