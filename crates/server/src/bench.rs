@@ -1,14 +1,15 @@
 //! `carehook bench`: a load benchmark anyone can run.
 //!
-//! It starts carehook in this process (on a fresh SQLite file, or a given
-//! PostgreSQL URL) and a fast sink receiver on 127.0.0.1, creates one webhook
-//! pointing at the sink, then sends N events through `POST /api/v1/events`
-//! from C concurrent clients over real HTTP, and reports what the clients
-//! and the sink saw. Each event carries its send time, so the sink measures
-//! event→receiver latency.
+//! It starts `carehook serve` as a child process (on a fresh SQLite file, or
+//! a given PostgreSQL URL) and a fast sink receiver on 127.0.0.1 in this
+//! process, creates one webhook pointing at the sink, then sends N events
+//! through `POST /api/v1/events` from C concurrent clients over real HTTP,
+//! and reports what the clients and the sink saw. Each event carries its
+//! send time, so the sink measures event→receiver latency.
 //!
-//! Everything runs on this machine's loopback; the numbers include the
-//! client and the sink competing for the same cores as carehook.
+//! carehook runs in its own process so its CPU time and peak memory can be
+//! read apart from the load generator's (from /proc), while both share this
+//! machine's cores, as they would on a small clinic server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +19,6 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tokio::sync::oneshot;
-
-use crate::app::{self, Settings};
-use crate::outbound::{DestinationPolicy, parse_allowed};
-use crate::vault::Vault;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -76,10 +72,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let store = carehook_store::connect(&url)
-        .await
-        .context("opening the benchmark database")?;
-    let backend = store.backend();
+    let backend = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
 
     // The sink: answers 200 at once and notes each event's latency.
     let origin = Instant::now();
@@ -104,16 +101,24 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     });
     tokio::spawn(async move { axum::serve(sink_listener, sink_app).await });
 
-    // carehook itself, through the same seam as `serve`.
-    let mut settings = Settings::new(TOKEN, Vault::from_key(&[1; 32]));
-    settings.policy =
-        DestinationPolicy::new(parse_allowed("127.0.0.1/32").map_err(anyhow::Error::msg)?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app::run(settings, store, listener, async move {
-        let _ = stopped.await;
-    }));
+    // carehook itself: `carehook serve`, as a user runs it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("CAREHOOK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAREHOOK_DATABASE_URL", &url)
+        .env("CAREHOOK_ADMIN_TOKEN", TOKEN)
+        .env("CAREHOOK_ALLOWED_DESTINATIONS", "127.0.0.1/32")
+        .env("CAREHOOK_KEY_FILE", dir.path().join("bench.key"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting `carehook serve`")?;
+    let server = ChildGuard(Some(child.id()));
+    wait_healthy(&base, &mut child).await?;
 
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -241,7 +246,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     let accepted_per_sec = args.events as f64 / sent_elapsed.as_secs_f64();
     let delivered_per_sec = args.events as f64 / delivered_elapsed.as_secs_f64();
-    let rss = peak_rss_mib();
+    let (cpu, rss) = (cpu_seconds(child.id()), peak_rss_mib(child.id()));
     println!("database             {backend}");
     println!(
         "events               {} from {} clients",
@@ -261,8 +266,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         pct(0.99),
         pct(1.0)
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "carehook CPU         {:.1} s, {:.0} µs per delivery (the load generator's not counted)",
+            cpu,
+            cpu * 1e6 / args.events as f64
+        );
+    }
     println!(
-        "peak RSS             {} (this process: carehook, the clients and the sink)",
+        "carehook peak RSS    {}",
         rss.map(|m| format!("{m:.0} MiB"))
             .unwrap_or_else(|| "unknown".into())
     );
@@ -273,12 +285,55 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 "database": backend, "events": args.events, "concurrency": args.concurrency, "rate": args.rate,
                 "accepted_per_sec": accepted_per_sec, "delivered_per_sec": delivered_per_sec,
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "peak_rss_mib": rss,
+                "carehook_cpu_s": cpu,
             })
         );
     }
-    let _ = stop.send(());
-    server.await??;
+    drop(server);
+    let _ = child.wait();
     Ok(())
+}
+
+/// Stops the child with SIGTERM (a graceful shutdown) when the run ends,
+/// however it ends.
+struct ChildGuard(Option<u32>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}
+
+async fn wait_healthy(base: &str, child: &mut std::process::Child) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait()? {
+            bail!("`carehook serve` exited with {status} before it was ready");
+        }
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status() == 200
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("`carehook serve` did not become ready within 10 s")
+}
+
+/// User plus system CPU time of a process, from /proc (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
 }
 
 /// The send time an event carried (`"t": "<µs>"`), without a JSON parse.
@@ -289,9 +344,9 @@ fn sent_at(body: &[u8]) -> Option<u64> {
     text[start..end].parse().ok()
 }
 
-/// VmHWM from /proc (Linux).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// VmHWM of a process from /proc (Linux).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)

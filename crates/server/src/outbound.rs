@@ -228,7 +228,8 @@ impl Outbound {
             .user_agent(concat!("carehook/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            // No cap on idle connections per host: a busy endpoint with 200
+            // requests in flight would otherwise reconnect for most of them.
             .tcp_nodelay(true)
             .build()?;
         Ok(Outbound { client, policy })
