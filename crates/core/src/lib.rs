@@ -6,12 +6,15 @@
 //! - [`conditions`]: per-webhook filters evaluated against an event's variables.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`retry`]: when to try a failed delivery again, and when to stop.
+//! - [`webhook`]: a webhook as written, validated and compiled.
+//! - [`presets`]: the user guide's 15 integrations, ready to fill in.
 //!
 //! The server and the store build on these; nothing here touches the network,
 //! the clock (callers pass `now`) or the disk.
 
 pub mod catalog;
 pub mod conditions;
+pub mod presets;
 pub mod retry;
 pub mod signing;
 pub mod template;

@@ -210,6 +210,14 @@ pub struct WebhookSpec {
     /// Standard Webhooks signature headers on every request.
     #[serde(default = "yes")]
     pub signing: bool,
+    /// Count a 3xx answer as success (redirects are still not followed).
+    /// For services that redirect after doing the work, like Google Apps Script.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub accept_redirects: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_timeout() -> u64 {

@@ -526,7 +526,9 @@ async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
     let (status, headers, body, outcome, next, error) = match result {
         Ok(answer) => {
             let headers = headers_json(&answer.headers);
-            if retry::is_success(answer.status) {
+            if retry::is_success(answer.status)
+                || (spec.accept_redirects && (300..400).contains(&answer.status))
+            {
                 (
                     Some(answer.status),
                     Some(headers),

@@ -18,6 +18,7 @@ pub mod dispatcher;
 pub mod events_cmd;
 pub mod intake;
 pub mod outbound;
+pub mod presets_cmd;
 pub mod registry;
 pub mod time;
 pub mod vault;

@@ -607,3 +607,72 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     assert_eq!(d.status, carehook_store::DeliveryStatus::Succeeded);
     assert_eq!(attempts.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_made_from_a_preset_and_missing_values_are_named() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let rx = Receiver::start().await;
+    let (s, e) = server
+        .post(
+            "/api/v1/webhooks",
+            json!({"preset": "twilio_sms_confirmation"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let missing: Vec<_> = e["error"]["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "values.account_sid",
+            "values.from_number",
+            "auth.username",
+            "auth.password"
+        ]
+    );
+    let (s, e) = server
+        .post("/api/v1/webhooks", json!({"preset": "slak"}))
+        .await;
+    assert_eq!((s, e["error"]["field"].as_str()), (422, Some("preset")));
+
+    let hook = server
+        .create_webhook(json!({
+            "preset": "twilio_sms_confirmation",
+            "url": rx.url("/2010-04-01/Accounts/AC42/Messages.json"),
+            "values": {"from_number": "+15550001111"},
+            "auth": {"username": "AC42", "password": "s3cret"},
+        }))
+        .await;
+    assert_eq!(hook["name"], "Twilio: SMS appointment confirmation");
+    assert_eq!(hook["auth"]["password"], "********");
+    server
+        .push(
+            "kc_appointment_book",
+            json!({"patient_name": "Zoë O'Brien & Co = 100% +1"}),
+        )
+        .await;
+    let got = rx.wait_for(1, WAIT).await;
+    let r = &got[0];
+    assert_eq!(r.path, "/2010-04-01/Accounts/AC42/Messages.json");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(r.header("authorization"), Some("Basic QUM0MjpzM2NyZXQ="));
+    let form = r.form();
+    assert_eq!(form[1], ("From".to_string(), "+15550001111".to_string()));
+    assert!(
+        form[2]
+            .1
+            .starts_with("Hi Zoë O'Brien & Co = 100% +1, your appointment"),
+        "{:?}",
+        form[2]
+    );
+    let (_, list) = server.get("/api/v1/presets").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 15);
+    server.stop().await;
+}

@@ -69,10 +69,12 @@ impl Template {
                 }
             }
             if let Escape::JsonValue { number } = escape {
+                // Numeric variables, and values the `unix` filter turned into
+                // seconds, stand as JSON numbers.
                 *number = matches!(
                     scope.var_type(&ph.var),
                     Some(VarType::Integer | VarType::Decimal)
-                );
+                ) || matches!(ph.filters.last(), Some(super::Filter::Unix));
             }
         }
         Ok(warnings)

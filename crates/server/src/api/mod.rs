@@ -7,6 +7,7 @@
 mod deliveries;
 pub mod error;
 mod events;
+mod presets;
 mod webhooks;
 
 use std::sync::Arc;
@@ -50,7 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/event-types", get(events::event_types))
         .merge(events::router())
         .merge(webhooks::router())
-        .merge(deliveries::router());
+        .merge(deliveries::router())
+        .merge(presets::router());
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)

@@ -40,8 +40,9 @@ const READ_ONLY: &[&str] = &[
 async fn create(
     State(state): State<AppState>,
     _: Caller,
-    ApiJson(spec): ApiJson<WebhookSpec>,
+    ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let spec = super::presets::spec_from_body(body)?;
     let (_, warnings) = spec.compile()?;
     let _gate = state.registry.write_gate().await;
     let vault = state.registry.vault();

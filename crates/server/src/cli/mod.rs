@@ -38,6 +38,22 @@ pub enum Command {
     ///   carehook bench --database-url postgres://postgres@127.0.0.1/bench
     #[command(verbatim_doc_comment)]
     Bench(crate::bench::BenchArgs),
+    /// List the guide's integration presets, or show one.
+    ///
+    /// Create a webhook from one with POST /api/v1/webhooks
+    /// {"preset": "slack_new_appointment", "url": "https://hooks.slack.com/services/…"}.
+    ///
+    /// Examples:
+    ///   carehook presets
+    ///   carehook presets show twilio_sms_confirmation
+    #[command(verbatim_doc_comment)]
+    Presets {
+        #[command(subcommand)]
+        action: Option<PresetsAction>,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// List the events carehook knows, or one event's variables with examples.
     ///
     /// Examples:
@@ -54,10 +70,25 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PresetsAction {
+    /// List every preset.
+    List,
+    /// Show one preset: what it sends and what you give.
+    Show { id: String },
+}
+
 /// Runs a parsed command line; the exit code is what scripts see.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Presets { action, json } => {
+            let id = match &action {
+                Some(PresetsAction::Show { id }) => Some(id.as_str()),
+                Some(PresetsAction::List) | None => None,
+            };
+            crate::presets_cmd::run(id, json, &mut std::io::stdout())
+        }
         Command::Bench(args) => crate::bench::run(args),
         Command::Events { event, json } => {
             crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())

@@ -1,0 +1,980 @@
+//! Presets: the user guide's 15 integrations as data, so a clinic admin sets
+//! one up by giving only what is theirs (a URL, a key, an account id).
+//!
+//! A preset is a webhook spec with marked gaps. A gap is a token such as
+//! `YOUR_ACCOUNT_SID` in the URL or the body (the guide's own convention),
+//! or the whole URL, or the auth secret. [`build`] fills the gaps with the
+//! admin's values, escaping each for where it stands, and says which values
+//! are still missing. Where the guide's example would not work against the
+//! real service, the preset fixes it and its `notes` say what and why.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One value the admin gives.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresetValue {
+    /// The key in the request's `values` (`account_sid`), or `url`.
+    pub key: &'static str,
+    /// The token it replaces in the URL or the body (`YOUR_ACCOUNT_SID`);
+    /// empty for `url`, which replaces the whole URL.
+    pub token: &'static str,
+    pub label: &'static str,
+    /// Where to find it in that service.
+    pub help: &'static str,
+    pub example: &'static str,
+}
+
+/// What kind of auth a preset uses, and what the admin must give for it.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PresetAuth {
+    None,
+    /// `username` and `password`.
+    Basic {
+        username_label: &'static str,
+        password_label: &'static str,
+    },
+    /// `token`.
+    Bearer {
+        token_label: &'static str,
+    },
+    /// `value` (and `name` when `name` is empty here).
+    ApiKey {
+        name: &'static str,
+        location: &'static str,
+        value_label: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Preset {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub integration: &'static str,
+    pub description: &'static str,
+    /// What differs from the guide's example, and why; and what to know.
+    pub notes: &'static [&'static str],
+    pub events: &'static [&'static str],
+    pub method: &'static str,
+    pub content_type: &'static str,
+    pub auth: PresetAuth,
+    /// With tokens for the admin's parts; empty: the admin gives the URL.
+    pub url: &'static str,
+    pub headers: &'static [(&'static str, &'static str)],
+    pub body: &'static str,
+    /// `(variable, op, value)`.
+    pub conditions: &'static [(&'static str, &'static str, &'static str)],
+    pub values: &'static [PresetValue],
+    /// 3xx answers count as success (Google Apps Script answers 302 after running).
+    pub accept_redirects: bool,
+}
+
+const URL_VALUE: PresetValue = PresetValue {
+    key: "url",
+    token: "",
+    label: "Webhook URL",
+    help: "the URL the service gave you for incoming webhooks",
+    example: "https://example.com/hooks/abc123",
+};
+
+const fn url_value(label: &'static str, help: &'static str, example: &'static str) -> PresetValue {
+    PresetValue {
+        key: "url",
+        token: "",
+        label,
+        help,
+        example,
+    }
+}
+
+pub static PRESETS: &[Preset] = &[
+    Preset {
+        id: "slack_new_appointment",
+        name: "Slack: new appointment",
+        integration: "Slack",
+        description: "Posts each new booking to a Slack channel, with a button to the appointment.",
+        notes: &["Edit the button's https://yoursite.com link to your own appointment page."],
+        events: &["kc_appointment_book"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"text": "🏥 New Appointment Booked!",
+"blocks": [
+{
+"type": "section",
+"text": {
+"type": "mrkdwn",
+"text": "*Patient:* {{patient_name}}\n*Doctor:* {{doctor_name}}\n*Date:* {{appointment_date}} at {{appointment_start_time}}\n*Clinic:* {{clinic_name}}\n*Phone:* {{patient_contact_number}}"
+}
+},
+{
+"type": "actions",
+"elements": [
+{
+"type": "button",
+"text": {
+"type": "plain_text",
+"text": "View Details"
+},
+"url": "https://yoursite.com/appointments/{{appointment_id}}"
+}
+]
+}
+]
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Slack incoming webhook URL",
+            "Slack → your app → Incoming Webhooks → Add New Webhook to Workspace; it starts with https://hooks.slack.com/services/",
+            "https://hooks.slack.com/services/T000/B000/XXXX",
+        )],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "twilio_sms_confirmation",
+        name: "Twilio: SMS appointment confirmation",
+        integration: "Twilio SMS",
+        description: "Texts the patient a confirmation as soon as an appointment is booked.",
+        notes: &[
+            "Twilio needs the patient's number in E.164 form (+447700900123); store numbers that way.",
+            "The basic auth username is your Account SID, the password your Auth Token.",
+        ],
+        events: &["kc_appointment_book"],
+        method: "POST",
+        content_type: "form",
+        auth: PresetAuth::Basic { username_label: "Account SID", password_label: "Auth Token" },
+        url: "https://api.twilio.com/2010-04-01/Accounts/YOUR_ACCOUNT_SID/Messages.json",
+        headers: &[],
+        body: "To={{patient_contact_number}}
+From=YOUR_TWILIO_PHONE_NUMBER
+Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed for {{appointment_date}} at {{appointment_start_time}}. See you at {{clinic_name}}!",
+        conditions: &[],
+        values: &[
+            PresetValue {
+                key: "account_sid",
+                token: "YOUR_ACCOUNT_SID",
+                label: "Account SID",
+                help: "Twilio Console → Account Info (starts with AC); defaults to the auth username",
+                example: "AC0123456789abcdef0123456789abcdef",
+            },
+            PresetValue {
+                key: "from_number",
+                token: "YOUR_TWILIO_PHONE_NUMBER",
+                label: "Your Twilio phone number",
+                help: "Twilio Console → Phone Numbers → Active numbers, in E.164 form",
+                example: "+15017122661",
+            },
+        ],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "sendgrid_email_confirmation",
+        name: "SendGrid: e-mail appointment confirmation",
+        integration: "SendGrid e-mail",
+        description: "E-mails the patient an HTML confirmation of a new appointment.",
+        notes: &["The clinic's e-mail address must be a verified sender in SendGrid."],
+        events: &["kc_appointment_book"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::Bearer { token_label: "SendGrid API key" },
+        url: "https://api.sendgrid.com/v3/mail/send",
+        headers: &[],
+        body: r#"{
+"personalizations": [{
+"to": [{"email": "{{patient_email}}", "name": "{{patient_name}}"}],
+"subject": "Appointment Confirmation - {{clinic_name}}"
+}],
+"from": {
+"email": "{{clinic_email}}",
+"name": "{{clinic_name}}"
+},
+"content": [{
+"type": "text/html",
+"value": "<h2>Appointment Confirmed</h2><p>Dear {{patient_name}},</p><p>Your appointment with Dr. {{doctor_name}} is confirmed for {{appointment_date}} at {{appointment_start_time}}.</p><p>Location: {{clinic_address}}</p><p>If you need to reschedule, please contact us.</p><p>Best regards,<br>{{clinic_name}}</p>"
+}]
+}"#,
+        conditions: &[],
+        values: &[],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "teams_cancellation_alert",
+        name: "Microsoft Teams: cancellation alert",
+        integration: "Microsoft Teams",
+        description: "Alerts a Teams channel when an appointment is cancelled (other status changes send nothing).",
+        notes: &[],
+        events: &["kc_appointment_status_change"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"@type": "MessageCard",
+"@context": "https://schema.org/extensions",
+"summary": "Appointment Cancelled",
+"themeColor": "FF0000",
+"title": "⚠️ Appointment Cancelled",
+"sections": [{
+"facts": [
+{"name": "Patient:", "value": "{{patient_name}}"},
+{"name": "Doctor:", "value": "{{doctor_name}}"},
+{"name": "Date:", "value": "{{appointment_date}}"},
+{"name": "Time:", "value": "{{appointment_start_time}}"},
+{"name": "Clinic:", "value": "{{clinic_name}}"}
+]
+}]
+}"#,
+        conditions: &[("appointment_status", "eq", "cancelled")],
+        values: &[url_value(
+            "Teams incoming webhook URL",
+            "Teams → the channel → ⋯ → Workflows (or Connectors) → Incoming Webhook → copy the URL",
+            "https://example.webhook.office.com/webhookb2/abc",
+        )],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "hubspot_patient_contact",
+        name: "HubSpot: contact for a new patient",
+        integration: "HubSpot",
+        description: "Creates a HubSpot contact when a patient registers.",
+        notes: &[
+            "The API key travels in the hapikey query parameter, stored sealed and masked in the log.",
+            "HubSpot now prefers private-app tokens: choose bearer auth with the token to use one.",
+        ],
+        events: &["kc_patient_add"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::ApiKey { name: "hapikey", location: "query", value_label: "HubSpot API key" },
+        url: "https://api.hubapi.com/contacts/v1/contact",
+        headers: &[],
+        body: r#"{
+"properties": [
+{"property": "email", "value": "{{patient_email}}"},
+{"property": "firstname", "value": "{{patient_name}}"},
+{"property": "phone", "value": "{{patient_contact_number}}"},
+{"property": "clinic_id", "value": "{{clinic_id}}"},
+{"property": "lifecyclestage", "value": "patient"},
+{"property": "registration_date", "value": "{{current_date}}"}
+]
+}"#,
+        conditions: &[],
+        values: &[],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "salesforce_lead_update",
+        name: "Salesforce: lead status on booking",
+        integration: "Salesforce",
+        description: "Marks the patient's lead as having an appointment scheduled.",
+        notes: &[
+            "Salesforce access tokens expire (often after 2 hours): refresh the token, or deliveries fail with 401.",
+            "The lead id in the URL is the patient's id in carehook: keep them in step, or map ids in your org.",
+        ],
+        events: &["kc_appointment_book"],
+        method: "PATCH",
+        content_type: "json",
+        auth: PresetAuth::Bearer { token_label: "Salesforce access token" },
+        url: "https://YOUR_INSTANCE.salesforce.com/services/data/v52.0/sobjects/Lead/{{patient_id}}",
+        headers: &[],
+        body: r#"{
+"Status": "Appointment Scheduled",
+"LastActivityDate": "{{current_date}}",
+"Description": "Appointment with {{doctor_name}} on {{appointment_date}}"
+}"#,
+        conditions: &[],
+        values: &[PresetValue {
+            key: "instance",
+            token: "YOUR_INSTANCE",
+            label: "Salesforce instance",
+            help: "the first part of your Salesforce URL, e.g. mycompany.my for https://mycompany.my.salesforce.com",
+            example: "mycompany.my",
+        }],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "google_analytics_booking",
+        name: "Google Analytics: booking event",
+        integration: "Google Analytics",
+        description: "Records each booking as an appointment_booked event (Measurement Protocol).",
+        notes: &[
+            "The measurement id stays in the URL; the API secret is stored as a sealed api_secret query key, masked in the log.",
+        ],
+        events: &["kc_appointment_book"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::ApiKey { name: "api_secret", location: "query", value_label: "Measurement Protocol API secret" },
+        url: "https://www.google-analytics.com/mp/collect?measurement_id=YOUR_MEASUREMENT_ID",
+        headers: &[],
+        body: r#"{
+"client_id": "{{patient_id}}",
+"events": [{
+"name": "appointment_booked",
+"params": {
+"doctor": "{{doctor_name}}",
+"clinic": "{{clinic_name}}",
+"appointment_date": "{{appointment_date}}",
+"value": 1
+}
+}]
+}"#,
+        conditions: &[],
+        values: &[PresetValue {
+            key: "measurement_id",
+            token: "YOUR_MEASUREMENT_ID",
+            label: "Measurement ID",
+            help: "Google Analytics → Admin → Data streams → your stream (starts with G-)",
+            example: "G-ABC123XYZ",
+        }],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "mixpanel_patient_journey",
+        name: "Mixpanel: patient journey",
+        integration: "Mixpanel",
+        description: "Tracks each booking as an Appointment Booked event for the patient.",
+        notes: &[
+            "Fixed from the guide: Mixpanel's time must be a unix timestamp, so time is {{current_date_time | unix}}, a number.",
+        ],
+        events: &["kc_appointment_book"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "https://api.mixpanel.com/track",
+        headers: &[],
+        body: r#"{
+"event": "Appointment Booked",
+"properties": {
+"distinct_id": "{{patient_id}}",
+"token": "YOUR_MIXPANEL_TOKEN",
+"appointment_id": "{{appointment_id}}",
+"doctor_id": "{{doctor_id}}",
+"clinic_id": "{{clinic_id}}",
+"appointment_date": "{{appointment_date}}",
+"time": {{current_date_time | unix}},
+"$insert_id": "{{appointment_id}}"
+}
+}"#,
+        conditions: &[],
+        values: &[PresetValue {
+            key: "project_token",
+            token: "YOUR_MIXPANEL_TOKEN",
+            label: "Mixpanel project token",
+            help: "Mixpanel → Project settings → Project token",
+            example: "0123456789abcdef0123456789abcdef",
+        }],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "zapier_any_event",
+        name: "Zapier: any event",
+        integration: "Zapier",
+        description: "Sends every clinic event to a Zapier catch hook.",
+        notes: &[
+            "Fixed from the guide: event_type is {{event_name}}, the event that fired, not always appointment_booked.",
+            "Events without a patient or an appointment send those fields empty.",
+        ],
+        events: &["*"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"event_type": "{{event_name}}",
+"patient": {
+"id": "{{patient_id}}",
+"name": "{{patient_name}}",
+"email": "{{patient_email}}",
+"phone": "{{patient_contact_number}}"
+},
+"appointment": {
+"id": "{{appointment_id}}",
+"date": "{{appointment_date}}",
+"time": "{{appointment_start_time}}",
+"doctor": "{{doctor_name}}"
+},
+"clinic": {
+"name": "{{clinic_name}}",
+"email": "{{clinic_email}}"
+}
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Zapier catch hook URL",
+            "Zapier → Create Zap → Webhooks by Zapier → Catch Hook → copy the URL",
+            "https://hooks.zapier.com/hooks/catch/123/abc/",
+        )],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "make_payment_received",
+        name: "Make: payment received",
+        integration: "Make",
+        description: "Starts a Make scenario whenever a payment is recorded.",
+        notes: &["amount arrives as an exact decimal string (1234.50), never rounded."],
+        events: &["kc_payment_add"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"event": "payment_received",
+"payment": {
+"id": "{{payment_id}}",
+"amount": "{{payment_amount}}",
+"method": "{{payment_method}}",
+"date": "{{payment_date}}"
+},
+"patient": {
+"name": "{{patient_name}}",
+"email": "{{patient_email}}"
+},
+"bill": {
+"id": "{{bill_id}}",
+"number": "{{bill_number}}"
+}
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Make webhook URL",
+            "Make → your scenario → Webhooks → Custom webhook → copy the address",
+            "https://hook.eu1.make.com/abc123",
+        )],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "google_sheets_appointments",
+        name: "Google Sheets: appointment log",
+        integration: "Google Sheets",
+        description: "Adds a row to a sheet for every booking, through an Apps Script web app.",
+        notes: &[
+            "An Apps Script web app runs your doPost, then answers 302; this preset counts a redirect as success so rows are not added twice.",
+        ],
+        events: &["kc_appointment_book"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"patient_name": "{{patient_name}}",
+"patient_email": "{{patient_email}}",
+"patient_phone": "{{patient_contact_number}}",
+"doctor_name": "{{doctor_name}}",
+"appointment_date": "{{appointment_date}}",
+"appointment_time": "{{appointment_start_time}}",
+"clinic_name": "{{clinic_name}}",
+"status": "{{appointment_status}}",
+"created_at": "{{current_date_time}}"
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Apps Script web app URL",
+            "Sheets → Extensions → Apps Script → Deploy → New deployment → Web app → copy the URL",
+            "https://script.google.com/macros/s/abc/exec",
+        )],
+        accept_redirects: true,
+    },
+    Preset {
+        id: "quickbooks_payment_sync",
+        name: "QuickBooks: payment sync",
+        integration: "QuickBooks/Xero",
+        description: "Records each payment in QuickBooks Online.",
+        notes: &[
+            "Fixed from the guide: QuickBooks Online's API host is quickbooks.api.intuit.com.",
+            "QuickBooks access tokens expire after an hour: refresh the token, or deliveries fail with 401.",
+            "CustomerRef must be a QuickBooks customer id: keep patient ids and customer ids in step.",
+        ],
+        events: &["kc_payment_add"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::Bearer { token_label: "QuickBooks access token" },
+        url: "https://quickbooks.api.intuit.com/v3/company/YOUR_COMPANY_ID/payment",
+        headers: &[],
+        body: r#"{
+"TotalAmt": "{{payment_amount}}",
+"CustomerRef": {
+"value": "{{patient_id}}"
+},
+"PaymentMethodRef": {
+"value": "{{payment_method}}"
+},
+"TxnDate": "{{payment_date}}",
+"PrivateNote": "Payment for Bill #{{bill_number}}"
+}"#,
+        conditions: &[],
+        values: &[PresetValue {
+            key: "company_id",
+            token: "YOUR_COMPANY_ID",
+            label: "Company ID (realm id)",
+            help: "QuickBooks → Settings → Account and settings → Billing & subscription → Company ID",
+            example: "4620816365178145710",
+        }],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "patient_portal_record",
+        name: "Patient portal: new medical record",
+        integration: "Patient portal",
+        description: "Tells the patient portal a new medical record is available.",
+        notes: &["The API key is sent in a header (X-API-Key by default; change auth.name to your portal's)."],
+        events: &["kc_medical_record_add"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::ApiKey { name: "X-API-Key", location: "header", value_label: "Portal API key" },
+        url: "",
+        headers: &[],
+        body: r#"{
+"patient_id": "{{patient_id}}",
+"record_type": "medical_record",
+"encounter_id": "{{encounter_id}}",
+"doctor": "{{doctor_name}}",
+"date": "{{encounter_date}}",
+"notify_patient": true
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Portal records endpoint",
+            "your portal's API documentation",
+            "https://your-portal.example.com/api/records",
+        )],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "pharmacy_prescription",
+        name: "Pharmacy: new prescription",
+        integration: "Pharmacy system",
+        description: "Sends each new prescription to the pharmacy for fulfilment.",
+        notes: &["The API key is sent in a header (X-API-Key by default; change auth.name to your pharmacy's)."],
+        events: &["kc_prescription_add"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::ApiKey { name: "X-API-Key", location: "header", value_label: "Pharmacy API key" },
+        url: "",
+        headers: &[],
+        body: r#"{
+"prescription_id": "{{prescription_id}}",
+"patient": {
+"name": "{{patient_name}}",
+"dob": "{{patient_dob}}",
+"contact": "{{patient_contact_number}}"
+},
+"prescriber": {
+"name": "{{doctor_name}}",
+"license": "{{doctor_license_number}}"
+},
+"medications": "{{prescription_details}}",
+"date": "{{current_date}}"
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Pharmacy prescriptions endpoint",
+            "your pharmacy system's API documentation",
+            "https://pharmacy-api.example.com/prescriptions",
+        )],
+        accept_redirects: false,
+    },
+    Preset {
+        id: "discord_patient_updates",
+        name: "Discord: patient registrations and updates",
+        integration: "Discord",
+        description: "Posts new and updated patients to a Discord channel.",
+        notes: &[
+            "Discord needs timestamp in ISO 8601: current_date_time is RFC 3339, which is.",
+            "Fixed from the guide: the headline names the event, since the webhook fires for updates too.",
+        ],
+        events: &["kc_patient_add", "kc_patient_update"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"content": "New Patient Registered! 🎉 ({{event_name}})",
+"embeds": [{
+"title": "Patient Details",
+"color": 5814783,
+"fields": [
+{"name": "Name", "value": "{{patient_name}}", "inline": true},
+{"name": "Email", "value": "{{patient_email}}", "inline": true},
+{"name": "Phone", "value": "{{patient_contact_number}}", "inline": true},
+{"name": "Clinic", "value": "{{clinic_name}}", "inline": true}
+],
+"timestamp": "{{current_date_time}}"
+}]
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Discord webhook URL",
+            "Discord → Server settings → Integrations → Webhooks → New webhook → Copy webhook URL",
+            "https://discord.com/api/webhooks/123/abc",
+        )],
+        accept_redirects: false,
+    },
+];
+
+/// The generic URL value, for presets a caller builds by hand.
+pub const GENERIC_URL_VALUE: PresetValue = URL_VALUE;
+
+pub fn presets() -> &'static [Preset] {
+    PRESETS
+}
+
+pub fn lookup(id: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.id == id)
+}
+
+/// What is still missing to make a webhook from a preset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Missing {
+    /// `url`, `values.account_sid`, `auth.password`…
+    pub field: String,
+    pub message: String,
+}
+
+/// A value that cannot stand where its preset puts it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BadValue {
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything the admin gives with `{"preset": …}`.
+#[derive(Debug, Clone, Default)]
+pub struct PresetRequest {
+    pub url: Option<String>,
+    pub values: BTreeMap<String, String>,
+    pub auth: Option<Value>,
+}
+
+/// Everything outside unreserved characters, for a value in a URL.
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Builds the webhook spec (as JSON, for the caller to merge overrides into
+/// and validate) from a preset and the admin's values. Lists every missing
+/// value at once, so the admin fixes them in one go.
+pub fn build(
+    preset: &Preset,
+    req: &PresetRequest,
+) -> Result<Value, Result<Vec<Missing>, BadValue>> {
+    let mut missing = Vec::new();
+    for (key, value) in &req.values {
+        if !preset.values.iter().any(|v| v.key == key && v.key != "url") {
+            let known: Vec<&str> = preset
+                .values
+                .iter()
+                .filter(|v| v.key != "url")
+                .map(|v| v.key)
+                .collect();
+            return Err(Err(BadValue {
+                field: format!("values.{key}"),
+                message: if known.is_empty() {
+                    format!("preset {} takes no values", preset.id)
+                } else {
+                    format!(
+                        "preset {} has no value \"{key}\"; it takes: {}",
+                        preset.id,
+                        known.join(", ")
+                    )
+                },
+            }));
+        }
+        if value.contains("{{") || value.contains("}}") || value.chars().any(char::is_control) {
+            return Err(Err(BadValue {
+                field: format!("values.{key}"),
+                message: "a value may not contain {{, }} or control characters".into(),
+            }));
+        }
+    }
+    // Twilio's account SID is also the basic auth username.
+    let auth_username = req
+        .auth
+        .as_ref()
+        .and_then(|a| a.get("username"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+
+    let mut url = preset.url.to_string();
+    let mut body = preset.body.to_string();
+    for v in preset.values {
+        if v.key == "url" {
+            match req.url.as_deref().filter(|u| !u.trim().is_empty()) {
+                Some(u) => url = u.trim().to_string(),
+                None => missing.push(Missing {
+                    field: "url".into(),
+                    message: format!("{}: {} (e.g. {})", v.label, v.help, v.example),
+                }),
+            }
+            continue;
+        }
+        let given = req.values.get(v.key).cloned().or_else(|| {
+            (v.key == "account_sid" && preset.id == "twilio_sms_confirmation")
+                .then(|| auth_username.clone())
+                .flatten()
+        });
+        let Some(value) = given.filter(|s| !s.trim().is_empty()) else {
+            missing.push(Missing {
+                field: format!("values.{}", v.key),
+                message: format!("{}: {} (e.g. {})", v.label, v.help, v.example),
+            });
+            continue;
+        };
+        if url.contains(v.token) {
+            url = url.replace(
+                v.token,
+                &utf8_percent_encode(&value, URL_COMPONENT).to_string(),
+            );
+        }
+        if body.contains(v.token) {
+            let escaped = match preset.content_type {
+                // Inside a JSON string: escape as JSON, without the quotes.
+                "json" => {
+                    let quoted = serde_json::to_string(&value).unwrap_or_default();
+                    quoted[1..quoted.len() - 1].to_string()
+                }
+                // Form and text: the template encodes literals when it renders.
+                _ => value.clone(),
+            };
+            body = body.replace(v.token, &escaped);
+        }
+    }
+    // A URL given in full replaces the preset's, tokens and all.
+    if let Some(u) = req.url.as_deref().filter(|u| !u.trim().is_empty()) {
+        url = u.trim().to_string();
+    }
+
+    let auth = match preset.auth {
+        PresetAuth::None => json!({"type": "none"}),
+        PresetAuth::Basic {
+            username_label,
+            password_label,
+        } => {
+            let get = |k: &str| {
+                req.auth
+                    .as_ref()
+                    .and_then(|a| a.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (username, password) = (get("username"), get("password"));
+            if username.is_empty() {
+                missing.push(Missing {
+                    field: "auth.username".into(),
+                    message: format!("{username_label} (basic auth username)"),
+                });
+            }
+            if password.is_empty() {
+                missing.push(Missing {
+                    field: "auth.password".into(),
+                    message: format!("{password_label} (basic auth password)"),
+                });
+            }
+            json!({"type": "basic", "username": username, "password": password})
+        }
+        PresetAuth::Bearer { token_label } => {
+            let token = req
+                .auth
+                .as_ref()
+                .and_then(|a| a.get("token"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if token.is_empty() {
+                missing.push(Missing {
+                    field: "auth.token".into(),
+                    message: format!("{token_label} (bearer token)"),
+                });
+            }
+            json!({"type": "bearer", "token": token})
+        }
+        PresetAuth::ApiKey {
+            name,
+            location,
+            value_label,
+        } => {
+            let get = |k: &str| {
+                req.auth
+                    .as_ref()
+                    .and_then(|a| a.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let value = get("value").unwrap_or_default();
+            if value.is_empty() {
+                missing.push(Missing {
+                    field: "auth.value".into(),
+                    message: format!("{value_label} (API key)"),
+                });
+            }
+            json!({
+                "type": "api_key",
+                "name": get("name").unwrap_or_else(|| name.to_string()),
+                "value": value,
+                "location": get("location").unwrap_or_else(|| location.to_string()),
+            })
+        }
+    };
+    if !missing.is_empty() {
+        return Err(Ok(missing));
+    }
+    let conditions: Vec<Value> = preset
+        .conditions
+        .iter()
+        .map(|(variable, op, value)| json!({"variable": variable, "op": op, "value": value}))
+        .collect();
+    let headers: serde_json::Map<String, Value> = preset
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    let mut spec = json!({
+        "name": preset.name,
+        "description": preset.description,
+        "events": preset.events,
+        "url": url,
+        "method": preset.method,
+        "content_type": preset.content_type,
+        "auth": auth,
+        "headers": headers,
+        "body": body,
+        "conditions": conditions,
+    });
+    if preset.accept_redirects {
+        spec["accept_redirects"] = Value::Bool(true);
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::WebhookSpec;
+
+    fn example_request(p: &Preset) -> PresetRequest {
+        let mut req = PresetRequest::default();
+        for v in p.values {
+            if v.key == "url" {
+                req.url = Some(v.example.to_string());
+            } else {
+                req.values.insert(v.key.to_string(), v.example.to_string());
+            }
+        }
+        req.auth =
+            Some(json!({"username": "AC1", "password": "pw", "token": "tok", "value": "key"}));
+        req
+    }
+
+    #[test]
+    fn there_is_one_preset_per_guide_integration() {
+        assert_eq!(PRESETS.len(), 15);
+        let mut ids: Vec<_> = PRESETS.iter().map(|p| p.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 15);
+    }
+
+    #[test]
+    fn every_preset_builds_and_compiles_with_example_values() {
+        for p in PRESETS {
+            let spec = build(p, &example_request(p)).unwrap_or_else(|e| panic!("{}: {e:?}", p.id));
+            let spec: WebhookSpec =
+                serde_json::from_value(spec).unwrap_or_else(|e| panic!("{}: {e}", p.id));
+            let (compiled, _) = spec.compile().unwrap_or_else(|e| panic!("{}: {e}", p.id));
+            let event = if p.events[0] == "*" {
+                "kc_appointment_book"
+            } else {
+                p.events[0]
+            };
+            let vars = crate::catalog::lookup(event).unwrap().example_vars();
+            let (req, masked) = compiled.render(&vars).unwrap();
+            assert!(!req.url.contains("YOUR_"), "{}: {}", p.id, req.url);
+            assert!(!req.body.contains("YOUR_"), "{}: {}", p.id, req.body);
+            assert!(!format!("{masked:?}").contains("\"pw\""), "{}", p.id);
+        }
+    }
+
+    #[test]
+    fn missing_values_are_all_named() {
+        let p = lookup("twilio_sms_confirmation").unwrap();
+        let missing = build(p, &PresetRequest::default()).unwrap_err().unwrap();
+        let fields: Vec<_> = missing.iter().map(|m| m.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "values.account_sid",
+                "values.from_number",
+                "auth.username",
+                "auth.password"
+            ]
+        );
+        assert!(missing[0].message.contains("Twilio Console"));
+        let slack = lookup("slack_new_appointment").unwrap();
+        let missing = build(slack, &PresetRequest::default())
+            .unwrap_err()
+            .unwrap();
+        assert_eq!(missing[0].field, "url");
+    }
+
+    #[test]
+    fn values_are_escaped_for_where_they_stand() {
+        let p = lookup("mixpanel_patient_journey").unwrap();
+        let mut req = PresetRequest::default();
+        req.values.insert("project_token".into(), "a\"b\\c".into());
+        let spec = build(p, &req).unwrap();
+        let spec: WebhookSpec = serde_json::from_value(spec).unwrap();
+        let (c, _) = spec.compile().unwrap();
+        let vars = crate::catalog::lookup("kc_appointment_book")
+            .unwrap()
+            .example_vars();
+        let body: Value = serde_json::from_str(&c.render(&vars).unwrap().0.body).unwrap();
+        assert_eq!(body["properties"]["token"], "a\"b\\c");
+        // Mixpanel's time is a unix number.
+        assert!(body["properties"]["time"].is_i64(), "{body}");
+
+        let q = lookup("quickbooks_payment_sync").unwrap();
+        let mut req = example_request(q);
+        req.values.insert("company_id".into(), "1/../2".into());
+        let spec = build(q, &req).unwrap();
+        assert_eq!(
+            spec["url"],
+            "https://quickbooks.api.intuit.com/v3/company/1%2F..%2F2/payment"
+        );
+        req.values
+            .insert("company_id".into(), "{{patient_id}}".into());
+        assert!(build(q, &req).unwrap_err().is_err());
+        req.values.insert("company_id".into(), "42".into());
+        req.values.insert("nope".into(), "x".into());
+        assert_eq!(
+            build(q, &req).unwrap_err().unwrap_err().field,
+            "values.nope"
+        );
+    }
+
+    #[test]
+    fn twilio_takes_the_account_sid_from_the_username() {
+        let p = lookup("twilio_sms_confirmation").unwrap();
+        let mut req = PresetRequest::default();
+        req.values
+            .insert("from_number".into(), "+15550001111".into());
+        req.auth = Some(json!({"username": "AC42", "password": "pw"}));
+        let spec = build(p, &req).unwrap();
+        assert_eq!(
+            spec["url"],
+            "https://api.twilio.com/2010-04-01/Accounts/AC42/Messages.json"
+        );
+        assert!(spec["body"].as_str().unwrap().contains("From=+15550001111"));
+    }
+}
