@@ -7,6 +7,49 @@ use carehook_core::presets::{self, Preset, PresetAuth};
 
 use crate::cli::UsageError;
 
+/// The request a preset sends, rendered with the catalog's example values
+/// (the demo clinic), with placeholder values for what the admin gives.
+pub fn example_request(p: &Preset) -> Result<carehook_core::webhook::RenderedRequest> {
+    let mut req = presets::PresetRequest::default();
+    for v in p.values {
+        if v.key == "url" {
+            req.url = Some(v.example.to_string());
+        } else {
+            req.values.insert(v.key.to_string(), v.example.to_string());
+        }
+    }
+    req.auth = Some(serde_json::json!({
+        "username": "AC0123456789abcdef0123456789abcdef",
+        "password": "your-secret",
+        "token": "your-secret",
+        "value": "your-secret"
+    }));
+    let spec = presets::build(p, &req).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let spec: carehook_core::webhook::WebhookSpec = serde_json::from_value(spec)?;
+    let (compiled, _) = spec.compile()?;
+    let event = if p.events[0] == "*" {
+        "kc_appointment_book"
+    } else {
+        p.events[0]
+    };
+    let vars = carehook_core::catalog::lookup(event)
+        .expect("preset events are in the catalog")
+        .example_vars();
+    Ok(compiled.render(&vars)?.1)
+}
+
+/// The example request as text: request line, headers, blank line, body.
+pub fn example_text(p: &Preset) -> Result<String> {
+    let r = example_request(p)?;
+    let mut text = format!("{} {}\n", r.method.as_str(), r.url);
+    for (k, v) in &r.headers {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push('\n');
+    text.push_str(&r.body);
+    Ok(text)
+}
+
 pub fn run(id: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
     match id {
         None if json => writeln!(out, "{}", serde_json::to_string_pretty(presets::presets())?)?,
@@ -99,12 +142,103 @@ fn show(p: &Preset, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "\nNote: {note}")?;
     }
     writeln!(out, "\nBody template:\n{}", p.body)?;
+    writeln!(
+        out,
+        "\nWhat it sends, with the demo clinic's values (secrets masked):\n{}",
+        example_text(p)?
+    )?;
     Ok(())
+}
+
+/// `docs/integrations.md`, made from the presets so it cannot drift from
+/// them (a test compares the file with this).
+pub fn integrations_markdown() -> Result<String> {
+    let mut md = String::from(
+        "# Integrations\n\n\
+         The user guide's 15 integrations, each a preset: carehook fills in everything but what is\n\
+         yours (a URL, a key, an account id). This page is generated from the presets\n\
+         (`CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook --lib integrations_doc`).\n\n\
+         Create one with the API (or `carehook presets show ID` to see it first):\n\n\
+         ```sh\n\
+         curl -X POST http://127.0.0.1:8080/api/v1/webhooks -H \"Authorization: Bearer $CAREHOOK_TOKEN\" \\\n\
+         \x20 -H 'Content-Type: application/json' \\\n\
+         \x20 -d '{\"preset\": \"slack_new_appointment\", \"url\": \"https://hooks.slack.com/services/T000/B000/XXXX\"}'\n\
+         ```\n\n\
+         A missing value is answered with 422 naming each one still needed. Any other webhook\n\
+         field (`name`, `events`, `body`, `retry`…) given beside `preset` overrides the preset's.\n\
+         Then send a test with the demo clinic's values before switching it on for real:\n\
+         `carehook webhooks test WEBHOOK_ID` (or `POST /api/v1/webhooks/{id}/test`).\n\n",
+    );
+    for p in presets::presets() {
+        md.push_str(&format!("## {}\n\n{}\n\n", p.integration, p.description));
+        md.push_str(&format!("- Preset: `{}`\n", p.id));
+        let events = if p.events == ["*"] {
+            "every event (`*`)".to_string()
+        } else {
+            p.events
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        md.push_str(&format!("- Fires on: {events}"));
+        for (v, op, value) in p.conditions {
+            md.push_str(&format!(", only when `{v}` {op} `{value}`"));
+        }
+        md.push('\n');
+        for v in p.values {
+            let key = if v.key == "url" {
+                "`url`".to_string()
+            } else {
+                format!("`values.{}`", v.key)
+            };
+            md.push_str(&format!(
+                "- You give {key}: {}. Where: {}.\n",
+                v.label, v.help
+            ));
+        }
+        match p.auth {
+            PresetAuth::None => md.push_str("- Auth: none.\n"),
+            PresetAuth::Basic { username_label, password_label } => md.push_str(&format!(
+                "- Auth: basic; `auth.username` is your {username_label}, `auth.password` your {password_label}.\n"
+            )),
+            PresetAuth::Bearer { token_label } => {
+                md.push_str(&format!("- Auth: bearer; `auth.token` is your {token_label}.\n"))
+            }
+            PresetAuth::ApiKey { name, location, value_label } => md.push_str(&format!(
+                "- Auth: API key `{name}` in the {location}; `auth.value` is your {value_label}.\n"
+            )),
+        }
+        for note in p.notes {
+            md.push_str(&format!("- Note: {note}\n"));
+        }
+        md.push_str(&format!(
+            "\nWhat carehook sends, rendered with the demo clinic (secrets masked):\n\n```http\n{}\n```\n\n",
+            example_text(p)?
+        ));
+    }
+    Ok(md)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integrations_doc_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/integrations.md");
+        let expected = integrations_markdown().unwrap();
+        if std::env::var("CAREHOOK_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &expected).unwrap();
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/integrations.md is out of date: run CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook --lib integrations_doc"
+        );
+    }
 
     #[test]
     fn the_list_and_one_preset_print() {
