@@ -7,35 +7,13 @@ use carehook_core::catalog::{Scope, lookup};
 use carehook_core::template::{Context, Template, compile};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const SLACK: &str = r#"{
-"text": "🏥 New Appointment Booked!",
-"blocks": [
-{
-"type": "section",
-"text": {
-"type": "mrkdwn",
-"text": "*Patient:* {{patient_name}}\n*Doctor:* {{doctor_name}}\n*Date:* {{appointment_date}} at {{appointment_start_time}}\n*Clinic:* {{clinic_name}}\n*Phone:* {{patient_contact_number}}"
-}
-},
-{
-"type": "actions",
-"elements": [
-{
-"type": "button",
-"text": {
-"type": "plain_text",
-"text": "View Details"
-},
-"url": "https://yoursite.com/appointments/{{appointment_id}}"
-}
-]
-}
-]
-}"#;
-
 fn bench_render(c: &mut Criterion) {
+    // The guide's Slack payload, as its preset carries it.
+    let slack = carehook_core::presets::lookup("slack_new_appointment")
+        .unwrap()
+        .body;
     let scope = Scope::new(&["kc_appointment_book"]).unwrap();
-    let template: Template = compile(SLACK, Context::JsonBody, "body", &scope)
+    let template: Template = compile(slack, Context::JsonBody, "body", &scope)
         .unwrap()
         .template;
     let vars = lookup("kc_appointment_book").unwrap().example_vars();
@@ -52,7 +30,7 @@ fn bench_render(c: &mut Criterion) {
         })
     });
     c.bench_function("compile slack payload", |b| {
-        b.iter(|| compile(black_box(SLACK), Context::JsonBody, "body", &scope).unwrap())
+        b.iter(|| compile(black_box(slack), Context::JsonBody, "body", &scope).unwrap())
     });
 }
 
