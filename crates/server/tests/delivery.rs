@@ -488,6 +488,7 @@ async fn bad_input_is_refused_with_the_field_and_changes_nothing() {
 }
 
 on_both!(
+    a_rate_limit_paces_requests,
     a_huge_answer_is_cut_for_the_log,
     a_reset_connection_is_retried,
     a_webhook_failing_for_the_whole_window_is_disabled
@@ -674,5 +675,26 @@ async fn a_webhook_is_made_from_a_preset_and_missing_values_are_named() {
     );
     let (_, list) = server.get("/api/v1/presets").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 15);
+    server.stop().await;
+}
+
+async fn a_rate_limit_paces_requests(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let mut spec = slack_like(&rx.url("/hook"));
+    spec["rate_limit"] = json!(5.0);
+    server.create_webhook(spec).await;
+    for _ in 0..10 {
+        server.push("kc_appointment_book", json!({})).await;
+    }
+    let got = rx.wait_for(10, WAIT).await;
+    // A burst of 5, then one every 200 ms: the tenth comes at least ~1 s after the first.
+    let span = got[9].at - got[0].at;
+    assert!(
+        span >= Duration::from_millis(900),
+        "10 requests at 5/s took only {span:?}"
+    );
     server.stop().await;
 }
