@@ -1,6 +1,7 @@
 //! carehook's pure core: everything that decides *what* to send, with no I/O.
 //!
 //! - [`catalog`]: the events a clinic fires and the variables each one carries.
+//! - [`clinic`]: clinic records (fields, validation) and the variables their events carry.
 //! - [`template`]: `{{ variable }}` templates compiled once, rendered per context
 //!   (JSON body, form body, URL, header, text) so no value can break the request.
 //! - [`conditions`]: per-webhook filters evaluated against an event's variables.
@@ -13,6 +14,7 @@
 //! the clock (callers pass `now`) or the disk.
 
 pub mod catalog;
+pub mod clinic;
 pub mod conditions;
 pub mod presets;
 pub mod retry;
