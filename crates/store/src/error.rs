@@ -1,5 +1,5 @@
 //! The store's one error type. The server maps it to HTTP in one place: `NotFound` → 404,
-//! `Conflict` → 409, `Invalid` → 400, everything else → 500 (logged, never shown).
+//! `Conflict` → 409, `Invalid` → 400, `Rejected` → 422, everything else → 500 (logged, never shown).
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -11,6 +11,10 @@ pub enum StoreError {
     /// Bad input the caller can fix (an unparsable cursor, an unknown database URL scheme).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A clinic record the caller must fix: the field at fault and why (a reference to a
+    /// record that does not exist, a doctor from another clinic…). Nothing was written.
+    #[error("{0}")]
+    Rejected(#[from] carehook_core::clinic::FieldError),
     /// A stored value the store cannot read back (bad JSON, bad UUID): a bug or a hand edit.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -26,6 +30,14 @@ impl From<sqlx::Error> for StoreError {
             && db.is_unique_violation()
         {
             return StoreError::Conflict(db.message().to_owned());
+        }
+        if let Some(db) = e.as_database_error()
+            && db.is_foreign_key_violation()
+        {
+            return StoreError::Conflict(format!(
+                "other records still refer to this one ({})",
+                db.message()
+            ));
         }
         StoreError::Database(e)
     }

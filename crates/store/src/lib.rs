@@ -22,15 +22,21 @@
 //!   deliveries end as `failed` with `last_error = "webhook deleted"`.
 //! - Auto-disable reads a failure streak kept on the webhook row by `record_attempts`, not a scan
 //!   of the delivery history; see [`Store::webhooks_failing_since`].
+//! - Clinic records (ten kinds, integer ids) share one generic path: see `records` for the
+//!   tables' one shape and for [`Store::change_record`], which writes a record and the events it
+//!   fires in one transaction.
 //! - [`Store::watch_deliveries`] wakes the dispatcher when new work may be due; on PostgreSQL it
 //!   is fed by `NOTIFY carehook_deliveries`, so it works across nodes.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
+
+use carehook_core::clinic::{Kind, Record};
 use uuid::Uuid;
 
 mod batch;
 mod error;
+mod records;
 mod rows;
 mod sql;
 mod types;
@@ -41,6 +47,7 @@ pub mod sqlite;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use types::*;
 
 /// Everything carehook keeps. Object safe; use it as `Arc<dyn Store>`.
@@ -157,6 +164,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn kv_get(&self, key: &str) -> Result<Option<String>>;
     async fn kv_set(&self, key: &str, value: &str) -> Result<()>;
+
+    // --- clinic records (see `records` for the order of a change) ----------------------------
+
+    /// Creates, updates or deletes one clinic record and, in the same transaction, writes the
+    /// events `logic` fires with their deliveries: all of it commits, or none of it. A missing
+    /// record is `NotFound`; a reference to a missing record, or whatever `logic` refuses, is
+    /// `Rejected` (naming the field); deleting a record others refer to is `Conflict`. Wakes
+    /// the dispatcher (and, on PostgreSQL, other nodes) when a delivery was written.
+    async fn change_record(
+        &self,
+        kind: Kind,
+        target: Target,
+        logic: &dyn RecordLogic,
+        now: i64,
+    ) -> Result<Changed>;
+    async fn get_record(&self, kind: Kind, id: i64) -> Result<Option<Record>>;
+    /// Lowest id first, paged by id. A filter the kind cannot take (patients by date) or a bad
+    /// cursor is `Invalid`.
+    async fn list_records(&self, kind: Kind, filter: RecordFilter) -> Result<Page<Record>>;
 }
 
 /// Opens the database named by `url` and runs the migrations.

@@ -19,7 +19,9 @@ use crate::error::Result;
 use crate::rows::{self, to_json};
 use crate::rows::{assemble_claims, earliest};
 use crate::sql::{self, Arg};
+use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
 use crate::types::*;
+use carehook_core::clinic::{Kind, Record};
 use crate::{Store, now_ms};
 
 /// The channel `record_events`, retries and releases notify.
@@ -49,13 +51,22 @@ fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     // Embedded by hand: `sqlx::migrate!` needs sqlx's `macros` feature, which we keep off.
     // The migrator takes an advisory lock, so nodes starting together migrate once.
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "clinic".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_clinic.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 fn bump(n: &mut u64) {
@@ -120,6 +131,8 @@ fn bind_all<'q, O>(
         q = match a {
             Arg::Text(s) => q.bind(s),
             Arg::Int(i) => q.bind(i),
+            Arg::NullText => q.bind(None::<String>),
+            Arg::NullInt => q.bind(None::<i64>),
         };
     }
     q
@@ -127,6 +140,199 @@ fn bind_all<'q, O>(
 
 fn ids_text<'a>(ids: impl IntoIterator<Item = &'a Uuid>) -> Vec<String> {
     ids.into_iter().map(|i| i.to_string()).collect()
+}
+
+/// Writes events and their deliveries inside the caller's transaction (`record_events`, and
+/// clinic record changes), with the NOTIFY that other nodes get on commit: one answer per
+/// event, and whether any delivery was written (the caller wakes this node after commit).
+async fn write_events(
+    conn: &mut sqlx::PgConnection,
+    batch: &[NewEvent],
+) -> Result<(Vec<Recorded>, bool)> {
+    let plan = batch::plan_events(batch);
+    let candidates = &plan.candidates;
+    // A key committed earlier (or by a concurrent transaction, which this waits for) makes
+    // the row conflict and be skipped; the `RETURNING` tells which were written.
+    let inserted: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].id.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].event_type.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| to_json(&batch[i].vars))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].idempotency_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        candidates
+            .iter()
+            .map(|&i| batch[i].created_at)
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+
+    // Keys that were already taken: find their first event and its deliveries.
+    let taken = plan.taken_keys(batch, &inserted);
+    let mut earlier = HashMap::new();
+    if !taken.is_empty() {
+        let firsts: Vec<(String, String)> = sqlx::query_as(
+            "SELECT idempotency_key, id FROM events WHERE idempotency_key = ANY($1)",
+        )
+        .bind(&taken)
+        .fetch_all(&mut *conn)
+        .await?;
+        let event_ids: Vec<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
+        let dels: Vec<(String, String)> = sqlx::query_as(
+            "SELECT event_id, id FROM deliveries WHERE event_id = ANY($1) ORDER BY id",
+        )
+        .bind(&event_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        earlier = batch::earlier_events(firsts, dels)?;
+    }
+
+    let deliveries = plan.deliveries(batch, &inserted);
+    if !deliveries.is_empty() {
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
+             next_attempt_at, created_at, updated_at, is_test) \
+             SELECT d.id, d.event_id, d.webhook_id, 'pending', 0, d.next_at, d.created, \
+             d.created, d.is_test \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+             $6::bool[]) AS d(id, event_id, webhook_id, next_at, created, is_test)",
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, e)| e.id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.webhook_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.next_attempt_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, e)| e.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.is_test)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+        // Delivered to listeners on commit, never for a rolled-back batch.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok((
+        plan.answers(batch, &inserted, &earlier)?,
+        !deliveries.is_empty(),
+    ))
+}
+
+/// Clinic record I/O inside one write transaction; see `records::change`.
+struct RecordTxn<'t> {
+    conn: &'t mut sqlx::PgConnection,
+    /// Whether a delivery was written: wake the dispatcher after commit.
+    delivered: bool,
+}
+
+#[async_trait::async_trait]
+impl RecordTx for RecordTxn<'_> {
+    async fn fetch(&mut self, kind: Kind, id: i64, lock: bool) -> Result<Option<Record>> {
+        // `FOR UPDATE` keeps two changes of one record (or two payments of one bill) in turn.
+        let sql = records::select_sql(kind, lock);
+        let t: Option<RecordTuple> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        t.map(|t| records::record(kind, t)).transpose()
+    }
+
+    async fn write(&mut self, kind: Kind, sql: &str, args: Vec<Arg>) -> Result<Option<Record>> {
+        let t: Option<RecordTuple> =
+            bind_all(sqlx::query_as(AssertSqlSafe(sql.to_owned())), args)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        t.map(|t| records::record(kind, t)).transpose()
+    }
+
+    async fn exists(&mut self, sql: &str, id: i64) -> Result<bool> {
+        let (found,): (bool,) = sqlx::query_as(AssertSqlSafe(sql.to_owned()))
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(found)
+    }
+
+    async fn next_bill_seq(&mut self, clinic_id: i64) -> Result<i64> {
+        let (seq,): (i64,) = sqlx::query_as(records::NEXT_BILL_SEQ)
+            .bind(clinic_id)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn payments_of(&mut self, bill_id: i64) -> Result<Vec<Record>> {
+        let ts: Vec<RecordTuple> = sqlx::query_as(AssertSqlSafe(records::payments_sql()))
+            .bind(bill_id)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        ts.into_iter()
+            .map(|t| records::record(Kind::Payment, t))
+            .collect()
+    }
+
+    async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (answers, delivered) = write_events(self.conn, events).await?;
+        self.delivered |= delivered;
+        Ok(answers)
+    }
 }
 
 #[async_trait::async_trait]
@@ -228,130 +434,13 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let plan = batch::plan_events(&batch);
-        let candidates = &plan.candidates;
         let mut tx = self.pool.begin().await?;
-        // A key committed earlier (or by a concurrent transaction, which this waits for) makes
-        // the row conflict and be skipped; the `RETURNING` tells which were written.
-        let inserted: Vec<(String,)> = sqlx::query_as(
-            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].id.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].event_type.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| to_json(&batch[i].vars))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].idempotency_key.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].created_at)
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
-
-        // Keys that were already taken: find their first event and its deliveries.
-        let taken = plan.taken_keys(&batch, &inserted);
-        let mut earlier = HashMap::new();
-        if !taken.is_empty() {
-            let firsts: Vec<(String, String)> = sqlx::query_as(
-                "SELECT idempotency_key, id FROM events WHERE idempotency_key = ANY($1)",
-            )
-            .bind(&taken)
-            .fetch_all(&mut *tx)
-            .await?;
-            let event_ids: Vec<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
-            let dels: Vec<(String, String)> = sqlx::query_as(
-                "SELECT event_id, id FROM deliveries WHERE event_id = ANY($1) ORDER BY id",
-            )
-            .bind(&event_ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            earlier = batch::earlier_events(firsts, dels)?;
-        }
-
-        let deliveries = plan.deliveries(&batch, &inserted);
-        if !deliveries.is_empty() {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
-                 next_attempt_at, created_at, updated_at, is_test) \
-                 SELECT d.id, d.event_id, d.webhook_id, 'pending', 0, d.next_at, d.created, \
-                 d.created, d.is_test \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
-                 $6::bool[]) AS d(id, event_id, webhook_id, next_at, created, is_test)",
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.id.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(_, e)| e.id.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.webhook_id.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.next_attempt_at)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(_, e)| e.created_at)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.is_test)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
-            // Delivered to listeners on commit, never for a rolled-back batch.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(NOTIFY_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let (answers, any_deliveries) = write_events(&mut tx, &batch).await?;
         tx.commit().await?;
-        if !deliveries.is_empty() {
+        if any_deliveries {
             self.wake.send_modify(bump);
         }
-
-        plan.answers(&batch, &inserted, &earlier)
+        Ok(answers)
     }
 
     async fn claim_due(
@@ -750,5 +839,48 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn change_record(
+        &self,
+        kind: Kind,
+        target: Target,
+        logic: &dyn RecordLogic,
+        now: i64,
+    ) -> Result<Changed> {
+        let mut tx = self.pool.begin().await?;
+        let mut txn = RecordTxn {
+            conn: &mut tx,
+            delivered: false,
+        };
+        let changed = records::change(&mut txn, kind, target, logic, now).await?;
+        let delivered = txn.delivered;
+        tx.commit().await?;
+        if delivered {
+            self.wake.send_modify(bump);
+        }
+        Ok(changed)
+    }
+
+    async fn get_record(&self, kind: Kind, id: i64) -> Result<Option<Record>> {
+        let t: Option<RecordTuple> =
+            sqlx::query_as(AssertSqlSafe(records::select_sql(kind, false)))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        t.map(|t| records::record(kind, t)).transpose()
+    }
+
+    async fn list_records(&self, kind: Kind, filter: RecordFilter) -> Result<Page<Record>> {
+        let built = records::list_sql(kind, &filter)?;
+        let ts: Vec<RecordTuple> =
+            bind_all(sqlx::query_as(AssertSqlSafe(built.sql)), built.args)
+                .fetch_all(&self.pool)
+                .await?;
+        let items = ts
+            .into_iter()
+            .map(|t| records::record(kind, t))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(records::into_page(items, built.limit))
     }
 }

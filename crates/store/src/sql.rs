@@ -108,6 +108,8 @@ pub(crate) const KV_SET: &str = "INSERT INTO kv (key, value) VALUES ($1, $2) \
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    NullText,
+    NullInt,
 }
 
 /// A query built at run time. The SQL holds only placeholders, never caller text.
@@ -119,13 +121,13 @@ pub(crate) struct Built {
     pub limit: usize,
 }
 
-struct Builder {
-    sql: String,
-    args: Vec<Arg>,
+pub(crate) struct Builder {
+    pub sql: String,
+    pub args: Vec<Arg>,
 }
 
 impl Builder {
-    fn arg(&mut self, a: Arg) -> String {
+    pub(crate) fn arg(&mut self, a: Arg) -> String {
         self.args.push(a);
         format!("${}", self.args.len())
     }

@@ -23,7 +23,9 @@ use crate::batch;
 use crate::error::{Result, StoreError};
 use crate::rows::{self, assemble_claims, earliest, to_json};
 use crate::sql::{self, Arg};
+use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
 use crate::types::*;
+use carehook_core::clinic::{Kind, Record};
 use crate::{Store, now_ms};
 
 const READERS: u32 = 4;
@@ -39,13 +41,22 @@ fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     // Embedded by hand: `sqlx::migrate!` needs sqlx's `macros` feature, which we keep off.
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "clinic".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_clinic.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -113,9 +124,160 @@ fn bind_all<'q, O>(
         q = match a {
             Arg::Text(s) => q.bind(s),
             Arg::Int(i) => q.bind(i),
+            Arg::NullText => q.bind(None::<String>),
+            Arg::NullInt => q.bind(None::<i64>),
         };
     }
     q
+}
+
+/// Writes events and their deliveries inside the caller's transaction (`record_events`, and
+/// clinic record changes): one answer per event, and whether any delivery was written (the
+/// caller wakes the dispatcher after commit).
+async fn write_events(
+    conn: &mut sqlx::SqliteConnection,
+    batch: &[NewEvent],
+) -> Result<(Vec<Recorded>, bool)> {
+    let plan = batch::plan_events(batch);
+    let events: Vec<serde_json::Value> = plan
+        .candidates
+        .iter()
+        .map(|&i| {
+            let ev = &batch[i];
+            json!([
+                ev.id.to_string(),
+                ev.event_type,
+                to_json(&ev.vars),
+                ev.idempotency_key,
+                ev.created_at
+            ])
+        })
+        .collect();
+    // `WHERE TRUE` keeps SQLite from reading `ON CONFLICT` as a join constraint.
+    let inserted: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) \
+         WHERE TRUE ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(to_json(&events))
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+
+    let taken = plan.taken_keys(batch, &inserted);
+    let mut earlier = HashMap::new();
+    if !taken.is_empty() {
+        let firsts: Vec<(String, String)> = sqlx::query_as(
+            "SELECT idempotency_key, id FROM events \
+             WHERE idempotency_key IN (SELECT value FROM json_each($1))",
+        )
+        .bind(to_json(&taken))
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids: Vec<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
+        let dels: Vec<(String, String)> = sqlx::query_as(
+            "SELECT event_id, id FROM deliveries \
+             WHERE event_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+        )
+        .bind(to_json(&ids))
+        .fetch_all(&mut *conn)
+        .await?;
+        earlier = batch::earlier_events(firsts, dels)?;
+    }
+
+    let deliveries: Vec<serde_json::Value> = plan
+        .deliveries(batch, &inserted)
+        .into_iter()
+        .map(|(d, ev)| {
+            json!([
+                d.id.to_string(),
+                ev.id.to_string(),
+                d.webhook_id.to_string(),
+                d.next_attempt_at,
+                ev.created_at,
+                d.is_test
+            ])
+        })
+        .collect();
+    if !deliveries.is_empty() {
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
+             next_attempt_at, created_at, updated_at, is_test) \
+             SELECT value->>0, value->>1, value->>2, 'pending', 0, value->>3, value->>4, \
+             value->>4, value->>5 FROM json_each($1)",
+        )
+        .bind(to_json(&deliveries))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok((
+        plan.answers(batch, &inserted, &earlier)?,
+        !deliveries.is_empty(),
+    ))
+}
+
+/// Clinic record I/O inside one write transaction; see `records::change`.
+struct RecordTxn<'t> {
+    conn: &'t mut sqlx::SqliteConnection,
+    /// Whether a delivery was written: wake the dispatcher after commit.
+    delivered: bool,
+}
+
+#[async_trait::async_trait]
+impl RecordTx for RecordTxn<'_> {
+    async fn fetch(&mut self, kind: Kind, id: i64, lock: bool) -> Result<Option<Record>> {
+        // SQLite has one writer: the write transaction already excludes every other change.
+        let _ = lock;
+        let sql = records::select_sql(kind, false);
+        let t: Option<RecordTuple> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        t.map(|t| records::record(kind, t)).transpose()
+    }
+
+    async fn write(&mut self, kind: Kind, sql: &str, args: Vec<Arg>) -> Result<Option<Record>> {
+        let t: Option<RecordTuple> =
+            bind_all(sqlx::query_as(AssertSqlSafe(sql.to_owned())), args)
+                .fetch_optional(&mut *self.conn)
+                .await?;
+        t.map(|t| records::record(kind, t)).transpose()
+    }
+
+    async fn exists(&mut self, sql: &str, id: i64) -> Result<bool> {
+        let (found,): (bool,) = sqlx::query_as(AssertSqlSafe(sql.to_owned()))
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(found)
+    }
+
+    async fn next_bill_seq(&mut self, clinic_id: i64) -> Result<i64> {
+        let (seq,): (i64,) = sqlx::query_as(records::NEXT_BILL_SEQ)
+            .bind(clinic_id)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn payments_of(&mut self, bill_id: i64) -> Result<Vec<Record>> {
+        let ts: Vec<RecordTuple> = sqlx::query_as(AssertSqlSafe(records::payments_sql()))
+            .bind(bill_id)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        ts.into_iter()
+            .map(|t| records::record(Kind::Payment, t))
+            .collect()
+    }
+
+    async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (answers, delivered) = write_events(self.conn, events).await?;
+        self.delivered |= delivered;
+        Ok(answers)
+    }
 }
 
 #[async_trait::async_trait]
@@ -217,84 +379,13 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let plan = batch::plan_events(&batch);
-        let events: Vec<serde_json::Value> = plan
-            .candidates
-            .iter()
-            .map(|&i| {
-                let ev = &batch[i];
-                json!([
-                    ev.id.to_string(),
-                    ev.event_type,
-                    to_json(&ev.vars),
-                    ev.idempotency_key,
-                    ev.created_at
-                ])
-            })
-            .collect();
         let mut tx = self.begin().await?;
-        // `WHERE TRUE` keeps SQLite from reading `ON CONFLICT` as a join constraint.
-        let inserted: Vec<(String,)> = sqlx::query_as(
-            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) \
-             WHERE TRUE ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(to_json(&events))
-        .fetch_all(&mut *tx)
-        .await?;
-        let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
-
-        let taken = plan.taken_keys(&batch, &inserted);
-        let mut earlier = HashMap::new();
-        if !taken.is_empty() {
-            let firsts: Vec<(String, String)> = sqlx::query_as(
-                "SELECT idempotency_key, id FROM events \
-                 WHERE idempotency_key IN (SELECT value FROM json_each($1))",
-            )
-            .bind(to_json(&taken))
-            .fetch_all(&mut *tx)
-            .await?;
-            let ids: Vec<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
-            let dels: Vec<(String, String)> = sqlx::query_as(
-                "SELECT event_id, id FROM deliveries \
-                 WHERE event_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-            )
-            .bind(to_json(&ids))
-            .fetch_all(&mut *tx)
-            .await?;
-            earlier = batch::earlier_events(firsts, dels)?;
-        }
-
-        let deliveries: Vec<serde_json::Value> = plan
-            .deliveries(&batch, &inserted)
-            .into_iter()
-            .map(|(d, ev)| {
-                json!([
-                    d.id.to_string(),
-                    ev.id.to_string(),
-                    d.webhook_id.to_string(),
-                    d.next_attempt_at,
-                    ev.created_at,
-                    d.is_test
-                ])
-            })
-            .collect();
-        if !deliveries.is_empty() {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
-                 next_attempt_at, created_at, updated_at, is_test) \
-                 SELECT value->>0, value->>1, value->>2, 'pending', 0, value->>3, value->>4, \
-                 value->>4, value->>5 FROM json_each($1)",
-            )
-            .bind(to_json(&deliveries))
-            .execute(&mut *tx)
-            .await?;
-        }
+        let (answers, any_deliveries) = write_events(&mut tx, &batch).await?;
         tx.commit().await?;
-        if !deliveries.is_empty() {
+        if any_deliveries {
             self.wake();
         }
-        plan.answers(&batch, &inserted, &earlier)
+        Ok(answers)
     }
 
     async fn claim_due(
@@ -635,5 +726,48 @@ impl Store for SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(())
+    }
+
+    async fn change_record(
+        &self,
+        kind: Kind,
+        target: Target,
+        logic: &dyn RecordLogic,
+        now: i64,
+    ) -> Result<Changed> {
+        let mut tx = self.begin().await?;
+        let mut txn = RecordTxn {
+            conn: &mut tx,
+            delivered: false,
+        };
+        let changed = records::change(&mut txn, kind, target, logic, now).await?;
+        let delivered = txn.delivered;
+        tx.commit().await?;
+        if delivered {
+            self.wake();
+        }
+        Ok(changed)
+    }
+
+    async fn get_record(&self, kind: Kind, id: i64) -> Result<Option<Record>> {
+        let t: Option<RecordTuple> =
+            sqlx::query_as(AssertSqlSafe(records::select_sql(kind, false)))
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+        t.map(|t| records::record(kind, t)).transpose()
+    }
+
+    async fn list_records(&self, kind: Kind, filter: RecordFilter) -> Result<Page<Record>> {
+        let built = records::list_sql(kind, &filter)?;
+        let ts: Vec<RecordTuple> =
+            bind_all(sqlx::query_as(AssertSqlSafe(built.sql)), built.args)
+                .fetch_all(&self.read)
+                .await?;
+        let items = ts
+            .into_iter()
+            .map(|t| records::record(kind, t))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(records::into_page(items, built.limit))
     }
 }
