@@ -91,6 +91,7 @@ impl From<carehook_store::StoreError> for ApiError {
     fn from(e: carehook_store::StoreError) -> Self {
         match e {
             carehook_store::StoreError::Invalid(msg) => ApiError::bad_request(msg),
+            carehook_store::StoreError::Rejected(f) => ApiError::invalid(f.field, f.message),
             carehook_store::StoreError::Conflict(msg) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", msg)
             }

@@ -4,6 +4,7 @@
 //! and the bearer-token check ([`Caller`] as an extractor, so a handler's
 //! signature says it needs one).
 
+pub mod clinic;
 mod deliveries;
 pub mod error;
 mod events;
@@ -52,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(webhooks::router())
         .merge(deliveries::router())
-        .merge(presets::router());
+        .merge(presets::router())
+        .merge(clinic::router());
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
