@@ -1,6 +1,7 @@
 //! The `carehook` command line: one subcommand per job, each with an example
 //! in its help.
 
+mod clinic;
 mod serve;
 
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 /// carehook sends an HTTP request, built from a template you write, to the
 /// services your clinic uses whenever something happens in the clinic.
 #[derive(Debug, Parser)]
-#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables")]
+#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables\n  carehook serve --demo               start with a demo clinic (on an empty database)\n  carehook clinic --help              fire clinic events from the shell")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -68,6 +69,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Clinic actions against a running carehook: add a patient, book an appointment,
+    /// change its status, record a payment, list or show records. Each fires its event.
+    ///
+    /// Examples:
+    ///   carehook clinic add-patient --clinic 1 --first-name Maria --last-name "O'Brien"
+    ///   carehook clinic book --clinic 1 --doctor 1 --patient 1 --date 2026-12-01 --start 09:30
+    ///   carehook clinic status 7 cancelled
+    ///   carehook clinic pay --bill 1 --amount 110.50 --method card
+    ///   carehook clinic list appointments --clinic 1
+    #[command(verbatim_doc_comment)]
+    Clinic(clinic::ClinicArgs),
+    /// Add the demo clinic (Riverside Family Clinic) to a running carehook through its API.
+    ///
+    /// Examples:
+    ///   CAREHOOK_TOKEN=… carehook demo
+    ///   carehook demo --url http://127.0.0.1:8081 --token chk_…
+    ///   (`carehook serve --demo` does the same at start, on an empty database)
+    #[command(verbatim_doc_comment)]
+    Demo(crate::client::Remote),
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +113,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Events { event, json } => {
             crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
         }
+        Command::Clinic(args) => clinic::run(args),
+        Command::Demo(remote) => clinic::run_demo(remote),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

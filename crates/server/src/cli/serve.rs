@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Disable a webhook whose every delivery failed for this long (e.g. 5d, 12h).
     #[arg(long, env = "CAREHOOK_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
     pub auto_disable_after: Duration,
+    /// Start with a demo clinic (doctors, patients, appointments, a paid bill) when the
+    /// database has no clinic records yet; otherwise leave it as it is.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -107,6 +111,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!(
             "Use it as `Authorization: Bearer {token}`, or set CAREHOOK_ADMIN_TOKEN to choose your own."
         );
+    }
+    if args.demo {
+        let registry = crate::registry::Registry::new(vault.clone());
+        registry.refresh(&*store).await.context("loading webhooks")?;
+        crate::demo::fill_if_empty(&*store, &registry)
+            .await
+            .context("adding the demo clinic")?;
     }
     let mut settings = Settings::new("", vault);
     settings.admin_token_hash = hash;

@@ -1,0 +1,245 @@
+//! `carehook clinic …` and `carehook demo`: clinic actions against a running carehook over
+//! HTTP, so a person can fire each event from the shell. Each command prints the record the
+//! server answered (JSON, with its `id` and the events it fired).
+
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::client::{Client, Remote};
+
+#[derive(Debug, Args)]
+pub struct ClinicArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Register a patient (fires kc_patient_add).
+    ///
+    /// Example:
+    ///   carehook clinic add-patient --clinic 1 --first-name Maria --last-name "O'Brien" --email maria@example.com
+    #[command(verbatim_doc_comment)]
+    AddPatient {
+        #[arg(long)]
+        clinic: i64,
+        #[arg(long)]
+        first_name: String,
+        #[arg(long)]
+        last_name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        dob: Option<String>,
+        #[arg(long)]
+        gender: Option<String>,
+        #[arg(long)]
+        blood_group: Option<String>,
+    },
+    /// Book an appointment (fires kc_appointment_book).
+    ///
+    /// Example:
+    ///   carehook clinic book --clinic 1 --doctor 1 --patient 1 --date 2026-12-01 --start 09:30 --end 09:45 --service "General Consultation"
+    #[command(verbatim_doc_comment)]
+    Book {
+        #[arg(long)]
+        clinic: i64,
+        #[arg(long)]
+        doctor: i64,
+        #[arg(long)]
+        patient: i64,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// HH:MM (24 h).
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// A service booked; repeat for several.
+        #[arg(long = "service")]
+        services: Vec<String>,
+    },
+    /// Change an appointment's status (fires kc_appointment_status_change).
+    ///
+    /// Example:
+    ///   carehook clinic status 7 check_in      (booked, pending, check_in, check_out, cancelled)
+    #[command(verbatim_doc_comment)]
+    Status { appointment: i64, status: String },
+    /// Record a payment of a bill (fires kc_payment_add, and kc_appointment_payment_complete
+    /// when it settles the bill of an appointment).
+    ///
+    /// Example:
+    ///   carehook clinic pay --bill 1 --amount 110.50 --method card
+    #[command(verbatim_doc_comment)]
+    Pay {
+        #[arg(long)]
+        bill: i64,
+        /// Exactly as written: 110.50 stays 110.50.
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        method: Option<String>,
+        /// YYYY-MM-DD; default today in the clinic's time zone.
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// List records of a kind (clinics, doctors, patients, appointments, bills…).
+    ///
+    /// Example:
+    ///   carehook clinic list appointments --clinic 1 --date 2026-12-01
+    #[command(verbatim_doc_comment)]
+    List {
+        kind: String,
+        #[arg(long)]
+        clinic: Option<i64>,
+        #[arg(long)]
+        patient: Option<i64>,
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Show one record.
+    ///
+    /// Example:
+    ///   carehook clinic get patients 3
+    #[command(verbatim_doc_comment)]
+    Get { kind: String, id: i64 },
+}
+
+/// Puts `(name, value)` pairs that are set into a JSON object.
+fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
+    let map: Map<String, Value> = pairs
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect();
+    Value::Object(map)
+}
+
+fn collection(kind: &str) -> anyhow::Result<String> {
+    let kind: carehook_core::clinic::Kind = kind
+        .parse()
+        .map_err(|e: String| crate::cli::UsageError(e))?;
+    Ok(kind.collection())
+}
+
+pub fn run(args: ClinicArgs) -> anyhow::Result<()> {
+    let client = Client::new(args.remote)?;
+    let (method, path, body) = match args.action {
+        Action::AddPatient {
+            clinic,
+            first_name,
+            last_name,
+            email,
+            phone,
+            dob,
+            gender,
+            blood_group,
+        } => (
+            "POST",
+            "/patients".to_string(),
+            Some(object(vec![
+                ("clinic_id", Some(clinic.into())),
+                ("first_name", Some(first_name.into())),
+                ("last_name", Some(last_name.into())),
+                ("email", email.map(Value::from)),
+                ("contact_number", phone.map(Value::from)),
+                ("dob", dob.map(Value::from)),
+                ("gender", gender.map(Value::from)),
+                ("blood_group", blood_group.map(Value::from)),
+            ])),
+        ),
+        Action::Book {
+            clinic,
+            doctor,
+            patient,
+            date,
+            start,
+            end,
+            description,
+            services,
+        } => (
+            "POST",
+            "/appointments".to_string(),
+            Some(object(vec![
+                ("clinic_id", Some(clinic.into())),
+                ("doctor_id", Some(doctor.into())),
+                ("patient_id", Some(patient.into())),
+                ("date", Some(date.into())),
+                ("start_time", Some(start.into())),
+                ("end_time", end.map(Value::from)),
+                ("description", description.map(Value::from)),
+                ("services", Some(services.into())),
+            ])),
+        ),
+        Action::Status {
+            appointment,
+            status,
+        } => (
+            "PATCH",
+            format!("/appointments/{appointment}"),
+            Some(json!({ "status": status })),
+        ),
+        Action::Pay {
+            bill,
+            amount,
+            method,
+            date,
+        } => (
+            "POST",
+            format!("/bills/{bill}/payments"),
+            Some(object(vec![
+                ("amount", Some(amount.into())),
+                ("method", method.map(Value::from)),
+                ("date", date.map(Value::from)),
+            ])),
+        ),
+        Action::List {
+            kind,
+            clinic,
+            patient,
+            date,
+        } => {
+            let mut query = Vec::new();
+            for (k, v) in [
+                ("clinic_id", clinic.map(|c| c.to_string())),
+                ("patient_id", patient.map(|p| p.to_string())),
+                ("date", date),
+            ] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()));
+                }
+            }
+            let q = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            ("GET", format!("/{}{q}", collection(&kind)?), None)
+        }
+        Action::Get { kind, id } => ("GET", format!("/{}/{id}", collection(&kind)?), None),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime.block_on(client.send(method, &path, body.as_ref()))?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+/// `carehook demo`: the demo clinic, through a running server's API.
+pub fn run_demo(remote: Remote) -> anyhow::Result<()> {
+    let client = Client::new(remote)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let clinic = runtime.block_on(crate::demo::fill(crate::demo::Target::Remote(&client)))?;
+    println!("Added the demo clinic (Riverside Family Clinic) as clinic {clinic}.");
+    Ok(())
+}
