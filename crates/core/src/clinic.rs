@@ -34,9 +34,7 @@ use crate::Vars;
 use crate::catalog::{self, EventType};
 
 /// A kind of clinic record.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Clinic,
@@ -52,9 +50,7 @@ pub enum Kind {
 }
 
 /// A reference from one record to another: a column `<name>_id` holding the other's id.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Ref {
     Clinic,
     Doctor,
@@ -585,7 +581,10 @@ pub fn validate(kind: Kind, input: &Map<String, Value>) -> Result<Valid, FieldEr
                     .filter(|s| !s.is_empty())
                     .map(Value::String)
                     .collect();
-                if items.iter().any(|s| s.as_str().is_some_and(|s| s.len() > TEXT_MAX)) {
+                if items
+                    .iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.len() > TEXT_MAX))
+                {
                     return Err(err(format!("each name may be at most {TEXT_MAX} bytes")));
                 }
                 out.data.insert(field.name.into(), Value::Array(items));
@@ -598,7 +597,7 @@ pub fn validate(kind: Kind, input: &Map<String, Value>) -> Result<Valid, FieldEr
                     Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
                     Value::Number(_) if ty == FieldType::Amount => {
                         return Err(err(
-                            "send amounts as text (\"110.50\") so no digit is lost".into(),
+                            "send amounts as text (\"110.50\") so no digit is lost".into()
                         ));
                     }
                     _ => return Err(err("must be text".into())),
@@ -686,7 +685,9 @@ fn normalise(ty: FieldType, text: &str) -> Result<String, String> {
 fn check_record(kind: Kind, v: &Valid) -> Result<(), FieldError> {
     let text = |k: &str| v.data.get(k).and_then(Value::as_str).unwrap_or("");
     match kind {
-        Kind::Appointment if !text("end_time").is_empty() && text("end_time") <= text("start_time") => {
+        Kind::Appointment
+            if !text("end_time").is_empty() && text("end_time") <= text("start_time") =>
+        {
             Err(FieldError::new("end_time", "must be after start_time"))
         }
         Kind::Bill => {
@@ -781,17 +782,23 @@ impl Decimal {
     pub fn is_zero(self) -> bool {
         self.units == 0
     }
+}
 
-    /// The scale of the result is the larger of the two, so `120.50 - 10` is `110.50`.
-    pub fn sub(self, other: Decimal) -> Decimal {
+/// The scale of the result is the larger of the two, so `120.50 - 10` is `110.50`.
+impl std::ops::Sub for Decimal {
+    type Output = Decimal;
+    fn sub(self, other: Decimal) -> Decimal {
         let scale = self.scale.max(other.scale);
         Decimal {
             units: self.at_scale(scale) - other.at_scale(scale),
             scale,
         }
     }
+}
 
-    pub fn add(self, other: Decimal) -> Decimal {
+impl std::ops::Add for Decimal {
+    type Output = Decimal;
+    fn add(self, other: Decimal) -> Decimal {
         let scale = self.scale.max(other.scale);
         Decimal {
             units: self.at_scale(scale) + other.at_scale(scale),
@@ -842,14 +849,14 @@ fn amount(r: &Record, field: &str) -> Decimal {
 
 /// What a bill asks for: total minus discount.
 pub fn bill_amount(bill: &Record) -> Decimal {
-    amount(bill, "total").sub(amount(bill, "discount"))
+    amount(bill, "total") - amount(bill, "discount")
 }
 
 /// The sum of some payments' amounts.
 pub fn paid(payments: &[Record]) -> Decimal {
     payments
         .iter()
-        .fold(Decimal::ZERO, |sum, p| sum.add(amount(p, "amount")))
+        .fold(Decimal::ZERO, |sum, p| sum + amount(p, "amount"))
 }
 
 /// `paid` once the payments cover the amount, else `unpaid`.
@@ -1237,10 +1244,7 @@ mod tests {
         assert_eq!(v("current_user_id"), "3");
         assert_eq!(v("event_id"), "evt-1");
         assert_eq!(v("clinic_name"), "Clínica d'Ávila 🏥");
-        assert_eq!(
-            v("clinic_address"),
-            "Calle Mayor 1, Madrid, 28013, España"
-        );
+        assert_eq!(v("clinic_address"), "Calle Mayor 1, Madrid, 28013, España");
         assert_eq!(v("clinic_currency"), "EUR");
         assert_eq!(v("doctor_name"), "Zoë Núñez");
         assert_eq!(v("doctor_email"), "");
@@ -1299,19 +1303,31 @@ mod tests {
             "date_format"
         );
         assert_eq!(
-            bad(Kind::Patient, json!({"clinic_id": 1, "first_name": "a", "last_name": "b", "email": "nope"})),
+            bad(
+                Kind::Patient,
+                json!({"clinic_id": 1, "first_name": "a", "last_name": "b", "email": "nope"})
+            ),
             "email"
         );
         assert_eq!(
-            bad(Kind::Patient, json!({"clinic_id": 1, "first_name": "a", "last_name": "b", "dob": "17/04/1988"})),
+            bad(
+                Kind::Patient,
+                json!({"clinic_id": 1, "first_name": "a", "last_name": "b", "dob": "17/04/1988"})
+            ),
             "dob"
         );
         assert_eq!(
-            bad(Kind::Patient, json!({"clinic_id": 1, "first_name": "a", "last_name": "b", "naem": "x"})),
+            bad(
+                Kind::Patient,
+                json!({"clinic_id": 1, "first_name": "a", "last_name": "b", "naem": "x"})
+            ),
             "naem"
         );
         assert_eq!(
-            bad(Kind::Doctor, json!({"clinic_id": "one", "first_name": "a", "last_name": "b"})),
+            bad(
+                Kind::Doctor,
+                json!({"clinic_id": "one", "first_name": "a", "last_name": "b"})
+            ),
             "clinic_id"
         );
         let appt = json!({"clinic_id": 1, "doctor_id": 2, "patient_id": 3, "date": "2026-11-26",
@@ -1322,7 +1338,10 @@ mod tests {
         appt["status"] = json!("done");
         assert_eq!(bad(Kind::Appointment, appt), "status");
         assert_eq!(
-            bad(Kind::Bill, json!({"encounter_id": 1, "total": "10", "discount": "10.01"})),
+            bad(
+                Kind::Bill,
+                json!({"encounter_id": 1, "total": "10", "discount": "10.01"})
+            ),
             "discount"
         );
         assert_eq!(
@@ -1343,7 +1362,9 @@ mod tests {
     fn validation_fills_defaults_and_keeps_amounts_as_written() {
         let v = validate(
             Kind::Bill,
-            json!({"encounter_id": "7", "total": "120.50"}).as_object().unwrap(),
+            json!({"encounter_id": "7", "total": "120.50"})
+                .as_object()
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(v.refs.encounter_id, Some(7));
@@ -1357,8 +1378,8 @@ mod tests {
     #[test]
     fn decimals_are_exact() {
         let d = |s: &str| Decimal::parse(s).unwrap();
-        assert_eq!(d("120.50").sub(d("10")).to_string(), "110.50");
-        assert_eq!(d("0.1").add(d("0.2")).to_string(), "0.3");
+        assert_eq!((d("120.50") - d("10")).to_string(), "110.50");
+        assert_eq!((d("0.1") + d("0.2")).to_string(), "0.3");
         assert_eq!(d("1234.50").to_string(), "1234.50");
         assert_eq!(d("-0.05").to_string(), "-0.05");
         assert!(d("110.5") == d("110.50"));

@@ -42,7 +42,12 @@ impl Client {
     }
 
     /// `method` on `/api/v1{path}`; the answer's JSON, or the server's error as an error.
-    pub async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/api/v1{path}", self.remote.url.trim_end_matches('/'));
         let mut req = self
             .http
@@ -56,10 +61,12 @@ impl Client {
                 .header("content-type", "application/json")
                 .body(b.to_string());
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach carehook at {} (is it running?)", self.remote.url))?;
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach carehook at {} (is it running?)",
+                self.remote.url
+            )
+        })?;
         let status = resp.status();
         let text = resp.text().await?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -72,7 +79,9 @@ impl Client {
             .filter(|f| !f.is_empty())
             .map(|f| format!(" ({f})"))
             .unwrap_or_default();
-        let message = e["message"].as_str().map_or(value.to_string(), String::from);
+        let message = e["message"]
+            .as_str()
+            .map_or(value.to_string(), String::from);
         let err = anyhow::anyhow!(
             "{} {}{field}: {message}",
             status.as_u16(),

@@ -99,7 +99,10 @@ async fn ok(server: &TestServer, method: &str, path: &str, body: Option<Value>) 
         (200..300).contains(&status),
         "{method} {path}: {status} {answer}"
     );
-    assert!(answer["id"].is_i64(), "every answer carries the id: {answer}");
+    assert!(
+        answer["id"].is_i64(),
+        "every answer carries the id: {answer}"
+    );
     answer
 }
 
@@ -172,53 +175,99 @@ async fn build(server: &TestServer, upto: Upto, with_receptionist: bool) -> Worl
     };
     let c = w.clinic;
     if upto >= Upto::Doctor && upto != Upto::Receptionist && upto != Upto::Patient {
-        w.doctor = Some(id(ok(server, "POST", "/doctors", Some(json!({
+        w.doctor = Some(id(ok(
+            server,
+            "POST",
+            "/doctors",
+            Some(json!({
             "clinic_id": c, "first_name": "Zoë", "last_name": "D'Souza",
             "email": "zoe.dsouza@saotome.example.com", "contact_number": "+91 98200 00001",
-            "specialization": "Pédiatrie", "license_number": "MH-2026-77"}))).await));
+            "specialization": "Pédiatrie", "license_number": "MH-2026-77"})),
+        )
+        .await));
     }
     if with_receptionist {
-        w.receptionist = Some(id(ok(server, "POST", "/receptionists", Some(json!({
+        w.receptionist = Some(id(ok(
+            server,
+            "POST",
+            "/receptionists",
+            Some(json!({
             "clinic_id": c, "first_name": "Ana", "last_name": "Ñúñez 😊",
-            "email": "ana@saotome.example.com", "contact_number": "+91 98200 00002"}))).await));
+            "email": "ana@saotome.example.com", "contact_number": "+91 98200 00002"})),
+        )
+        .await));
     }
     if upto >= Upto::Patient && upto != Upto::Receptionist || upto == Upto::Patient {
-        w.patient = Some(id(ok(server, "POST", "/patients", Some(json!({
+        w.patient = Some(id(ok(
+            server,
+            "POST",
+            "/patients",
+            Some(json!({
             "clinic_id": c, "first_name": "Maria \"Mia\"", "last_name": "O'Brien",
             "email": "mia@example.com", "contact_number": "+91 98200 00003",
             "dob": "1988-04-17", "gender": "female", "blood_group": "O+",
             "address": "27 Willow Lane", "city": "Mumbai", "country": "India",
-            "postal_code": "400001"}))).await));
+            "postal_code": "400001"})),
+        )
+        .await));
     }
     if upto < Upto::Appointment {
         return w;
     }
     let (d, p) = (w.doctor.unwrap(), w.patient.unwrap());
-    let appointment = ok(server, "POST", "/appointments", Some(json!({
+    let appointment = ok(
+        server,
+        "POST",
+        "/appointments",
+        Some(json!({
         "clinic_id": c, "doctor_id": d, "patient_id": p, "date": "2026-12-01",
         "start_time": "09:30", "end_time": "09:45",
-        "description": "Fever & cough — 3 days", "services": ["Consultation", "Throat swab"]})))
+        "description": "Fever & cough — 3 days", "services": ["Consultation", "Throat swab"]})),
+    )
     .await;
     let a = id(appointment.clone());
     w.appointment = Some(appointment);
     if upto < Upto::Encounter {
         return w;
     }
-    let e = id(ok(server, "POST", "/encounters", Some(json!({
+    let e = id(ok(
+        server,
+        "POST",
+        "/encounters",
+        Some(json!({
         "clinic_id": c, "doctor_id": d, "patient_id": p, "appointment_id": a,
-        "date": "2026-12-01", "description": "Tonsillitis 🤒"}))).await);
+        "date": "2026-12-01", "description": "Tonsillitis 🤒"})),
+    )
+    .await);
     w.encounter = Some(e);
     if upto < Upto::Everything {
         return w;
     }
-    w.medical_record = Some(id(ok(server, "POST", &format!("/encounters/{e}/medical-records"),
+    w.medical_record = Some(id(ok(
+        server,
+        "POST",
+        &format!("/encounters/{e}/medical-records"),
         Some(json!({"type": "problem", "title": "Acute tonsillitis",
-                    "notes": "Temp 38.2 °C, swollen tonsils"}))).await));
-    w.prescription = Some(id(ok(server, "POST", &format!("/encounters/{e}/prescriptions"),
-        Some(json!({"name": "Amoxicillin 500 mg", "frequency": "3 times a day",
-                    "duration": "7 days", "instruction": "Take after meals"}))).await));
-    w.bill = Some(id(ok(server, "POST", "/bills",
-        Some(json!({"encounter_id": e, "total": "120.50", "discount": "10.00"}))).await));
+                    "notes": "Temp 38.2 °C, swollen tonsils"})),
+    )
+    .await));
+    w.prescription = Some(id(ok(
+        server,
+        "POST",
+        &format!("/encounters/{e}/prescriptions"),
+        Some(
+            json!({"name": "Amoxicillin 500 mg", "frequency": "3 times a day",
+                    "duration": "7 days", "instruction": "Take after meals"}),
+        ),
+    )
+    .await));
+    w.bill = Some(id(ok(
+        server,
+        "POST",
+        "/bills",
+        Some(json!({"encounter_id": e, "total": "120.50", "discount": "10.00"})),
+    )
+    .await));
     w
 }
 
@@ -246,32 +295,64 @@ fn plan(event: &str) -> (Upto, bool) {
 async fn act(server: &TestServer, w: &mut World, event: &str) {
     let appointment = w.appointment.as_ref().map(|a| a["id"].as_i64().unwrap());
     let (method, path, body) = match event {
-        "kc_clinic_update" => ("PATCH", format!("/clinics/{}", w.clinic),
-            Some(json!({"contact_number": "+91 22 4000 9999"}))),
+        "kc_clinic_update" => (
+            "PATCH",
+            format!("/clinics/{}", w.clinic),
+            Some(json!({"contact_number": "+91 22 4000 9999"})),
+        ),
         "kc_clinic_delete" => ("DELETE", format!("/clinics/{}", w.clinic), None),
-        "kc_doctor_update" => ("PATCH", format!("/doctors/{}", w.doctor.unwrap()),
-            Some(json!({"specialization": "Pediatría"}))),
+        "kc_doctor_update" => (
+            "PATCH",
+            format!("/doctors/{}", w.doctor.unwrap()),
+            Some(json!({"specialization": "Pediatría"})),
+        ),
         "kc_doctor_delete" => ("DELETE", format!("/doctors/{}", w.doctor.unwrap()), None),
-        "kc_receptionist_update" => ("PATCH",
+        "kc_receptionist_update" => (
+            "PATCH",
             format!("/receptionists/{}", w.receptionist.unwrap()),
-            Some(json!({"email": "ana.nunez@saotome.example.com"}))),
-        "kc_receptionist_delete" => ("DELETE",
-            format!("/receptionists/{}", w.receptionist.unwrap()), None),
-        "kc_patient_update" => ("PATCH", format!("/patients/{}", w.patient.unwrap()),
-            Some(json!({"blood_group": "A-"}))),
+            Some(json!({"email": "ana.nunez@saotome.example.com"})),
+        ),
+        "kc_receptionist_delete" => (
+            "DELETE",
+            format!("/receptionists/{}", w.receptionist.unwrap()),
+            None,
+        ),
+        "kc_patient_update" => (
+            "PATCH",
+            format!("/patients/{}", w.patient.unwrap()),
+            Some(json!({"blood_group": "A-"})),
+        ),
         "kc_patient_delete" => ("DELETE", format!("/patients/{}", w.patient.unwrap()), None),
-        "kc_appointment_update" => ("PATCH", format!("/appointments/{}", appointment.unwrap()),
-            Some(json!({"start_time": "10:00", "end_time": "10:15"}))),
-        "kc_appointment_status_change" => ("PATCH",
-            format!("/appointments/{}", appointment.unwrap()), Some(json!({"status": "check_in"}))),
-        "kc_appointment_delete" => ("DELETE",
-            format!("/appointments/{}", appointment.unwrap()), None),
-        "kc_encounter_update" => ("PATCH", format!("/encounters/{}", w.encounter.unwrap()),
-            Some(json!({"status": "closed"}))),
-        "kc_encounter_delete" => ("DELETE", format!("/encounters/{}", w.encounter.unwrap()), None),
-        "kc_payment_add" | "kc_appointment_payment_complete" => ("POST",
+        "kc_appointment_update" => (
+            "PATCH",
+            format!("/appointments/{}", appointment.unwrap()),
+            Some(json!({"start_time": "10:00", "end_time": "10:15"})),
+        ),
+        "kc_appointment_status_change" => (
+            "PATCH",
+            format!("/appointments/{}", appointment.unwrap()),
+            Some(json!({"status": "check_in"})),
+        ),
+        "kc_appointment_delete" => (
+            "DELETE",
+            format!("/appointments/{}", appointment.unwrap()),
+            None,
+        ),
+        "kc_encounter_update" => (
+            "PATCH",
+            format!("/encounters/{}", w.encounter.unwrap()),
+            Some(json!({"status": "closed"})),
+        ),
+        "kc_encounter_delete" => (
+            "DELETE",
+            format!("/encounters/{}", w.encounter.unwrap()),
+            None,
+        ),
+        "kc_payment_add" | "kc_appointment_payment_complete" => (
+            "POST",
             format!("/bills/{}/payments", w.bill.unwrap()),
-            Some(json!({"amount": "110.50", "method": "card", "date": "2026-12-01"}))),
+            Some(json!({"amount": "110.50", "method": "card", "date": "2026-12-01"})),
+        ),
         _ => return,
     };
     let answer = ok(server, method, &path, body).await;
@@ -298,7 +379,11 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
     v.insert("clinic_email", s("ola@saotome.example.com"));
     v.insert(
         "clinic_contact_number",
-        s(if event == "kc_clinic_update" { "+91 22 4000 9999" } else { "+91 22 4000 1234" }),
+        s(if event == "kc_clinic_update" {
+            "+91 22 4000 9999"
+        } else {
+            "+91 22 4000 1234"
+        }),
     );
     v.insert("clinic_address", s("12 Hill Road, Mumbai, 400050, India"));
     v.insert("clinic_city", s("Mumbai"));
@@ -314,7 +399,11 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
         v.insert("doctor_contact_number", s("+91 98200 00001"));
         v.insert(
             "doctor_specialization",
-            s(if event == "kc_doctor_update" { "Pediatría" } else { "Pédiatrie" }),
+            s(if event == "kc_doctor_update" {
+                "Pediatría"
+            } else {
+                "Pédiatrie"
+            }),
         );
         v.insert("doctor_license_number", s("MH-2026-77"));
     }
@@ -344,9 +433,16 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
         v.insert("patient_gender", s("female"));
         v.insert(
             "patient_blood_group",
-            s(if event == "kc_patient_update" { "A-" } else { "O+" }),
+            s(if event == "kc_patient_update" {
+                "A-"
+            } else {
+                "O+"
+            }),
         );
-        v.insert("patient_address", s("27 Willow Lane, Mumbai, 400001, India"));
+        v.insert(
+            "patient_address",
+            s("27 Willow Lane, Mumbai, 400001, India"),
+        );
         v.insert("patient_city", s("Mumbai"));
         v.insert("patient_country", s("India"));
         v.insert("patient_postal_code", s("400001"));
@@ -356,10 +452,22 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
         let checked_in = event == "kc_appointment_status_change";
         v.insert("appointment_id", a["id"].to_string());
         v.insert("appointment_date", s("2026-12-01"));
-        v.insert("appointment_start_time", s(if moved { "10:00" } else { "09:30" }));
-        v.insert("appointment_end_time", s(if moved { "10:15" } else { "09:45" }));
-        v.insert("appointment_status", s(if checked_in { "check_in" } else { "booked" }));
-        v.insert("appointment_status_code", s(if checked_in { "4" } else { "1" }));
+        v.insert(
+            "appointment_start_time",
+            s(if moved { "10:00" } else { "09:30" }),
+        );
+        v.insert(
+            "appointment_end_time",
+            s(if moved { "10:15" } else { "09:45" }),
+        );
+        v.insert(
+            "appointment_status",
+            s(if checked_in { "check_in" } else { "booked" }),
+        );
+        v.insert(
+            "appointment_status_code",
+            s(if checked_in { "4" } else { "1" }),
+        );
         v.insert("appointment_description", s("Fever & cough — 3 days"));
         let created = DateTime::parse_from_rfc3339(a["created_at"].as_str().unwrap()).unwrap();
         v.insert(
@@ -376,7 +484,11 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
         v.insert("encounter_date", s("2026-12-01"));
         v.insert(
             "encounter_status",
-            s(if event == "kc_encounter_update" { "closed" } else { "open" }),
+            s(if event == "kc_encounter_update" {
+                "closed"
+            } else {
+                "open"
+            }),
         );
         v.insert("encounter_description", s("Tonsillitis 🤒"));
     }
@@ -403,7 +515,14 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
         v.insert("bill_total", s("120.50"));
         v.insert("bill_discount", s("10.00"));
         v.insert("bill_amount", s("110.50"));
-        v.insert("bill_status", s(if w.payment.is_some() { "paid" } else { "unpaid" }));
+        v.insert(
+            "bill_status",
+            s(if w.payment.is_some() {
+                "paid"
+            } else {
+                "unpaid"
+            }),
+        );
     }
     if let Some(p) = w.payment {
         v.insert("payment_id", p.to_string());
@@ -416,7 +535,11 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
     carehook_core::catalog::lookup(event)
         .unwrap()
         .variables()
-        .filter(|var| !var.name.starts_with("current_date") && !var.name.starts_with("current_time") && var.name != "event_id")
+        .filter(|var| {
+            !var.name.starts_with("current_date")
+                && !var.name.starts_with("current_time")
+                && var.name != "event_id"
+        })
         .map(|var| {
             let value = v
                 .get(var.name)
@@ -448,17 +571,30 @@ async fn check_event(backend: Backend, event: &str) {
 
     // The time-dependent variables: the clinic's local time, between before and after.
     let at = DateTime::parse_from_rfc3339(&sent.remove("current_date_time").unwrap()).unwrap();
-    assert_eq!(at.offset().local_minus_utc(), IST, "in the clinic's time zone");
+    assert_eq!(
+        at.offset().local_minus_utc(),
+        IST,
+        "in the clinic's time zone"
+    );
     assert!(
         at.timestamp() >= before.timestamp() && at.timestamp() <= after.timestamp(),
         "{at} is not between {before} and {after}"
     );
-    assert_eq!(sent.remove("current_date").unwrap(), at.format("%Y-%m-%d").to_string());
-    assert_eq!(sent.remove("current_time").unwrap(), at.format("%H:%M").to_string());
+    assert_eq!(
+        sent.remove("current_date").unwrap(),
+        at.format("%Y-%m-%d").to_string()
+    );
+    assert_eq!(
+        sent.remove("current_time").unwrap(),
+        at.format("%H:%M").to_string()
+    );
     // The event id is the one carehook logged for the delivery.
     let delivery = got[0].header("webhook-id").unwrap().to_string();
     let (_, d) = server.get(&format!("/api/v1/deliveries/{delivery}")).await;
-    assert_eq!(sent.remove("event_id").unwrap(), d["event_id"].as_str().unwrap());
+    assert_eq!(
+        sent.remove("event_id").unwrap(),
+        d["event_id"].as_str().unwrap()
+    );
 
     assert_eq!(sent, expected(&world, event), "{event}");
     // Exactly one event of this kind was fired by building and acting.
@@ -479,23 +615,45 @@ async fn a_failed_write_fires_nothing_and_stores_nothing() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
     let rx = Receiver::start().await;
     server
-        .create_webhook(json!({"name": "all", "events": ["*"], "url": rx.url("/all"),
-                               "body": "{\"e\": \"{{event_name}}\"}"}))
+        .create_webhook(
+            json!({"name": "all", "events": ["*"], "url": rx.url("/all"),
+                               "body": "{\"e\": \"{{event_name}}\"}"}),
+        )
         .await;
     let w = build(&server, Upto::Patient, false).await;
     let other = ok(&server, "POST", "/clinics", Some(json!({"name": "Other"}))).await;
-    let stranger = ok(&server, "POST", "/doctors", Some(json!({
-        "clinic_id": other["id"], "first_name": "Sam", "last_name": "Lee"}))).await;
+    let stranger = ok(
+        &server,
+        "POST",
+        "/doctors",
+        Some(json!({
+        "clinic_id": other["id"], "first_name": "Sam", "last_name": "Lee"})),
+    )
+    .await;
     rx.wait_for(4, WAIT).await;
     let events = event_count(&server).await;
 
-    let appointment = |doctor: Value, patient: Value| json!({
+    let appointment = |doctor: Value, patient: Value| {
+        json!({
         "clinic_id": w.clinic, "doctor_id": doctor, "patient_id": patient,
-        "date": "2026-12-01", "start_time": "09:30"});
+        "date": "2026-12-01", "start_time": "09:30"})
+    };
     for (body, field, words) in [
-        (appointment(json!(4242), json!(w.patient)), "doctor_id", "no doctor 4242"),
-        (appointment(stranger["id"].clone(), json!(w.patient)), "doctor_id", "belongs to clinic"),
-        (appointment(stranger["id"].clone(), json!(9999)), "patient_id", "no patient 9999"),
+        (
+            appointment(json!(4242), json!(w.patient)),
+            "doctor_id",
+            "no doctor 4242",
+        ),
+        (
+            appointment(stranger["id"].clone(), json!(w.patient)),
+            "doctor_id",
+            "belongs to clinic",
+        ),
+        (
+            appointment(stranger["id"].clone(), json!(9999)),
+            "patient_id",
+            "no patient 9999",
+        ),
     ] {
         let (status, answer) = call(&server, "POST", "/appointments", Some(body)).await;
         assert_eq!(status, 422, "{answer}");
@@ -504,11 +662,31 @@ async fn a_failed_write_fires_nothing_and_stores_nothing() {
         assert!(message.contains(words), "{message}");
     }
     let bad_fields = [
-        ("/patients", json!({"clinic_id": w.clinic, "first_name": "A", "last_name": "B", "email": "not-an-email"}), "email"),
-        ("/patients", json!({"clinic_id": w.clinic, "first_name": "A"}), "last_name"),
-        ("/patients", json!({"clinic_id": w.clinic, "first_name": "A", "last_name": "B", "dob": "1988-13-01"}), "dob"),
-        ("/clinics", json!({"name": "X", "timezone": "Europe/Atlantis"}), "timezone"),
-        ("/appointments", json!({"clinic_id": w.clinic, "doctor_id": stranger["id"], "patient_id": w.patient, "date": "2026-12-01", "start_time": "9h30"}), "start_time"),
+        (
+            "/patients",
+            json!({"clinic_id": w.clinic, "first_name": "A", "last_name": "B", "email": "not-an-email"}),
+            "email",
+        ),
+        (
+            "/patients",
+            json!({"clinic_id": w.clinic, "first_name": "A"}),
+            "last_name",
+        ),
+        (
+            "/patients",
+            json!({"clinic_id": w.clinic, "first_name": "A", "last_name": "B", "dob": "1988-13-01"}),
+            "dob",
+        ),
+        (
+            "/clinics",
+            json!({"name": "X", "timezone": "Europe/Atlantis"}),
+            "timezone",
+        ),
+        (
+            "/appointments",
+            json!({"clinic_id": w.clinic, "doctor_id": stranger["id"], "patient_id": w.patient, "date": "2026-12-01", "start_time": "9h30"}),
+            "start_time",
+        ),
     ];
     for (path, body, field) in bad_fields {
         let (status, answer) = call(&server, "POST", path, Some(body)).await;
@@ -521,7 +699,9 @@ async fn a_failed_write_fires_nothing_and_stores_nothing() {
 
     let (_, appointments) = server.get("/api/v1/appointments").await;
     assert_eq!(appointments["items"], json!([]));
-    let (_, patients) = server.get(&format!("/api/v1/patients?clinic_id={}", w.clinic)).await;
+    let (_, patients) = server
+        .get(&format!("/api/v1/patients?clinic_id={}", w.clinic))
+        .await;
     assert_eq!(patients["items"].as_array().unwrap().len(), 1);
     assert_eq!(event_count(&server).await, events, "no event was recorded");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -540,17 +720,40 @@ async fn webhooks_get_only_the_events_fired_while_they_are_on() {
     catch_all(&server, &rx, "kc_patient_add", true).await;
     // Disabled while the patient changes: not sent that change, then or later.
     let off = catch_all(&server, &rx, "kc_patient_update", false).await;
-    ok(&server, "PATCH", &format!("/patients/{patient}"), Some(json!({"city": "Pune"}))).await;
+    ok(
+        &server,
+        "PATCH",
+        &format!("/patients/{patient}"),
+        Some(json!({"city": "Pune"})),
+    )
+    .await;
     let (status, _) = server
-        .call("PATCH", &format!("/api/v1/webhooks/{}", off["id"].as_str().unwrap()),
-              Some(json!({"enabled": true})))
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{}", off["id"].as_str().unwrap()),
+            Some(json!({"enabled": true})),
+        )
         .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(rx.count(), 0, "{:?}", rx.received().iter().map(|r| r.path.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        rx.count(),
+        0,
+        "{:?}",
+        rx.received()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>()
+    );
 
     // Once on, the next change is sent — and only that one.
-    ok(&server, "PATCH", &format!("/patients/{patient}"), Some(json!({"city": "Goa"}))).await;
+    ok(
+        &server,
+        "PATCH",
+        &format!("/patients/{patient}"),
+        Some(json!({"city": "Goa"})),
+    )
+    .await;
     let got = rx.wait_for(1, WAIT).await;
     assert_eq!(got[0].json()["patient_city"], "Goa");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -568,17 +771,33 @@ async fn records_are_listed_by_clinic_patient_and_date_and_read_back() {
     assert_eq!(bill["amount"], "110.50");
     assert_eq!(bill["status"], "unpaid");
     // A partial payment leaves it unpaid; the rest pays it.
-    ok(&server, "POST", &format!("/bills/{}/payments", w.bill.unwrap()),
-       Some(json!({"amount": "100"}))).await;
+    ok(
+        &server,
+        "POST",
+        &format!("/bills/{}/payments", w.bill.unwrap()),
+        Some(json!({"amount": "100"})),
+    )
+    .await;
     let bill = ok(&server, "GET", &format!("/bills/{}", w.bill.unwrap()), None).await;
     assert_eq!(bill["status"], "unpaid");
-    let payment = ok(&server, "POST", &format!("/bills/{}/payments", w.bill.unwrap()),
-       Some(json!({"amount": "10.50", "method": "cash"}))).await;
+    let payment = ok(
+        &server,
+        "POST",
+        &format!("/bills/{}/payments", w.bill.unwrap()),
+        Some(json!({"amount": "10.50", "method": "cash"})),
+    )
+    .await;
     // The date defaults to today in the clinic's time zone (UTC+05:30).
-    let today = (Utc::now() + chrono::Duration::seconds(IST.into())).format("%Y-%m-%d").to_string();
+    let today = (Utc::now() + chrono::Duration::seconds(IST.into()))
+        .format("%Y-%m-%d")
+        .to_string();
     assert_eq!(payment["date"], today);
-    let names: Vec<&str> = payment["events"].as_array().unwrap().iter()
-        .map(|e| e["event"].as_str().unwrap()).collect();
+    let names: Vec<&str> = payment["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["kc_payment_add", "kc_appointment_payment_complete"]);
     let bill = ok(&server, "GET", &format!("/bills/{}", w.bill.unwrap()), None).await;
     assert_eq!(bill["status"], "paid");
@@ -586,10 +805,16 @@ async fn records_are_listed_by_clinic_patient_and_date_and_read_back() {
     let count = |v: &Value| v["items"].as_array().unwrap().len();
     for (path, n) in [
         (format!("/appointments?patient_id={p}&date=2026-12-01"), 1),
-        (format!("/appointments?clinic_id={}&date_from=2026-12-02", w.clinic), 0),
+        (
+            format!("/appointments?clinic_id={}&date_from=2026-12-02", w.clinic),
+            0,
+        ),
         (format!("/payments?clinic_id={}", w.clinic), 2),
         (format!("/bills/{}/payments?limit=1", w.bill.unwrap()), 1),
-        (format!("/encounters/{}/prescriptions", w.encounter.unwrap()), 1),
+        (
+            format!("/encounters/{}/prescriptions", w.encounter.unwrap()),
+            1,
+        ),
         (format!("/medical-records?patient_id={p}"), 1),
         (format!("/patients?clinic_id={}", w.clinic + 1), 0),
     ] {

@@ -112,7 +112,13 @@ fn names(list: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| format!("{} {}", p["first_name"].as_str().unwrap(), p["last_name"].as_str().unwrap()))
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["first_name"].as_str().unwrap(),
+                p["last_name"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -122,8 +128,14 @@ async fn serve_demo_starts_with_the_demo_clinic() {
     let clinics = get(&server.url, "/clinics").await;
     assert_eq!(clinics["items"][0]["name"], "Riverside Family Clinic");
     let patients = names(&get(&server.url, "/patients").await);
-    assert!(patients.contains(&"Maria O'Brien".to_string()), "{patients:?}");
-    assert!(patients.contains(&"José Álvarez Núñez".to_string()), "{patients:?}");
+    assert!(
+        patients.contains(&"Maria O'Brien".to_string()),
+        "{patients:?}"
+    );
+    assert!(
+        patients.contains(&"José Álvarez Núñez".to_string()),
+        "{patients:?}"
+    );
     let appointments = get(&server.url, "/appointments").await;
     let mut statuses: Vec<&str> = appointments["items"]
         .as_array()
@@ -133,11 +145,24 @@ async fn serve_demo_starts_with_the_demo_clinic() {
         .collect();
     statuses.sort();
     statuses.dedup();
-    assert_eq!(statuses, ["booked", "cancelled", "check_in", "check_out", "pending"]);
+    assert_eq!(
+        statuses,
+        ["booked", "cancelled", "check_in", "check_out", "pending"]
+    );
     for path in ["/medical-records", "/prescriptions", "/payments"] {
-        assert_eq!(get(&server.url, path).await["items"].as_array().unwrap().len(), 1, "{path}");
+        assert_eq!(
+            get(&server.url, path).await["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "{path}"
+        );
     }
-    assert_eq!(get(&server.url, "/bills").await["items"][0]["status"], "paid");
+    assert_eq!(
+        get(&server.url, "/bills").await["items"][0]["status"],
+        "paid"
+    );
     // Each record fired its event, the payment the appointment's too.
     let log = get(&server.url, "/events?limit=1000").await;
     let fired: Vec<&str> = log["items"]
@@ -146,7 +171,11 @@ async fn serve_demo_starts_with_the_demo_clinic() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    for e in ["kc_clinic_add", "kc_appointment_status_change", "kc_appointment_payment_complete"] {
+    for e in [
+        "kc_clinic_add",
+        "kc_appointment_status_change",
+        "kc_appointment_payment_complete",
+    ] {
         assert!(fired.contains(&e), "{e} missing from {fired:?}");
     }
 }
@@ -155,30 +184,89 @@ async fn serve_demo_starts_with_the_demo_clinic() {
 async fn the_clinic_commands_fire_their_events_over_http() {
     let server = serve(&[]).await;
     let url = server.url.clone();
-    assert!(get(&url, "/clinics").await["items"].as_array().unwrap().is_empty(), "no demo without --demo");
+    assert!(
+        get(&url, "/clinics").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no demo without --demo"
+    );
     let out = carehook(&url, &["demo"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let clinic = get(&url, "/clinics").await["items"][0]["id"].as_i64().unwrap().to_string();
-    let doctor = get(&url, "/doctors").await["items"][0]["id"].as_i64().unwrap().to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clinic = get(&url, "/clinics").await["items"][0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let doctor = get(&url, "/doctors").await["items"][0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
 
-    let patient = answer(&carehook(&url, &["clinic", "add-patient", "--clinic", &clinic,
-        "--first-name", "Chloé", "--last-name", "D'Arcy", "--email", "chloe@example.com"]));
+    let patient = answer(&carehook(
+        &url,
+        &[
+            "clinic",
+            "add-patient",
+            "--clinic",
+            &clinic,
+            "--first-name",
+            "Chloé",
+            "--last-name",
+            "D'Arcy",
+            "--email",
+            "chloe@example.com",
+        ],
+    ));
     assert_eq!(events(&patient), ["kc_patient_add"]);
     let patient_id = patient["id"].as_i64().unwrap().to_string();
-    let booked = answer(&carehook(&url, &["clinic", "book", "--clinic", &clinic, "--doctor", &doctor,
-        "--patient", &patient_id, "--date", "2026-12-01", "--start", "09:30",
-        "--service", "General Consultation", "--service", "Throat Swab"]));
+    let booked = answer(&carehook(
+        &url,
+        &[
+            "clinic",
+            "book",
+            "--clinic",
+            &clinic,
+            "--doctor",
+            &doctor,
+            "--patient",
+            &patient_id,
+            "--date",
+            "2026-12-01",
+            "--start",
+            "09:30",
+            "--service",
+            "General Consultation",
+            "--service",
+            "Throat Swab",
+        ],
+    ));
     assert_eq!(events(&booked), ["kc_appointment_book"]);
     let appointment = booked["id"].as_i64().unwrap().to_string();
-    let changed = answer(&carehook(&url, &["clinic", "status", &appointment, "check_in"]));
+    let changed = answer(&carehook(
+        &url,
+        &["clinic", "status", &appointment, "check_in"],
+    ));
     assert_eq!(events(&changed), ["kc_appointment_status_change"]);
 
-    let bill = get(&url, "/bills").await["items"][0]["id"].as_i64().unwrap().to_string();
-    let paid = answer(&carehook(&url, &["clinic", "pay", "--bill", &bill, "--amount", "0.01"]));
+    let bill = get(&url, "/bills").await["items"][0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let paid = answer(&carehook(
+        &url,
+        &["clinic", "pay", "--bill", &bill, "--amount", "0.01"],
+    ));
     assert_eq!(events(&paid), ["kc_payment_add"]);
     assert_eq!(paid["amount"], "0.01");
 
-    let listed = answer(&carehook(&url, &["clinic", "list", "appointments", "--patient", &patient_id]));
+    let listed = answer(&carehook(
+        &url,
+        &["clinic", "list", "appointments", "--patient", &patient_id],
+    ));
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
     // A bad value is the user's to fix: exit code 2 and the field named.

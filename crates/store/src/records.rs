@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{json, page_limit, to_json};
-use crate::sql::{Arg, Built, Builder};
+use crate::sql::{Arg, Builder, Built};
 use crate::types::{NewEvent, Recorded};
 
 /// What a change does.
@@ -117,6 +117,82 @@ pub(crate) trait RecordTx: Send {
     async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>>;
 }
 
+/// The [`RecordTx`] of a dialect: `record_txn!(connection type, whether rows can be locked)`.
+/// The SQL is this module's and the same for both; what differs is the connection type, and
+/// `bind_all`/`write_events`, which each dialect's module defines and this expands beside.
+macro_rules! record_txn {
+    ($conn:ty, $lock:literal) => {
+        /// Clinic record I/O inside one write transaction; see `records::change`.
+        struct RecordTxn<'t> {
+            conn: &'t mut $conn,
+            /// Whether a delivery was written: wake the dispatcher after commit.
+            delivered: bool,
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::records::RecordTx for RecordTxn<'_> {
+            async fn fetch(&mut self, kind: Kind, id: i64, lock: bool) -> Result<Option<Record>> {
+                let sql = $crate::records::select_sql(kind, lock && $lock);
+                let t: Option<RecordTuple> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&mut *self.conn)
+                    .await?;
+                t.map(|t| $crate::records::record(kind, t)).transpose()
+            }
+
+            async fn write(
+                &mut self,
+                kind: Kind,
+                sql: &str,
+                args: Vec<Arg>,
+            ) -> Result<Option<Record>> {
+                let t: Option<RecordTuple> =
+                    bind_all(sqlx::query_as(AssertSqlSafe(sql.to_owned())), args)
+                        .fetch_optional(&mut *self.conn)
+                        .await?;
+                t.map(|t| $crate::records::record(kind, t)).transpose()
+            }
+
+            async fn exists(&mut self, sql: &str, id: i64) -> Result<bool> {
+                let (found,): (bool,) = sqlx::query_as(AssertSqlSafe(sql.to_owned()))
+                    .bind(id)
+                    .fetch_one(&mut *self.conn)
+                    .await?;
+                Ok(found)
+            }
+
+            async fn next_bill_seq(&mut self, clinic_id: i64) -> Result<i64> {
+                let (seq,): (i64,) = sqlx::query_as($crate::records::NEXT_BILL_SEQ)
+                    .bind(clinic_id)
+                    .fetch_one(&mut *self.conn)
+                    .await?;
+                Ok(seq)
+            }
+
+            async fn payments_of(&mut self, bill_id: i64) -> Result<Vec<Record>> {
+                let ts: Vec<RecordTuple> =
+                    sqlx::query_as(AssertSqlSafe($crate::records::payments_sql()))
+                        .bind(bill_id)
+                        .fetch_all(&mut *self.conn)
+                        .await?;
+                ts.into_iter()
+                    .map(|t| $crate::records::record(carehook_core::clinic::Kind::Payment, t))
+                    .collect()
+            }
+
+            async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let (answers, delivered) = write_events(self.conn, events).await?;
+                self.delivered |= delivered;
+                Ok(answers)
+            }
+        }
+    };
+}
+pub(crate) use record_txn;
+
 /// Runs one change; the caller commits afterwards (and wakes the dispatcher if any delivery
 /// was written).
 pub(crate) async fn change(
@@ -151,9 +227,9 @@ pub(crate) async fn change(
             logic.check(&mut p, &linked)?;
             let mut args = write_args(kind, &p, now);
             if kind == Kind::Bill {
-                let clinic = linked
-                    .get(Kind::Clinic)
-                    .ok_or_else(|| StoreError::Corrupt("a bill's encounter has no clinic".into()))?;
+                let clinic = linked.get(Kind::Clinic).ok_or_else(|| {
+                    StoreError::Corrupt("a bill's encounter has no clinic".into())
+                })?;
                 args.push(Arg::Int(tx.next_bill_seq(clinic.id).await?));
             }
             tx.write(kind, &insert_sql(kind), args).await?
@@ -314,7 +390,14 @@ pub(crate) fn columns(kind: Kind) -> String {
             "CAST(NULL AS BIGINT)".to_string()
         });
     }
-    cols.push(if kind == Kind::Bill { "seq" } else { "CAST(NULL AS BIGINT)" }.to_string());
+    cols.push(
+        if kind == Kind::Bill {
+            "seq"
+        } else {
+            "CAST(NULL AS BIGINT)"
+        }
+        .to_string(),
+    );
     cols.extend(["data", "created_at", "updated_at"].map(String::from));
     cols.join(", ")
 }
@@ -503,12 +586,10 @@ mod tests {
              CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), encounter_id, \
              CAST(NULL AS BIGINT), seq, data, created_at, updated_at"
         );
-        assert!(
-            update_sql(Kind::Appointment).starts_with(
-                "UPDATE appointments SET clinic_id = $1, doctor_id = $2, patient_id = $3, \
+        assert!(update_sql(Kind::Appointment).starts_with(
+            "UPDATE appointments SET clinic_id = $1, doctor_id = $2, patient_id = $3, \
                  day = $4, data = $5, updated_at = $6 WHERE id = $7"
-            )
-        );
+        ));
     }
 
     #[test]
@@ -518,10 +599,7 @@ mod tests {
             "bill_id IN (SELECT id FROM bills WHERE encounter_id IN \
              (SELECT id FROM encounters WHERE clinic_id = $1))"
         );
-        assert_eq!(
-            scope(Kind::Patient, Ref::Patient, "$1").unwrap(),
-            "id = $1"
-        );
+        assert_eq!(scope(Kind::Patient, Ref::Patient, "$1").unwrap(), "id = $1");
         assert!(scope(Kind::Clinic, Ref::Patient, "$1").is_none());
     }
 

@@ -21,12 +21,12 @@ use uuid::Uuid;
 
 use crate::batch;
 use crate::error::{Result, StoreError};
+use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, Target};
 use crate::rows::{self, assemble_claims, earliest, to_json};
 use crate::sql::{self, Arg};
-use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
 use crate::types::*;
-use carehook_core::clinic::{Kind, Record};
 use crate::{Store, now_ms};
+use carehook_core::clinic::{Kind, Record};
 
 const READERS: u32 = 4;
 
@@ -216,69 +216,9 @@ async fn write_events(
     ))
 }
 
-/// Clinic record I/O inside one write transaction; see `records::change`.
-struct RecordTxn<'t> {
-    conn: &'t mut sqlx::SqliteConnection,
-    /// Whether a delivery was written: wake the dispatcher after commit.
-    delivered: bool,
-}
-
-#[async_trait::async_trait]
-impl RecordTx for RecordTxn<'_> {
-    async fn fetch(&mut self, kind: Kind, id: i64, lock: bool) -> Result<Option<Record>> {
-        // SQLite has one writer: the write transaction already excludes every other change.
-        let _ = lock;
-        let sql = records::select_sql(kind, false);
-        let t: Option<RecordTuple> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        t.map(|t| records::record(kind, t)).transpose()
-    }
-
-    async fn write(&mut self, kind: Kind, sql: &str, args: Vec<Arg>) -> Result<Option<Record>> {
-        let t: Option<RecordTuple> =
-            bind_all(sqlx::query_as(AssertSqlSafe(sql.to_owned())), args)
-                .fetch_optional(&mut *self.conn)
-                .await?;
-        t.map(|t| records::record(kind, t)).transpose()
-    }
-
-    async fn exists(&mut self, sql: &str, id: i64) -> Result<bool> {
-        let (found,): (bool,) = sqlx::query_as(AssertSqlSafe(sql.to_owned()))
-            .bind(id)
-            .fetch_one(&mut *self.conn)
-            .await?;
-        Ok(found)
-    }
-
-    async fn next_bill_seq(&mut self, clinic_id: i64) -> Result<i64> {
-        let (seq,): (i64,) = sqlx::query_as(records::NEXT_BILL_SEQ)
-            .bind(clinic_id)
-            .fetch_one(&mut *self.conn)
-            .await?;
-        Ok(seq)
-    }
-
-    async fn payments_of(&mut self, bill_id: i64) -> Result<Vec<Record>> {
-        let ts: Vec<RecordTuple> = sqlx::query_as(AssertSqlSafe(records::payments_sql()))
-            .bind(bill_id)
-            .fetch_all(&mut *self.conn)
-            .await?;
-        ts.into_iter()
-            .map(|t| records::record(Kind::Payment, t))
-            .collect()
-    }
-
-    async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (answers, delivered) = write_events(self.conn, events).await?;
-        self.delivered |= delivered;
-        Ok(answers)
-    }
-}
+// SQLite has one writer: the write transaction already excludes every other change, so no
+// row is locked.
+crate::records::record_txn!(sqlx::SqliteConnection, false);
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -760,10 +700,9 @@ impl Store for SqliteStore {
 
     async fn list_records(&self, kind: Kind, filter: RecordFilter) -> Result<Page<Record>> {
         let built = records::list_sql(kind, &filter)?;
-        let ts: Vec<RecordTuple> =
-            bind_all(sqlx::query_as(AssertSqlSafe(built.sql)), built.args)
-                .fetch_all(&self.read)
-                .await?;
+        let ts: Vec<RecordTuple> = bind_all(sqlx::query_as(AssertSqlSafe(built.sql)), built.args)
+            .fetch_all(&self.read)
+            .await?;
         let items = ts
             .into_iter()
             .map(|t| records::record(kind, t))

@@ -80,11 +80,7 @@ impl RecordLogic for Logic {
     }
 
     fn check(&self, _: &mut Valid, linked: &Linked) -> Result<()> {
-        let kinds: Vec<String> = linked
-            .records
-            .keys()
-            .map(|k| format!("{k:?}"))
-            .collect();
+        let kinds: Vec<String> = linked.records.keys().map(|k| format!("{k:?}")).collect();
         self.seen.lock().unwrap().push(kinds.join(","));
         Ok(())
     }
@@ -237,7 +233,10 @@ async fn a_refused_event_rolls_the_record_back(store: &dyn Store) {
         .change_record(Kind::Doctor, Target::Create, &l, T)
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Rejected(ref f) if f.field == "status"), "{err}");
+    assert!(
+        matches!(err, StoreError::Rejected(ref f) if f.field == "status"),
+        "{err}"
+    );
     assert_eq!(count(store, Kind::Doctor).await, 0);
     assert_eq!(event_count(store).await, before);
     // An update refused likewise leaves the record as it was.
@@ -318,7 +317,13 @@ async fn a_record_others_refer_to_cannot_be_deleted(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert!(store.get_record(Kind::Encounter, e).await.unwrap().is_none());
+    assert!(
+        store
+            .get_record(Kind::Encounter, e)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn a_delete_event_sees_the_deleted_record(store: &dyn Store) {

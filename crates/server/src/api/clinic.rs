@@ -24,8 +24,7 @@ use carehook_core::clinic::{
     self, FieldError, Kind, Occasion, Op, Record, Ref, Subject, Valid, validate,
 };
 use carehook_store::{
-    Applied, Changed, Fired, Linked, NewEvent, RecordFilter, RecordLogic, Store, StoreError,
-    Target,
+    Applied, Changed, Fired, Linked, NewEvent, RecordFilter, RecordLogic, Store, StoreError, Target,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -68,7 +67,9 @@ pub fn router() -> Router<AppState> {
                           c: Caller,
                           h: HeaderMap,
                           id: Path<i64>,
-                          b: ApiJson<Value>| { update_handler(s, c, h, id, b, kind) },
+                          b: ApiJson<Value>| {
+                        update_handler(s, c, h, id, b, kind)
+                    },
                 )
                 .delete(
                     move |s: State<AppState>, c: Caller, h: HeaderMap, id: Path<i64>| {
@@ -93,7 +94,10 @@ pub fn router() -> Router<AppState> {
                     },
                 )
                 .get(
-                    move |s: State<AppState>, c: Caller, Path(id): Path<i64>, q: Query<ListQuery>| {
+                    move |s: State<AppState>,
+                          c: Caller,
+                          Path(id): Path<i64>,
+                          q: Query<ListQuery>| {
                         list(s, c, q, kind, Some((parent, id)))
                     },
                 ),

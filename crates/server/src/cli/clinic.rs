@@ -213,7 +213,10 @@ pub fn run(args: ClinicArgs) -> anyhow::Result<()> {
                 ("date", date),
             ] {
                 if let Some(v) = v {
-                    query.push(format!("{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()));
+                    query.push(format!(
+                        "{k}={}",
+                        url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                    ));
                 }
             }
             let q = if query.is_empty() {

@@ -114,7 +114,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.demo {
         let registry = crate::registry::Registry::new(vault.clone());
-        registry.refresh(&*store).await.context("loading webhooks")?;
+        registry
+            .refresh(&*store)
+            .await
+            .context("loading webhooks")?;
         crate::demo::fill_if_empty(&*store, &registry)
             .await
             .context("adding the demo clinic")?;
