@@ -725,6 +725,11 @@ pub fn build(
                 .then(|| auth_username.clone())
                 .flatten()
         });
+        // A URL given in full makes a value that only stands in the URL moot.
+        let full_url = req.url.as_deref().is_some_and(|u| !u.trim().is_empty());
+        if full_url && !body.contains(v.token) {
+            continue;
+        }
         let Some(value) = given.filter(|s| !s.trim().is_empty()) else {
             missing.push(Missing {
                 field: format!("values.{}", v.key),
@@ -960,6 +965,30 @@ mod tests {
         assert_eq!(
             build(q, &req).unwrap_err().unwrap_err().field,
             "values.nope"
+        );
+    }
+
+    #[test]
+    fn a_full_url_needs_no_url_only_values() {
+        let p = lookup("salesforce_lead_update").unwrap();
+        let req = PresetRequest {
+            url: Some(
+                "https://acme.my.salesforce.com/services/data/v52.0/sobjects/Lead/{{patient_id}}"
+                    .into(),
+            ),
+            auth: Some(json!({"token": "t"})),
+            ..PresetRequest::default()
+        };
+        assert!(build(p, &req).is_ok());
+        // A value the body needs is still needed.
+        let m = lookup("mixpanel_patient_journey").unwrap();
+        let req = PresetRequest {
+            url: Some("https://api.mixpanel.com/track".into()),
+            ..PresetRequest::default()
+        };
+        assert_eq!(
+            build(m, &req).unwrap_err().unwrap()[0].field,
+            "values.project_token"
         );
     }
 
