@@ -395,7 +395,7 @@ static COMMON: Group = Group {
             "event_id",
             Text,
             "carehook's unique id for this event; the same on every retry, so a receiver can skip duplicates",
-            "evt_0193a1f2c3d47e5f8a9b0c1d2e3f4a5b",
+            "0193a1f2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
         ),
     ],
 };
