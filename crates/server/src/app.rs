@@ -117,16 +117,25 @@ pub async fn run(
     Ok(())
 }
 
+/// Reloads webhooks when the store says they changed (on PostgreSQL, also
+/// when another node changed them), and every `every` in case a
+/// notification was missed.
 async fn refresh_loop(
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut changed = store.watch_webhooks();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+        let closed = tokio::select! {
+            _ = tokio::time::sleep(every) => false,
+            r = changed.changed() => r.is_err(),
             _ = stop.wait_for(|s| *s) => return,
+        };
+        if closed {
+            // The store dropped its sender: fall back to the timer alone.
+            tokio::time::sleep(every).await;
         }
         if let Err(e) = registry.refresh(&*store).await {
             tracing::warn!(error = %format!("{e:#}"), "could not refresh webhooks");

@@ -214,6 +214,18 @@ impl Dispatcher {
                         claimed_full = claimed.len() as u32 == limit;
                         let mut finished_now = Vec::new();
                         let mut release = Vec::new();
+                        // A webhook made on another node may not be in this
+                        // node's registry yet: read it before calling it gone.
+                        let unknown: HashSet<Uuid> = claimed
+                            .iter()
+                            .map(|c| c.webhook_id)
+                            .filter(|id| self.registry.get(*id).is_none())
+                            .collect();
+                        for id in unknown {
+                            if let Err(e) = self.registry.load_one(&*self.store, id).await {
+                                tracing::warn!(webhook = %id, error = %format!("{e:#}"), "could not load webhook");
+                            }
+                        }
                         for c in claimed {
                             match self.registry.get(c.webhook_id) {
                                 Some(w) if w.row.enabled || c.is_test => {

@@ -184,6 +184,19 @@ impl Registry {
         *guard = Arc::new(map);
     }
 
+    /// Reads one webhook from the store into the registry, if it exists.
+    pub async fn load_one(
+        &self,
+        store: &dyn Store,
+        id: Uuid,
+    ) -> anyhow::Result<Option<Arc<Loaded>>> {
+        let _gate = self.gate.lock().await;
+        match store.get_webhook(id).await? {
+            Some(row) => Ok(Some(self.put(Loaded::from_row(row, &self.vault)?))),
+            None => Ok(None),
+        }
+    }
+
     /// Re-reads every webhook; recompiles only the ones whose version moved.
     pub async fn refresh(&self, store: &dyn Store) -> anyhow::Result<()> {
         let _gate = self.gate.lock().await;

@@ -121,6 +121,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Changes whenever new deliveries may be due sooner than `next_due_at` said (recorded,
     /// retried, released). On PostgreSQL also when another node did so. Wait with `changed()`.
     fn watch_deliveries(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Changes whenever a webhook is created, changed or deleted; on PostgreSQL also when
+    /// another node did so (`NOTIFY carehook_webhooks`), so every node reloads it at once.
+    fn watch_webhooks(&self) -> tokio::sync::watch::Receiver<u64>;
 
     // --- the delivery log -------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ use carehook_core::clinic::{Kind, Record};
 
 /// The channel `record_events`, retries and releases notify.
 pub const NOTIFY_CHANNEL: &str = "carehook_deliveries";
+/// Announces webhook changes, so every node reloads its compiled webhooks at once.
+pub const WEBHOOKS_CHANNEL: &str = "carehook_webhooks";
 
 const POOL_SIZE: u32 = 10;
 
@@ -33,6 +35,7 @@ const POOL_SIZE: u32 = 10;
 pub struct PgStore {
     pool: PgPool,
     wake: watch::Sender<u64>,
+    webhooks: watch::Sender<u64>,
     _listener: AbortOnDrop,
 }
 
@@ -81,12 +84,16 @@ impl PgStore {
             .connect(url)
             .await?;
         let mut listener = PgListener::connect(url).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
+        listener
+            .listen_all([NOTIFY_CHANNEL, WEBHOOKS_CHANNEL])
+            .await?;
         let wake = watch::Sender::new(0);
-        let tx = wake.clone();
+        let webhooks = watch::Sender::new(0);
+        let (tx, webhooks_tx) = (wake.clone(), webhooks.clone());
         let task = tokio::spawn(async move {
             loop {
                 match listener.recv().await {
+                    Ok(n) if n.channel() == WEBHOOKS_CHANNEL => webhooks_tx.send_modify(bump),
                     Ok(_) => tx.send_modify(bump),
                     Err(e) => {
                         // The listener reconnects on the next recv; wake anyway, as
@@ -94,6 +101,7 @@ impl PgStore {
                         tracing::warn!(error = %e, "LISTEN {NOTIFY_CHANNEL} interrupted");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         tx.send_modify(bump);
+                        webhooks_tx.send_modify(bump);
                     }
                 }
             }
@@ -101,6 +109,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             wake,
+            webhooks,
             _listener: AbortOnDrop(task),
         };
         store.migrate().await?;
@@ -110,6 +119,16 @@ impl PgStore {
     /// The pool, for callers that need raw access (tests, one-off tools).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Tells this node and, through NOTIFY, every other one that webhooks changed.
+    async fn announce_webhooks(&self) -> Result<()> {
+        self.webhooks.send_modify(bump);
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WEBHOOKS_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Wakes this node at once and, through NOTIFY, every other one.
@@ -296,6 +315,7 @@ impl Store for PgStore {
             .bind(now_ms())
             .fetch_one(&self.pool)
             .await?;
+        self.announce_webhooks().await?;
         rows::webhook(t)
     }
 
@@ -333,6 +353,9 @@ impl Store for PgStore {
             .bind(now_ms())
             .fetch_optional(&self.pool)
             .await?;
+        if t.is_some() {
+            self.announce_webhooks().await?;
+        }
         t.map(rows::webhook).transpose()
     }
 
@@ -349,6 +372,9 @@ impl Store for PgStore {
             .bind(now_ms())
             .execute(&self.pool)
             .await?;
+        if done.rows_affected() == 1 {
+            self.announce_webhooks().await?;
+        }
         Ok(done.rows_affected() == 1)
     }
 
@@ -367,6 +393,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.announce_webhooks().await?;
         Ok(true)
     }
 
@@ -609,6 +636,10 @@ impl Store for PgStore {
         let (due, lease): (Option<i64>, Option<i64>) =
             sqlx::query_as(sql::NEXT_DUE).fetch_one(&self.pool).await?;
         Ok(earliest(due, lease))
+    }
+
+    fn watch_webhooks(&self) -> watch::Receiver<u64> {
+        self.webhooks.subscribe()
     }
 
     fn watch_deliveries(&self) -> watch::Receiver<u64> {

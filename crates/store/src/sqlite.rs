@@ -35,6 +35,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     wake: watch::Sender<u64>,
+    webhooks: watch::Sender<u64>,
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -91,6 +92,7 @@ impl SqliteStore {
             write,
             read,
             wake: watch::Sender::new(0),
+            webhooks: watch::Sender::new(0),
         };
         store.migrate().await?;
         Ok(store)
@@ -103,6 +105,10 @@ impl SqliteStore {
 
     fn wake(&self) {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn webhooks_changed(&self) {
+        self.webhooks.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -241,6 +247,7 @@ impl Store for SqliteStore {
             .bind(now_ms())
             .fetch_one(&self.write)
             .await?;
+        self.webhooks_changed();
         rows::webhook(t)
     }
 
@@ -278,6 +285,7 @@ impl Store for SqliteStore {
             .bind(now_ms())
             .fetch_optional(&self.write)
             .await?;
+        self.webhooks_changed();
         t.map(rows::webhook).transpose()
     }
 
@@ -294,6 +302,7 @@ impl Store for SqliteStore {
             .bind(now_ms())
             .execute(&self.write)
             .await?;
+        self.webhooks_changed();
         Ok(done.rows_affected() == 1)
     }
 
@@ -312,6 +321,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.webhooks_changed();
         Ok(true)
     }
 
@@ -496,6 +506,10 @@ impl Store for SqliteStore {
         let (due, lease): (Option<i64>, Option<i64>) =
             sqlx::query_as(sql::NEXT_DUE).fetch_one(&self.read).await?;
         Ok(earliest(due, lease))
+    }
+
+    fn watch_webhooks(&self) -> watch::Receiver<u64> {
+        self.webhooks.subscribe()
     }
 
     fn watch_deliveries(&self) -> watch::Receiver<u64> {
