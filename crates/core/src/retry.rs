@@ -82,11 +82,13 @@ impl RetryError {
 /// `"1d"`, `"1h30m"`) or as a number of seconds. Missing fields take their
 /// defaults; `"max_age": null` means no age limit.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Delays between attempts: `schedule[0]` after the first attempt failed,
     /// and so on.
     #[serde(with = "human_durations")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"])))]
     pub schedule: Vec<Duration>,
     /// Overrides the attempt count the schedule implies: more attempts repeat
     /// the last delay, fewer cut the schedule short.
@@ -94,6 +96,7 @@ pub struct RetryPolicy {
     /// Give up once the next attempt would be later than this after the
     /// delivery was created. `None`: no limit.
     #[serde(with = "human_duration_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "4d"))]
     pub max_age: Option<Duration>,
     /// Relative jitter applied to each delay: 0.2 means ±20 %.
     pub jitter: f64,

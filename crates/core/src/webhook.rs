@@ -29,6 +29,7 @@ pub const MASK: &str = "********";
 
 /// The HTTP methods a webhook may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,
@@ -53,6 +54,7 @@ impl Method {
 
 /// How the body is written, and the `Content-Type` sent with it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContentType {
     #[default]
@@ -81,6 +83,7 @@ impl ContentType {
 
 /// Where an API key goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLocation {
     #[default]
@@ -92,6 +95,7 @@ pub enum KeyLocation {
 /// plain value only in memory; the server encrypts them at rest and masks
 /// them in every answer.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Auth {
     #[default]
@@ -170,6 +174,7 @@ fn yes() -> bool {
 /// A webhook as written by an admin or an integrator (the API's JSON).
 /// Unknown fields are refused: a typo must not pass silently.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     pub name: String,
@@ -281,6 +286,7 @@ impl From<TemplateError> for ValidationError {
 
 /// A warning from validation: saved, but worth the admin's attention.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Warning {
     pub field: String,
     pub message: String,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use carehook_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -16,6 +15,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState, Shared};
 use crate::dispatcher::{Dispatcher, DispatcherConfig};
 use crate::intake::Intake;
+use crate::metrics::Metrics;
 use crate::outbound::{DestinationPolicy, Outbound};
 use crate::registry::Registry;
 use crate::time::now_ms;
@@ -36,6 +36,8 @@ pub struct Settings {
     /// How often to re-read webhooks changed by other nodes.
     pub registry_refresh: Duration,
     pub vault: Vault,
+    /// Serve `GET /metrics` on this address instead of the API's.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
             auto_disable_after: Duration::from_secs(5 * 24 * 3600),
             registry_refresh: Duration::from_secs(5),
             vault,
+            metrics_listen: None,
         }
     }
 }
@@ -67,11 +70,18 @@ pub async fn run(
         .await
         .context("loading webhooks")?;
     let outbound = Outbound::new(settings.policy.clone())?;
+    let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut jobs = tokio::task::JoinSet::new();
     if let Some(config) = settings.dispatcher.clone() {
-        let dispatcher = Dispatcher::new(store.clone(), registry.clone(), outbound.clone(), config);
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            registry.clone(),
+            outbound.clone(),
+            config,
+            metrics.clone(),
+        );
         jobs.spawn(dispatcher.run(stop_rx.clone()));
         jobs.spawn(auto_disable_loop(
             store.clone(),
@@ -90,10 +100,37 @@ pub async fn run(
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
         registry,
-        intake: Intake::start(store.clone()),
+        intake: Intake::start(store.clone(), metrics.clone()),
         outbound,
         admin_token_hash: settings.admin_token_hash.clone(),
+        metrics,
+        token_touches: Default::default(),
+        metrics_on_api: settings.metrics_listen.is_none(),
     }));
+
+    if let Some(addr) = settings.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        tracing::info!(listen = %listener.local_addr()?, "metrics are served at /metrics");
+        let shared = state.0.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let shared = shared.clone();
+                async move { api::metrics_text(&shared).await }
+            }),
+        );
+        let mut stop = stop_rx.clone();
+        jobs.spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        });
+    }
 
     let mut stop_for_api = stop_rx.clone();
     if settings.api {
@@ -193,12 +230,7 @@ pub async fn admin_token_hash(
     if let Some(hash) = store.kv_get("admin_token_hash").await? {
         return Ok((hash, None));
     }
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-    let token = format!(
-        "chk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    );
+    let token = api::tokens::generate_token()?;
     let hash = api::hash_token(&token);
     store.kv_set("admin_token_hash", &hash).await?;
     Ok((hash, Some(token)))

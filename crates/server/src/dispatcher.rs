@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use carehook_core::retry::{self, NextAttempt};
 use carehook_core::signing;
+use carehook_core::template::RenderError;
+use carehook_core::webhook::{CompiledWebhook, RenderedRequest};
 use carehook_store::{AttemptOutcome, AttemptRecord, Claimed, DeliveryNext, Store};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Outgoing, SendError};
 use crate::registry::{Loaded, Registry};
 use crate::time::{from_ms, now_ms};
@@ -102,11 +105,12 @@ impl TokenBucket {
 }
 
 /// What a finished attempt reports back to the loop.
-struct Done {
-    webhook_id: Uuid,
-    record: AttemptRecord,
+#[derive(Debug)]
+pub struct Done {
+    pub webhook_id: Uuid,
+    pub record: AttemptRecord,
     /// A 410 answer: the endpoint is gone for good.
-    gone: bool,
+    pub gone: bool,
 }
 
 pub struct Dispatcher {
@@ -114,6 +118,7 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     outbound: Outbound,
     config: DispatcherConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -130,12 +135,14 @@ impl Dispatcher {
         registry: Arc<Registry>,
         outbound: Outbound,
         config: DispatcherConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Dispatcher {
             store,
             registry,
             outbound,
             config,
+            metrics,
         }
     }
 
@@ -146,6 +153,7 @@ impl Dispatcher {
         let recorder = tokio::spawn(record_loop(
             self.store.clone(),
             self.registry.clone(),
+            self.metrics.clone(),
             record_rx,
         ));
         let mut wake = self.store.watch_deliveries();
@@ -361,10 +369,12 @@ impl Dispatcher {
 async fn record_loop(
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     mut rx: mpsc::UnboundedReceiver<Done>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
+        metrics.attempts_recorded(batch.iter().map(|d| (d.webhook_id, &d.record)));
         let mut gone = HashSet::new();
         let records: Vec<AttemptRecord> = batch
             .drain(..)
@@ -432,8 +442,43 @@ fn jitter_sample() -> f64 {
     (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// One attempt of one delivery, from render to outcome.
-async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
+/// The request for one delivery, ready to send, and its masked copy for
+/// the log and the API: rendered from the snapshot, auth applied, signed.
+/// The dispatcher, a test send and a preview all build requests here.
+pub fn build_request(
+    compiled: &CompiledWebhook,
+    secrets: &[&signing::SigningSecret],
+    delivery_id: &str,
+    at_ms: i64,
+    vars: &carehook_core::Vars,
+) -> Result<(RenderedRequest, RenderedRequest), RenderError> {
+    let (mut request, mut masked) = compiled.render(vars)?;
+    if compiled.spec.signing && !secrets.is_empty() {
+        let signed =
+            signing::signed_headers(secrets, delivery_id, at_ms / 1000, request.body.as_bytes());
+        for (name, value) in signed.pairs() {
+            request.headers.push((name.to_string(), value.to_string()));
+            masked.headers.push((name.to_string(), value.to_string()));
+        }
+    }
+    Ok((request, masked))
+}
+
+/// A request as the log and the API show it (secrets already masked).
+pub fn request_json(masked: &RenderedRequest) -> serde_json::Value {
+    json!({
+        "method": masked.method.as_str(),
+        "url": masked.url,
+        "headers": masked.headers,
+        "body": masked.body,
+    })
+}
+
+/// One attempt of one delivery, from render to outcome. The dispatcher runs
+/// it for claimed deliveries, and the API for a test send (`c.is_test`: sent
+/// even if the webhook is disabled, never too old, never retried by itself,
+/// and a 410 does not disable the webhook).
+pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
     let spec = &webhook.compiled.spec;
     let attempt_no = c.attempts + 1;
     let started_at = now_ms();
@@ -469,7 +514,14 @@ async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
         );
     }
 
-    let (mut request, mut masked) = match webhook.compiled.render(&c.vars) {
+    let secrets = webhook.signing_secrets(started_at);
+    let (request, masked) = match build_request(
+        &webhook.compiled,
+        &secrets,
+        &c.delivery_id.to_string(),
+        started_at,
+        &c.vars,
+    ) {
         Ok(r) => r,
         Err(e) => {
             return fail(
@@ -478,26 +530,7 @@ async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
             );
         }
     };
-    if spec.signing {
-        let secrets = webhook.signing_secrets(started_at);
-        let ts = started_at / 1000;
-        let signed = signing::signed_headers(
-            &secrets,
-            &c.delivery_id.to_string(),
-            ts,
-            request.body.as_bytes(),
-        );
-        for (name, value) in signed.pairs() {
-            request.headers.push((name.to_string(), value.to_string()));
-            masked.headers.push((name.to_string(), value.to_string()));
-        }
-    }
-    let logged_request = json!({
-        "method": masked.method.as_str(),
-        "url": masked.url,
-        "headers": masked.headers,
-        "body": masked.body,
-    });
+    let logged_request = request_json(&masked);
 
     let clock = std::time::Instant::now();
     let result = outbound
@@ -514,6 +547,10 @@ async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
 
     let schedule =
         |retry_after: Option<Duration>, error: String| -> (AttemptOutcome, DeliveryNext, String) {
+            if c.is_test {
+                // A test send reports its one answer; retrying is the admin's call.
+                return (AttemptOutcome::Failed, DeliveryNext::Failed, error);
+            }
             match spec.retry.next_attempt(
                 attempt_no as u32,
                 from_ms(c.created_at),
@@ -550,9 +587,14 @@ async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done {
                     None,
                 )
             } else if answer.status == 410 {
-                gone = true;
-                let error =
-                    "410 Gone: the endpoint no longer exists; the webhook was disabled".to_string();
+                // A test send only reports it: the admin is looking at the answer.
+                gone = !c.is_test;
+                let error = if gone {
+                    "410 Gone: the endpoint no longer exists; the webhook was disabled"
+                } else {
+                    "410 Gone: the endpoint no longer exists (a delivery would disable the webhook)"
+                }
+                .to_string();
                 (
                     Some(answer.status),
                     Some(headers),

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 
 /// The most events one commit takes.
@@ -31,7 +32,7 @@ pub struct Intake {
 
 impl Intake {
     /// Starts the writer task; it ends when every `Intake` clone is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Intake {
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Intake {
         let (tx, mut rx) = mpsc::channel::<(NewEvent, Reply)>(MAX_BATCH * 4);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -40,6 +41,11 @@ impl Intake {
                     std::mem::take(&mut batch).into_iter().unzip();
                 match store.record_events(events).await {
                     Ok(recorded) => {
+                        let created = recorded.iter().filter(|r| !r.is_duplicate());
+                        let (events, deliveries) = created.fold((0, 0), |(e, d), r| {
+                            (e + 1, d + r.delivery_ids().len() as u64)
+                        });
+                        metrics.events_recorded(events, deliveries);
                         for (reply, r) in replies.into_iter().zip(recorded) {
                             let _ = reply.send(Ok(r));
                         }
@@ -88,6 +94,20 @@ pub fn snapshot_from_data(
         "current_date_time".into(),
         now.to_rfc3339_opts(SecondsFormat::Secs, false),
     );
+    overlay_data(event, &mut vars, data)?;
+    vars.insert("event_name".into(), event.name.to_string());
+    vars.insert("event_id".into(), event_id.to_string());
+    Ok(vars)
+}
+
+/// Writes an integrator's `data` over `vars`: each key must be one of the
+/// event's variables (else a 422 naming `data.<key>`), each value text, a
+/// number, true/false or null, at most 64 KiB.
+pub fn overlay_data(
+    event: &EventType,
+    vars: &mut Vars,
+    data: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
     for (key, value) in data {
         if event.variable(key).is_none() {
             let names = event.variables().map(|v| v.name);
@@ -121,9 +141,7 @@ pub fn snapshot_from_data(
         }
         vars.insert(key.clone(), text);
     }
-    vars.insert("event_name".into(), event.name.to_string());
-    vars.insert("event_id".into(), event_id.to_string());
-    Ok(vars)
+    Ok(())
 }
 
 /// One delivery per enabled webhook that subscribes to the event and whose

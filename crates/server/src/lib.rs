@@ -6,6 +6,7 @@
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
 //! - [`registry`]: webhooks compiled in memory.
+//! - [`metrics`]: Prometheus counters, `GET /metrics`.
 //! - [`vault`]: secrets at rest.
 //! - [`cli`]: the `carehook` command line; [`client`]: its client of the API.
 //! - [`bench`]: `carehook bench`, the load benchmark.
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod dispatcher;
 pub mod events_cmd;
 pub mod intake;
+pub mod metrics;
 pub mod outbound;
 pub mod presets_cmd;
 pub mod registry;

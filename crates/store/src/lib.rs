@@ -39,6 +39,7 @@ mod error;
 mod records;
 mod rows;
 mod sql;
+mod stats;
 mod types;
 
 pub mod postgres;
@@ -48,6 +49,10 @@ pub mod testing;
 
 pub use error::{Result, StoreError};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
+pub use stats::{
+    ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
+    WebhookStats, percentile,
+};
 pub use types::*;
 
 /// Everything carehook keeps. Object safe; use it as `Arc<dyn Store>`.
@@ -146,6 +151,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// they failed again at or after `since`. Test sends do not count. (A webhook that failed
     /// once yesterday, or has had no traffic for a month, is not "failing for 5 days".)
     async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<Uuid>>;
+    /// A webhook's deliveries and attempts over the last hour, day and week.
+    /// Zeros for a webhook with no traffic, or none at all.
+    async fn webhook_stats(&self, webhook_id: Uuid, now: i64) -> Result<WebhookStats>;
+    /// How many deliveries are pending, due at `now` or later, or leased. Cheap: three counts
+    /// over partial indexes.
+    async fn queue_depth(&self, now: i64) -> Result<QueueDepth>;
 
     async fn get_event(&self, id: Uuid) -> Result<Option<crate::EventRow>>;
     /// Newest first, keyset-paged on `(created_at, id)`; `limit` as in [`DeliveryFilter`].

@@ -20,6 +20,7 @@ use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, Targ
 use crate::rows::{self, to_json};
 use crate::rows::{assemble_claims, earliest};
 use crate::sql::{self, Arg};
+use crate::stats::{self, QueueDepth, WebhookStats};
 use crate::types::*;
 use crate::{Store, now_ms};
 use carehook_core::clinic::{Kind, Record};
@@ -728,6 +729,50 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         ids.iter().map(|(i,)| rows::uuid(i)).collect()
+    }
+
+    async fn webhook_stats(&self, webhook_id: Uuid, now: i64) -> Result<WebhookStats> {
+        let id = webhook_id.to_string();
+        let (h1, h24, d7, lookback) = stats::bounds(now);
+        let deliveries: Vec<stats::CountTuple> = sqlx::query_as(stats::DELIVERY_COUNTS)
+            .bind(&id)
+            .bind(h1)
+            .bind(h24)
+            .bind(d7)
+            .fetch_all(&self.pool)
+            .await?;
+        let attempts: Vec<stats::CountTuple> = sqlx::query_as(stats::ATTEMPT_COUNTS)
+            .bind(&id)
+            .bind(h1)
+            .bind(h24)
+            .bind(d7)
+            .bind(lookback)
+            .fetch_all(&self.pool)
+            .await?;
+        let durations: Vec<(i64, i64)> = sqlx::query_as(stats::ATTEMPT_DURATIONS)
+            .bind(&id)
+            .bind(d7)
+            .bind(lookback)
+            .bind(stats::STATS_SAMPLE)
+            .fetch_all(&self.pool)
+            .await?;
+        let last: Option<stats::LastTuple> = sqlx::query_as(stats::LAST_DELIVERY)
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?;
+        stats::assemble(now, deliveries, attempts, durations, last)
+    }
+
+    async fn queue_depth(&self, now: i64) -> Result<QueueDepth> {
+        let (due, scheduled, in_flight): (i64, i64, i64) = sqlx::query_as(stats::QUEUE_DEPTH)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(QueueDepth {
+            due: due.max(0) as u64,
+            scheduled: scheduled.max(0) as u64,
+            in_flight: in_flight.max(0) as u64,
+        })
     }
 
     async fn get_event(&self, id: Uuid) -> Result<Option<EventRow>> {

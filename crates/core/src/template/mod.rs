@@ -49,6 +49,7 @@ pub enum Context {
 
 /// A place in a template: 1-based line and column, counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Position {
     pub line: u32,
     pub column: u32,

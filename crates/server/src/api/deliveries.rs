@@ -1,41 +1,119 @@
 //! The delivery log: every delivery, its attempts, and manual retries.
 
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Json;
+use axum::extract::State;
+use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus, MAX_PAGE};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use super::{AppState, Caller};
 use crate::time::{now_ms, parse_time, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/deliveries", get(list))
-        .route("/deliveries/{id}", get(get_one))
-        .route("/deliveries/{id}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(retry))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     webhook_id: Option<Uuid>,
+    /// pending, succeeded or failed
     status: Option<String>,
+    /// An event name (or alias)
     event: Option<String>,
+    /// Created at or after (RFC 3339, or unix ms)
     since: Option<String>,
+    /// Created before (RFC 3339, or unix ms)
     until: Option<String>,
+    /// Page size, 1 to 1000 (default 50)
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page
     cursor: Option<String>,
 }
 
+/// What a delivery is, in a list and alone.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryFields {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub webhook_id: Uuid,
+    /// The event's name
+    pub event: String,
+    /// pending, succeeded or failed
+    pub status: String,
+    /// When a pending delivery is due (RFC 3339); null once it ended.
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The HTTP status of the last answer
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    /// Made by a test send
+    pub test: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivery {
+    #[serde(flatten)]
+    pub fields: DeliveryFields,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryWithAttempts {
+    #[serde(flatten)]
+    pub fields: DeliveryFields,
+    /// Every attempt, first to last.
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub started_at: String,
+    pub duration_ms: i64,
+    /// succeeded, failed, retry or gave_up
+    pub outcome: String,
+    /// The request as sent, secrets masked: method, url, headers, body.
+    pub request: serde_json::Value,
+    /// The answer; null when there was none (an error).
+    pub response: Option<AttemptResponse>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptResponse {
+    pub status: i64,
+    pub headers: Option<serde_json::Value>,
+    /// The first 64 KiB.
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct DeliveryPage {
+    items: Vec<Delivery>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// The delivery log, newest first, filtered and paged.
+#[utoipa::path(get, path = "/deliveries", tag = "deliveries", params(ListQuery),
+    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     _: Caller,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<DeliveryPage>> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|_| {
@@ -72,73 +150,99 @@ async fn list(
             event_type,
             since: time("since", q.since)?,
             until: time("until", q.until)?,
-            limit: q.limit.unwrap_or(0),
+            limit: check_limit(q.limit)?,
             cursor: q.cursor,
         })
         .await?;
-    let items: Vec<_> = page.items.iter().map(delivery_json).collect();
-    Ok(Json(
-        json!({"items": items, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(DeliveryPage {
+        items: page.items.iter().map(delivery).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// A page size: absent is the default, above [`MAX_PAGE`] a 422 (silently
+/// clamping would let a script believe it read everything).
+pub fn check_limit(limit: Option<u32>) -> ApiResult<u32> {
+    match limit {
+        Some(n) if n > MAX_PAGE => Err(ApiError::invalid(
+            "limit",
+            format!("limit may be at most {MAX_PAGE}; page with next_cursor"),
+        )),
+        Some(n) => Ok(n),
+        None => Ok(0),
+    }
+}
+
+/// One delivery, with every attempt.
+#[utoipa::path(get, path = "/deliveries/{id}", tag = "deliveries", params(("id" = Uuid, Path, description = "Delivery id")),
+    responses((status = 200, body = DeliveryWithAttempts), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<DeliveryWithAttempts>> {
     let (d, attempts) = state
         .store
         .get_delivery(id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let mut v = delivery_json(&d);
-    v["attempts"] = attempts.iter().map(attempt_json).collect();
-    Ok(Json(v))
+    Ok(Json(DeliveryWithAttempts {
+        fields: fields(&d),
+        attempts: attempts.iter().map(attempt).collect(),
+    }))
 }
 
+/// Sends a delivery again now, whatever its status.
+#[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "deliveries", params(("id" = Uuid, Path, description = "Delivery id")),
+    responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn retry(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Delivery>> {
     let d = state
         .store
         .retry_delivery(id, now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
-    Ok(Json(delivery_json(&d)))
+    Ok(Json(delivery(&d)))
 }
 
-pub fn delivery_json(d: &DeliveryRow) -> serde_json::Value {
-    json!({
-        "id": d.id,
-        "event_id": d.event_id,
-        "webhook_id": d.webhook_id,
-        "event": d.event_type,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),
-        "created_at": rfc3339(d.created_at),
-        "updated_at": rfc3339(d.updated_at),
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "test": d.is_test,
-    })
+fn fields(d: &DeliveryRow) -> DeliveryFields {
+    DeliveryFields {
+        id: d.id,
+        event_id: d.event_id,
+        webhook_id: d.webhook_id,
+        event: d.event_type.clone(),
+        status: d.status.to_string(),
+        next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),
+        created_at: rfc3339(d.created_at),
+        updated_at: rfc3339(d.updated_at),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        test: d.is_test,
+    }
 }
 
-fn attempt_json(a: &AttemptRow) -> serde_json::Value {
-    json!({
-        "attempt": a.attempt_no,
-        "started_at": rfc3339(a.started_at),
-        "duration_ms": a.duration_ms,
-        "outcome": a.outcome,
-        "request": a.request,
-        "response": a.response_status.map(|s| json!({
-            "status": s,
-            "headers": a.response_headers,
-            "body": a.response_body,
-        })),
-        "error": a.error,
-    })
+pub fn delivery(d: &DeliveryRow) -> Delivery {
+    Delivery {
+        fields: fields(d),
+        attempts: d.attempts,
+    }
+}
+
+fn attempt(a: &AttemptRow) -> Attempt {
+    Attempt {
+        attempt: a.attempt_no,
+        started_at: rfc3339(a.started_at),
+        duration_ms: a.duration_ms,
+        outcome: a.outcome.to_string(),
+        request: a.request.clone(),
+        response: a.response_status.map(|s| AttemptResponse {
+            status: s,
+            headers: a.response_headers.clone(),
+            body: a.response_body.clone(),
+        }),
+        error: a.error.clone(),
+    }
 }

@@ -1,46 +1,120 @@
 //! Events: the catalog (`/event-types`), and events pushed by a clinic system
 //! (`POST /events`) or read back from the log.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use carehook_core::catalog;
 use carehook_store::NewEvent;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::deliveries::check_limit;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use super::{AppState, Caller};
 use crate::intake::{match_deliveries, snapshot_from_data};
 use crate::time::{now_ms, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/events", post(push_event).get(list_events))
-        .route("/events/{id}", get(get_event))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(event_types))
+        .routes(routes!(push_event, list_events))
+        .routes(routes!(get_event))
 }
 
+/// The catalog's answer (built from `carehook_core::catalog`; described here).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+struct EventTypes {
+    event_types: Vec<EventTypeDoc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EventType)]
+#[allow(dead_code)]
+struct EventTypeDoc {
+    /// `kc_appointment_book`…
+    name: String,
+    description: String,
+    /// The variable groups the event's snapshot carries.
+    groups: Vec<GroupDoc>,
+    /// Variables beyond the groups (`appointment_previous_status`…).
+    extra: Vec<VariableDoc>,
+    /// Other names accepted for the event (KiviCare add-on names).
+    aliases: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = VariableGroup)]
+#[allow(dead_code)]
+struct GroupDoc {
+    name: String,
+    variables: Vec<VariableDoc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Variable)]
+#[allow(dead_code)]
+struct VariableDoc {
+    name: String,
+    /// text, number, date, time, date_time, email, phone, enum…
+    #[serde(rename = "type")]
+    ty: String,
+    description: String,
+    example: String,
+    /// The allowed words of an enum variable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<Vec<String>>,
+}
+
+/// The events carehook knows, with every variable's type, description and example.
+#[utoipa::path(get, path = "/event-types", tag = "events",
+    responses((status = 200, body = EventTypes), (status = 401, body = ErrorBody)))]
 pub async fn event_types(_: Caller) -> Json<serde_json::Value> {
     Json(json!({ "event_types": catalog::events() }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushEvent {
+    /// An event name or alias (`GET /api/v1/event-types`).
+    #[schema(example = "kc_appointment_book")]
     pub event: String,
+    /// The event's variables; those left out are empty.
     #[serde(default)]
+    #[schema(value_type = Object, example = json!({"patient_name": "Ada Lovelace"}))]
     pub data: serde_json::Map<String, serde_json::Value>,
+    /// Sending the same key again answers with the first event (1 to 255 characters).
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+struct Pushed {
+    id: Uuid,
+    /// The event's canonical name.
+    event: String,
+    /// One delivery per matching enabled webhook.
+    deliveries: Vec<Uuid>,
+    /// The idempotency key was seen before: this is the first event.
+    duplicate: bool,
+}
+
+/// Records an event from a clinic system; one delivery per enabled webhook
+/// that subscribes to it and whose conditions hold. 202 once it is on disk;
+/// 200 for a repeated idempotency key.
+#[utoipa::path(post, path = "/events", tag = "events", request_body = PushEvent,
+    responses((status = 202, body = Pushed), (status = 200, description = "A repeated idempotency key: the first event", body = Pushed),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn push_event(
     State(state): State<AppState>,
     _: Caller,
     ApiJson(body): ApiJson<PushEvent>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<Pushed>)> {
     let event = catalog::lookup(&body.event).ok_or_else(|| {
         let names = catalog::events().iter().map(|e| e.name);
         ApiError::invalid(
@@ -82,56 +156,83 @@ async fn push_event(
     };
     Ok((
         status,
-        Json(json!({
-            "id": recorded.event_id(),
-            "event": event.name,
-            "deliveries": recorded.delivery_ids(),
-            "duplicate": recorded.is_duplicate(),
-        })),
+        Json(Pushed {
+            id: recorded.event_id(),
+            event: event.name.to_string(),
+            deliveries: recorded.delivery_ids().to_vec(),
+            duplicate: recorded.is_duplicate(),
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 1000 (default 50)
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page
     cursor: Option<String>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+struct Event {
+    id: Uuid,
+    event: String,
+    /// The snapshot: every variable of the event, as text.
+    #[schema(value_type = Object)]
+    data: carehook_core::Vars,
+    idempotency_key: Option<String>,
+    created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct EventPage {
+    items: Vec<Event>,
+    next_cursor: Option<String>,
+}
+
+/// Recorded events, newest first.
+#[utoipa::path(get, path = "/events", tag = "events", params(ListQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_events(
     State(state): State<AppState>,
     _: Caller,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<EventPage>> {
     let page = state
         .store
-        .list_events(q.limit.unwrap_or(0), q.cursor)
+        .list_events(check_limit(q.limit)?, q.cursor)
         .await?;
-    let items: Vec<_> = page.items.iter().map(event_json).collect();
-    Ok(Json(
-        json!({"items": items, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(EventPage {
+        items: page.items.into_iter().map(event).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// One event with its snapshot.
+#[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = Uuid, Path, description = "Event id")),
+    responses((status = 200, body = Event), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_event(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let event = state
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Event>> {
+    let e = state
         .store
         .get_event(id)
         .await?
         .ok_or_else(|| ApiError::not_found("event"))?;
-    Ok(Json(event_json(&event)))
+    Ok(Json(event(e)))
 }
 
-fn event_json(e: &carehook_store::EventRow) -> serde_json::Value {
-    json!({
-        "id": e.id,
-        "event": e.event_type,
-        "data": e.vars,
-        "idempotency_key": e.idempotency_key,
-        "created_at": rfc3339(e.created_at),
-    })
+fn event(e: carehook_store::EventRow) -> Event {
+    Event {
+        id: e.id,
+        event: e.event_type,
+        data: e.vars,
+        idempotency_key: e.idempotency_key,
+        created_at: rfc3339(e.created_at),
+    }
 }

@@ -1,28 +1,35 @@
 //! The HTTP API (`/api/v1`), the health check, and who may call them.
 //!
-//! Each module owns its routes; they are merged here, under one body limit
-//! and the bearer-token check ([`Caller`] as an extractor, so a handler's
-//! signature says it needs one).
+//! Each module owns its routes, each documented with `#[utoipa::path]`;
+//! they are merged here into the router and the OpenAPI document at once,
+//! under one body limit and the bearer-token check ([`Caller`] as an
+//! extractor, so a handler's signature says it needs one).
 
 pub mod clinic;
 mod deliveries;
 pub mod error;
 mod events;
+mod openapi;
 mod presets;
+mod previews;
+pub mod tokens;
 mod webhooks;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
-use axum::routing::get;
 use axum::{Json, Router};
 use carehook_store::Store;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::intake::Intake;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use error::{ApiError, MAX_BODY_BYTES};
 
@@ -38,6 +45,12 @@ pub struct Shared {
     pub outbound: crate::outbound::Outbound,
     /// SHA-256 (hex) of the admin token.
     pub admin_token_hash: String,
+    pub metrics: Arc<Metrics>,
+    /// When each API token's `last_used_at` was last written: a token is
+    /// touched at most once a minute, not on every request.
+    pub token_touches: Mutex<HashMap<Uuid, i64>>,
+    /// False when `--metrics-listen` serves metrics elsewhere.
+    pub metrics_on_api: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -47,40 +60,112 @@ impl std::ops::Deref for AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/event-types", get(events::event_types))
+/// How often a token's `last_used_at` is written at most.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Every route with its OpenAPI description: a route is added with
+/// `routes!(handler)`, which needs the handler's `#[utoipa::path]`, so the
+/// document cannot miss one (`tests/api/openapi.rs` also checks).
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(previews::router())
         .merge(deliveries::router())
-        .merge(presets::router())
-        .merge(clinic::router());
-    Router::new()
-        .route("/healthz", get(healthz))
+        .merge(tokens::router())
+        .merge(OpenApiRouter::from(presets::router()))
+        // Clinic routes are generated per record kind; their paths in the
+        // document are generated from the same table (`clinic_doc`).
+        .merge(OpenApiRouter::from(clinic::router()));
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::openapi_json))
         .nest("/api/v1", api)
-        .fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint; the API lives under /api/v1",
-            )
-        })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    openapi::finish(documented_routes().into_openapi())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (app, doc) = documented_routes().split_for_parts();
+    let doc = Arc::new(openapi::finish(doc));
+    app.fallback(|| async {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint; the API lives under /api/v1",
+        )
+    })
+    .layer(axum::Extension(doc))
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .with_state(state)
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `ok`
+    status: String,
+    /// `sqlite` or `postgres`
+    database: String,
+}
+
+/// Health check: the process answers and its database does. No token needed.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses((status = 200, body = Health), (status = 500, body = error::ErrorBody)))]
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Health>, ApiError> {
     // A cheap read proves the database answers.
     state
         .store
         .kv_get("schema")
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(
-        json!({"status": "ok", "database": state.store.backend()}),
-    ))
+    Ok(Json(Health {
+        status: "ok".into(),
+        database: state.store.backend().into(),
+    }))
+}
+
+/// Prometheus metrics in the text format. No token needed (like `/healthz`):
+/// it carries counts and webhook ids, never payloads. Serve it on its own
+/// address with `carehook serve --metrics-listen` to keep it off the API port.
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if !state.metrics_on_api {
+        return ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "metrics are served on the --metrics-listen address, not here",
+        )
+        .into_response();
+    }
+    metrics_text(&state).await.into_response()
+}
+
+/// The metrics page, with the queue depth read now.
+pub async fn metrics_text(state: &Shared) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let queue = match state.store.queue_depth(crate::time::now_ms()).await {
+        Ok(q) => Some(q),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: could not read the queue depth");
+            None
+        }
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(queue),
+    )
 }
 
 /// Hex SHA-256 of a token: what the store keeps instead of the token.
@@ -124,11 +209,35 @@ impl FromRequestParts<AppState> for Caller {
             });
         }
         match state.store.find_token(&hash).await {
-            Ok(Some(t)) => Ok(Caller { name: t.name }),
+            Ok(Some(t)) => {
+                touch_token(state, t.id);
+                Ok(Caller { name: t.name })
+            }
             Ok(None) => Err(ApiError::unauthorized(
                 "the API token is not valid (revoked, or mistyped)",
             )),
             Err(e) => Err(ApiError::internal(e)),
         }
     }
+}
+
+/// Records that a token was used, at most once a minute per token and off
+/// the request's path (a lost touch only makes `last_used_at` a minute old).
+fn touch_token(state: &AppState, id: Uuid) {
+    let now = crate::time::now_ms();
+    {
+        let mut touches = state.token_touches.lock().expect("touch lock");
+        match touches.get(&id) {
+            Some(at) if now - at < TOUCH_EVERY_MS => return,
+            _ => {
+                touches.insert(id, now);
+            }
+        }
+    }
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_token(id, now).await {
+            tracing::warn!(token = %id, error = %e, "could not record a token's use");
+        }
+    });
 }

@@ -1,29 +1,153 @@
-//! Webhooks: create, read, change, delete, and rotate the signing secret.
+//! Webhooks: create, read, change, delete, rotate the signing secret, retry
+//! the failed deliveries of a time range, and statistics.
 //!
 //! Every write compiles the webhook first (a bad template is a 422 naming
 //! the field, line and column, and nothing is written), then stores it with
 //! its secrets sealed, then puts the compiled form in the registry.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use carehook_core::signing::SigningSecret;
 use carehook_core::webhook::{MASK, WebhookSpec};
 use carehook_store::NewWebhook;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiResult, parse_json};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, parse_json};
 use super::{AppState, Caller};
 use crate::registry::{Loaded, ROTATION_OVERLAP_MS, StoredSecret, StoredWebhook, seal_spec};
-use crate::time::now_ms;
+use crate::time::{now_ms, parse_time, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks", post(create).get(list))
-        .route("/webhooks/{id}", get(get_one).patch(update).delete(remove))
-        .route("/webhooks/{id}/rotate-secret", post(rotate_secret))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one, update, remove))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(retry_failed))
+        .routes(routes!(stats))
+}
+
+/// A webhook as the API shows it: its spec with every secret masked
+/// (`"password":"********"`, and `has_password` etc. saying one is set),
+/// plus what carehook keeps about it. `signing_secret` is shown in full
+/// only in the answers to create and rotate-secret.
+#[derive(Debug)]
+pub struct WebhookView;
+
+impl utoipa::PartialSchema for WebhookView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+        use utoipa::openapi::{RefOr, schema::AdditionalProperties};
+        let RefOr::T(Schema::Object(spec)) = <WebhookSpec as utoipa::PartialSchema>::schema()
+        else {
+            unreachable!("WebhookSpec is an object schema")
+        };
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let mut view: Object = spec;
+        // The view adds fields, and its `auth` adds `has_password` etc.
+        view.additional_properties = None;
+        let auth = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("The auth as saved, its secret masked as \"********\"; `has_password`, `has_token` or `has_value` says whether one is set."))
+            .property("type", text())
+            .required("type")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+        view.properties.insert("auth".into(), auth.build().into());
+        let extra: [(&str, ObjectBuilder); 6] = [
+            (
+                "id",
+                text().format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Uuid,
+                ))),
+            ),
+            (
+                "version",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .description(Some("1 on create, +1 on every change")),
+            ),
+            ("created_at", text().description(Some("RFC 3339"))),
+            ("updated_at", text().description(Some("RFC 3339"))),
+            (
+                "signing_secret",
+                text().description(Some(
+                    "`whsec_…` in the answer to create and rotate-secret; masked elsewhere",
+                )),
+            ),
+            (
+                "previous_secret_expires_at",
+                text().description(Some(
+                    "After rotate-secret: when the old secret stops signing (RFC 3339)",
+                )),
+            ),
+        ];
+        for (name, schema) in extra {
+            view.properties.insert(name.into(), schema.build().into());
+        }
+        view.properties.insert(
+            "disabled_reason".into(),
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::String,
+                    Type::Null,
+                ]))
+                .description(Some(
+                    "Why carehook disabled it (410 Gone, failing for days)",
+                ))
+                .build()
+                .into(),
+        );
+        view.properties.insert(
+            "warnings".into(),
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(utoipa::openapi::Ref::from_schema_name("Warning"))
+                .description(Some(
+                    "In the answers to create and update: saved, but worth a look",
+                ))
+                .build()
+                .into(),
+        );
+        for r in [
+            "id",
+            "version",
+            "created_at",
+            "updated_at",
+            "signing_secret",
+        ] {
+            view.required.push(r.into());
+        }
+        RefOr::T(Schema::Object(view))
+    }
+}
+
+impl ToSchema for WebhookView {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Webhook".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema as _;
+        schemas.push(("WebhookSpec".into(), WebhookSpec::schema()));
+        <WebhookSpec as ToSchema>::schemas(schemas);
+        schemas.push(("Warning".into(), carehook_core::webhook::Warning::schema()));
+        <carehook_core::webhook::Warning as ToSchema>::schemas(schemas);
+    }
+}
+
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // built as JSON; described here
+struct WebhookList {
+    items: Vec<WebhookView>,
 }
 
 /// Fields the API shows but a client cannot set; a PATCH that carries them
@@ -37,6 +161,9 @@ const READ_ONLY: &[&str] = &[
     "signing_secret",
 ];
 
+/// Creates a webhook. The answer carries its signing secret, once.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = WebhookSpec,
+    responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Invalid: the error names the field, and for a template its line and column", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     _: Caller,
@@ -73,6 +200,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Every webhook, oldest first.
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks",
+    responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), ))]
 async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
     // The store's order (oldest first) is the one people expect in a list.
     let rows = state.store.list_webhooks().await?;
@@ -85,16 +215,19 @@ async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>
     Ok(Json(json!({ "items": items })))
 }
 
+/// One webhook.
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(loaded(&state, id).await?.view()))
 }
 
 /// The registry's copy, or a fresh read when another node changed it.
-async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::Arc<Loaded>> {
+pub(super) async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::Arc<Loaded>> {
     let row = state
         .store
         .get_webhook(id)
@@ -112,10 +245,16 @@ async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::Arc<Loaded>>
 
 /// JSON merge patch (RFC 7396) onto the webhook as it is; secrets not sent,
 /// or sent back masked, stay as they were.
+/// Changes a webhook with a JSON merge patch (RFC 7396): the fields sent
+/// replace the webhook's, `null` resets one to its default. A secret not
+/// sent, or sent back masked, stays as it was.
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    request_body(content = Object, description = "The fields to change", content_type = "application/json"),
+    responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
     ApiJson(mut patch): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let Some(obj) = patch.as_object_mut() else {
@@ -184,10 +323,13 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Deletes a webhook. Its delivery log stays; its pending deliveries end as failed.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn remove(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     let _gate = state.registry.write_gate().await;
     if !state.store.delete_webhook(id).await? {
@@ -199,10 +341,12 @@ async fn remove(
 
 /// A new signing secret; the old one keeps signing for 24 hours so
 /// receivers can switch without dropping a request.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, description = "The webhook with its new `signing_secret` and `previous_secret_expires_at`", body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn rotate_secret(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<Uuid>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
     let _gate = state.registry.write_gate().await;
     let current = loaded(&state, id).await?;
@@ -243,6 +387,160 @@ async fn rotate_secret(
     view["signing_secret"] = secret.to_whsec().into();
     view["previous_secret_expires_at"] = crate::time::rfc3339(now + ROTATION_OVERLAP_MS).into();
     Ok(Json(view))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RetryFailed {
+    /// Deliveries created at or after this (RFC 3339, or unix ms). Default: the beginning.
+    #[serde(default)]
+    since: Option<String>,
+    /// Deliveries created before this (RFC 3339, or unix ms). Default: now.
+    #[serde(default)]
+    until: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Retried {
+    /// The deliveries set to be sent again now, by id.
+    retried: Vec<Uuid>,
+    count: usize,
+}
+
+/// Sends every failed delivery of this webhook created in `[since, until)`
+/// again, now. Succeeded and pending ones are left alone.
+#[utoipa::path(post, path = "/webhooks/{id}/retry-failed", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    request_body = RetryFailed,
+    responses((status = 200, body = Retried), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn retry_failed(
+    State(state): State<AppState>,
+    _: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RetryFailed>,
+) -> ApiResult<Json<Retried>> {
+    let time = |field: &str, v: Option<String>, default: i64| -> ApiResult<i64> {
+        match v {
+            None => Ok(default),
+            Some(t) => parse_time(&t).ok_or_else(|| {
+                ApiError::invalid(
+                    field,
+                    format!("\"{t}\" is not an RFC 3339 time (2026-11-26T14:05:00Z) or unix milliseconds"),
+                )
+            }),
+        }
+    };
+    let now = now_ms();
+    let since = time("since", body.since, 0)?;
+    let until = time("until", body.until, now + 1)?;
+    if since >= until {
+        return Err(ApiError::invalid("until", "until must be later than since"));
+    }
+    if state.store.get_webhook(id).await?.is_none() {
+        return Err(ApiError::not_found("webhook"));
+    }
+    let retried = state.store.retry_failed(id, since, until, now).await?;
+    Ok(Json(Retried {
+        count: retried.len(),
+        retried,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Stats {
+    webhook_id: Uuid,
+    /// The last hour, day and week (`1h`, `24h`, `7d`). Test sends are left out.
+    windows: Vec<WindowStats>,
+    /// The newest delivery that was tried.
+    last: Option<LastDeliveryView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct WindowStats {
+    /// `1h`, `24h` or `7d`
+    window: String,
+    /// Deliveries created in the window, by status.
+    deliveries: DeliveryCounts,
+    /// Attempts made in the window, by outcome.
+    attempts: AttemptCounts,
+    /// Succeeded / (succeeded + failed) deliveries; null when none finished.
+    success_rate: Option<f64>,
+    /// Median attempt duration, in ms.
+    p50_ms: Option<i64>,
+    /// 95th percentile attempt duration, in ms.
+    p95_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct DeliveryCounts {
+    pending: u64,
+    succeeded: u64,
+    failed: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct AttemptCounts {
+    succeeded: u64,
+    failed: u64,
+    retry: u64,
+    gave_up: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct LastDeliveryView {
+    delivery_id: Uuid,
+    /// pending, succeeded or failed
+    status: String,
+    /// The HTTP status of its last answer, if there was one.
+    http_status: Option<i64>,
+    error: Option<String>,
+    /// When it last changed (RFC 3339).
+    at: String,
+}
+
+/// Counts by outcome, success rate and attempt durations (p50, p95) over
+/// the last hour, day and week, and the last status and error.
+#[utoipa::path(get, path = "/webhooks/{id}/stats", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn stats(
+    State(state): State<AppState>,
+    _: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Stats>> {
+    if state.store.get_webhook(id).await?.is_none() {
+        return Err(ApiError::not_found("webhook"));
+    }
+    let s = state.store.webhook_stats(id, now_ms()).await?;
+    Ok(Json(Stats {
+        webhook_id: id,
+        windows: s
+            .windows
+            .into_iter()
+            .map(|w| WindowStats {
+                window: w.window.to_string(),
+                deliveries: DeliveryCounts {
+                    pending: w.pending,
+                    succeeded: w.succeeded,
+                    failed: w.failed,
+                },
+                attempts: AttemptCounts {
+                    succeeded: w.attempts_succeeded,
+                    failed: w.attempts_failed,
+                    retry: w.attempts_retry,
+                    gave_up: w.attempts_gave_up,
+                },
+                success_rate: w.success_rate,
+                p50_ms: w.p50_ms,
+                p95_ms: w.p95_ms,
+            })
+            .collect(),
+        last: s.last.map(|l| LastDeliveryView {
+            delivery_id: l.delivery_id,
+            status: l.status.to_string(),
+            http_status: l.http_status,
+            error: l.error,
+            at: rfc3339(l.at),
+        }),
+    }))
 }
 
 #[cfg(test)]

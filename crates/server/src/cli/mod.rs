@@ -2,7 +2,12 @@
 //! in its help.
 
 mod clinic;
+pub mod client;
+mod deliveries_cmd;
+mod events_client;
 mod serve;
+mod tokens_cmd;
+mod webhooks_cmd;
 
 use std::process::ExitCode;
 
@@ -11,7 +16,7 @@ use clap::{Parser, Subcommand};
 /// carehook sends an HTTP request, built from a template you write, to the
 /// services your clinic uses whenever something happens in the clinic.
 #[derive(Debug, Parser)]
-#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables\n  carehook serve --demo               start with a demo clinic (on an empty database)\n  carehook clinic --help              fire clinic events from the shell")]
+#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables\n  carehook serve --demo               start with a demo clinic (on an empty database)\n  carehook clinic --help              fire clinic events from the shell\n  carehook webhooks list              talk to a running server (--url, --token or CAREHOOK_URL, CAREHOOK_TOKEN)\n\nExit codes: 0 done; 1 failed (server unreachable, server error, a test send or retry that did not succeed); 2 bad input or usage (the server refused the request with a 4xx, a bad flag or file).")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -61,13 +66,50 @@ pub enum Command {
     ///   carehook events
     ///   carehook events kc_appointment_book
     ///   carehook events kc_patient_save --json     (aliases work too)
-    #[command(verbatim_doc_comment)]
+    ///   carehook events send kc_appointment_book --data '{"patient_name":"Ada"}'   (to a running server)
+    ///   carehook events list                       (events recorded on a running server)
+    #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
     Events {
         /// An event name or alias; omit to list every event.
         event: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<events_client::EventsCommand>,
+    },
+    /// Manage webhooks on a running server.
+    ///
+    /// Examples:
+    ///   carehook webhooks list
+    ///   carehook webhooks create --file hook.json
+    ///   carehook webhooks test ID
+    #[command(verbatim_doc_comment)]
+    Webhooks(webhooks_cmd::WebhooksArgs),
+    /// The delivery log on a running server, and retries.
+    ///
+    /// Examples:
+    ///   carehook deliveries list --status failed
+    ///   carehook deliveries retry-failed WEBHOOK_ID --since 2026-11-26T00:00:00Z
+    #[command(verbatim_doc_comment)]
+    Deliveries(deliveries_cmd::DeliveriesArgs),
+    /// API tokens: make, list, revoke (on a running server, or offline with --database-url).
+    ///
+    /// Examples:
+    ///   carehook tokens create --name zapier
+    ///   carehook tokens create --name first --database-url sqlite://carehook.db
+    #[command(verbatim_doc_comment)]
+    Tokens(tokens_cmd::TokensArgs),
+    /// A webhook's statistics: outcomes, success rate, p50/p95 over 1 h, 24 h, 7 d.
+    ///
+    /// Example:
+    ///   carehook stats 0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b
+    #[command(verbatim_doc_comment)]
+    Stats {
+        /// The webhook's id.
+        webhook: String,
+        #[command(flatten)]
+        client: client::ClientArgs,
     },
     /// Clinic actions against a running carehook: add a patient, book an appointment,
     /// change its status, record a payment, list or show records. Each fires its event.
@@ -110,11 +152,19 @@ pub fn run(cli: Cli) -> ExitCode {
             crate::presets_cmd::run(id, json, &mut std::io::stdout())
         }
         Command::Bench(args) => crate::bench::run(args),
-        Command::Events { event, json } => {
-            crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
-        }
         Command::Clinic(args) => clinic::run(args),
         Command::Demo(remote) => clinic::run_demo(remote),
+        Command::Events {
+            command: Some(command),
+            ..
+        } => events_client::run(command),
+        Command::Events { event, json, .. } => {
+            crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
+        }
+        Command::Webhooks(args) => webhooks_cmd::run(args),
+        Command::Deliveries(args) => deliveries_cmd::run(args),
+        Command::Tokens(args) => tokens_cmd::run(args),
+        Command::Stats { webhook, client } => deliveries_cmd::stats(webhook, client),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,9 +176,9 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Exit codes: 1 for a failure, 2 for bad input from the user (clap also
-/// uses 2 for usage errors).
+/// uses 2 for usage errors; a 4xx from the server is the input's fault too).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<UsageError>().is_some() {
+    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<client::Refused>().is_some() {
         2
     } else {
         1
@@ -139,6 +189,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// The command ran, and what it checked did not succeed (a test send that
+/// got no 2xx, retried deliveries that failed again). Exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failed(pub String);
 
 /// Logs to stderr; `RUST_LOG` chooses what (default: info).
 pub fn init_tracing() {

@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Seconds a claimed delivery stays leased; after a crash, it is sent again once this passes.
     #[arg(long, env = "CAREHOOK_LEASE_SECS", default_value_t = 150)]
     pub lease_secs: u64,
+    /// Serve `GET /metrics` on this address (e.g. 127.0.0.1:9090) instead of the API's.
+    #[arg(long, env = "CAREHOOK_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Disable a webhook whose every delivery failed for this long (e.g. 5d, 12h).
     #[arg(long, env = "CAREHOOK_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
     pub auto_disable_after: Duration,
@@ -132,6 +135,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..DispatcherConfig::default()
     });
     settings.auto_disable_after = args.auto_disable_after;
+    settings.metrics_listen = args.metrics_listen;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {

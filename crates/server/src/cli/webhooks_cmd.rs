@@ -1,0 +1,378 @@
+//! `carehook webhooks …`: manage webhooks on a running server.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::{
+    Client, ClientArgs, block_on, cell, clip, parse_data, print_json, print_table, read_json_file,
+    seg,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct WebhooksArgs {
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// List every webhook.
+    ///
+    /// Example:
+    ///   carehook webhooks list
+    ///   carehook webhooks list --json | jq -r '.items[].id'
+    #[command(verbatim_doc_comment)]
+    List,
+    /// Show one webhook (secrets masked).
+    ///
+    /// Example:
+    ///   carehook webhooks get 0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b
+    #[command(verbatim_doc_comment)]
+    Get { id: String },
+    /// Create a webhook from a JSON file (`-` reads stdin). Prints its signing
+    /// secret, which is shown only this once.
+    ///
+    /// Example:
+    ///   carehook webhooks create --file hook.json
+    ///   echo '{"name":"Slack","events":["kc_appointment_book"],"url":"https://hooks.slack.com/services/T/B/X","body":"{\"text\":\"{{patient_name}}\"}"}' | carehook webhooks create --file -
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// The webhook as JSON (the body of POST /api/v1/webhooks).
+        #[arg(long)]
+        file: String,
+    },
+    /// Change a webhook with a JSON merge patch from a file: the fields given
+    /// replace the webhook's; secrets not given stay.
+    ///
+    /// Example:
+    ///   echo '{"timeout_ms": 5000}' | carehook webhooks update ID --file -
+    #[command(verbatim_doc_comment)]
+    Update {
+        id: String,
+        #[arg(long)]
+        file: String,
+    },
+    /// Delete a webhook (its delivery log stays).
+    ///
+    /// Example:
+    ///   carehook webhooks delete ID
+    #[command(verbatim_doc_comment)]
+    Delete { id: String },
+    /// Send the webhook's request now with example values, and show the
+    /// request and the answer. Exits 1 if the endpoint did not answer 2xx.
+    ///
+    /// Example:
+    ///   carehook webhooks test ID
+    ///   carehook webhooks test ID --event kc_appointment_update --data '{"patient_name":"Ada"}'
+    #[command(verbatim_doc_comment)]
+    Test {
+        id: String,
+        /// The event to render (default: the webhook's first event).
+        #[arg(long)]
+        event: Option<String>,
+        /// Values over the examples, as a JSON object.
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Show the request a webhook would send, without sending it; or, with
+    /// --file, of an unsaved draft (its errors with line and column).
+    ///
+    /// Example:
+    ///   carehook webhooks preview ID
+    ///   carehook webhooks preview --file draft.json --event kc_patient_add
+    #[command(verbatim_doc_comment)]
+    Preview {
+        /// A saved webhook's id; leave out with --file.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        id: Option<String>,
+        /// An unsaved webhook as JSON (`-` reads stdin).
+        #[arg(long)]
+        file: Option<String>,
+        #[arg(long)]
+        event: Option<String>,
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Switch a webhook on.
+    ///
+    /// Example:
+    ///   carehook webhooks enable ID
+    #[command(verbatim_doc_comment)]
+    Enable { id: String },
+    /// Switch a webhook off (events stop making deliveries for it).
+    ///
+    /// Example:
+    ///   carehook webhooks disable ID
+    #[command(verbatim_doc_comment)]
+    Disable { id: String },
+    /// Make a new signing secret; the old one keeps signing for 24 hours.
+    ///
+    /// Example:
+    ///   carehook webhooks rotate-secret ID
+    #[command(verbatim_doc_comment)]
+    RotateSecret { id: String },
+}
+
+pub fn run(args: WebhooksArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.client)?;
+    block_on(run_async(client, args.command))
+}
+
+async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
+    match cmd {
+        WebhooksCommand::List => {
+            let v = c.get("/api/v1/webhooks").await?;
+            if c.json {
+                print_json(&v);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|w| {
+                    vec![
+                        cell(&w["id"]),
+                        clip(&cell(&w["name"]), 32),
+                        if w["enabled"] == true {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                        clip(&events_text(&w["events"]), 40),
+                        clip(&cell(&w["url"]), 60),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "NAME", "ENABLED", "EVENTS", "URL"], &rows);
+        }
+        WebhooksCommand::Get { id } => {
+            let v = c.get(&format!("/api/v1/webhooks/{}", seg(&id))).await?;
+            show_webhook(&c, &v);
+        }
+        WebhooksCommand::Create { file } => {
+            let spec = read_json_file(&file)?;
+            let v = c.post("/api/v1/webhooks", &spec).await?;
+            if c.json {
+                print_json(&v);
+            } else {
+                println!("created webhook {} ({})", cell(&v["id"]), cell(&v["name"]));
+                println!(
+                    "signing secret (shown only now; verify signatures with it):\n    {}",
+                    cell(&v["signing_secret"])
+                );
+                print_warnings(&v);
+            }
+        }
+        WebhooksCommand::Update { id, file } => {
+            let patch = read_json_file(&file)?;
+            let v = c
+                .call(
+                    "PATCH",
+                    &format!("/api/v1/webhooks/{}", seg(&id)),
+                    Some(&patch),
+                )
+                .await?;
+            if c.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "updated webhook {} (version {})",
+                    cell(&v["id"]),
+                    cell(&v["version"])
+                );
+                print_warnings(&v);
+            }
+        }
+        WebhooksCommand::Delete { id } => {
+            c.call("DELETE", &format!("/api/v1/webhooks/{}", seg(&id)), None)
+                .await?;
+            if c.json {
+                print_json(&json!({"deleted": id}));
+            } else {
+                println!("deleted webhook {id}");
+            }
+        }
+        WebhooksCommand::Enable { id } => set_enabled(&c, &id, true).await?,
+        WebhooksCommand::Disable { id } => set_enabled(&c, &id, false).await?,
+        WebhooksCommand::RotateSecret { id } => {
+            let v = c
+                .post(
+                    &format!("/api/v1/webhooks/{}/rotate-secret", seg(&id)),
+                    &json!({}),
+                )
+                .await?;
+            if c.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "new signing secret (shown only now):\n    {}",
+                    cell(&v["signing_secret"])
+                );
+                println!(
+                    "the previous secret keeps signing until {}",
+                    cell(&v["previous_secret_expires_at"])
+                );
+            }
+        }
+        WebhooksCommand::Test { id, event, data } => {
+            let body = try_out_body(event, data.as_deref())?;
+            let v = c
+                .post(&format!("/api/v1/webhooks/{}/test", seg(&id)), &body)
+                .await?;
+            if c.json {
+                print_json(&v);
+            } else {
+                print_request(&v["request"]);
+                println!();
+                match v["response"].as_object() {
+                    Some(r) => {
+                        println!(
+                            "answer: HTTP {} in {} ms",
+                            cell(&r["status"]),
+                            cell(&v["duration_ms"])
+                        );
+                        if let Some(body) = r["body"].as_str().filter(|b| !b.is_empty()) {
+                            println!("{}", clip(body, 2000));
+                        }
+                    }
+                    None => println!("no answer ({} ms)", cell(&v["duration_ms"])),
+                }
+                if let Some(e) = v["error"].as_str() {
+                    println!("error: {e}");
+                }
+                if v["conditions_match"] == false {
+                    println!(
+                        "note: the webhook's conditions do not hold on these values; a real event like this would not be sent"
+                    );
+                }
+                println!("logged as delivery {} (a test)", cell(&v["delivery_id"]));
+            }
+            if v["outcome"] != "succeeded" {
+                return Err(super::Failed("the test send did not succeed".into()).into());
+            }
+        }
+        WebhooksCommand::Preview {
+            id,
+            file,
+            event,
+            data,
+        } => {
+            let v = match (id, file) {
+                (Some(id), _) => {
+                    let body = try_out_body(event, data.as_deref())?;
+                    c.post(&format!("/api/v1/webhooks/{}/preview", seg(&id)), &body)
+                        .await?
+                }
+                (None, Some(file)) => {
+                    let mut body = try_out_body(event, data.as_deref())?;
+                    body["webhook"] = read_json_file(&file)?;
+                    c.post("/api/v1/webhooks/preview", &body).await?
+                }
+                (None, None) => unreachable!("clap requires an id or --file"),
+            };
+            if c.json {
+                print_json(&v);
+            } else {
+                println!("event: {}", cell(&v["event"]));
+                print_request(&v["request"]);
+                if v["conditions_match"] == false {
+                    println!("\nnote: the webhook's conditions do not hold on these values");
+                }
+                print_warnings(&v);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_enabled(c: &Client, id: &str, enabled: bool) -> anyhow::Result<()> {
+    let v = c
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{}", seg(id)),
+            Some(&json!({ "enabled": enabled })),
+        )
+        .await?;
+    if c.json {
+        print_json(&v);
+    } else {
+        println!(
+            "webhook {} is {}",
+            cell(&v["id"]),
+            if enabled { "enabled" } else { "disabled" }
+        );
+    }
+    Ok(())
+}
+
+fn try_out_body(event: Option<String>, data: Option<&str>) -> anyhow::Result<Value> {
+    let mut body = json!({});
+    if let Some(e) = event {
+        body["event"] = e.into();
+    }
+    if let Some(d) = parse_data(data)? {
+        body["data"] = d;
+    }
+    Ok(body)
+}
+
+fn events_text(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+fn show_webhook(c: &Client, v: &Value) {
+    if c.json {
+        print_json(v);
+        return;
+    }
+    let rows: Vec<Vec<String>> = [
+        "id",
+        "name",
+        "enabled",
+        "disabled_reason",
+        "method",
+        "url",
+        "content_type",
+        "timeout_ms",
+        "signing",
+        "version",
+        "created_at",
+        "updated_at",
+    ]
+    .iter()
+    .map(|k| vec![k.to_string(), cell(&v[*k])])
+    .chain([
+        vec!["events".into(), events_text(&v["events"])],
+        vec!["auth".into(), cell(&v["auth"])],
+    ])
+    .collect();
+    print_table(&["FIELD", "VALUE"], &rows);
+    if let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) {
+        println!("\nbody:\n{body}");
+    }
+}
+
+fn print_request(r: &Value) {
+    if r.is_null() {
+        println!("(the request could not be built)");
+        return;
+    }
+    println!("{} {}", cell(&r["method"]), cell(&r["url"]));
+    for h in r["headers"].as_array().into_iter().flatten() {
+        println!("{}: {}", cell(&h[0]), cell(&h[1]));
+    }
+    if let Some(body) = r["body"].as_str().filter(|b| !b.is_empty()) {
+        println!("\n{body}");
+    }
+}
+
+fn print_warnings(v: &Value) {
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}: {}", cell(&w["field"]), cell(&w["message"]));
+    }
+}
