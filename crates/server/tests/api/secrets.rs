@@ -1,0 +1,221 @@
+//! Secrets at rest and in answers: after webhooks with every kind of secret
+//! are created, used, tested, changed and rotated, none of the secret values
+//! is in the database (file or tables), the logs, or any API answer.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{Value, json};
+
+use crate::common::{Backend, Receiver, TestServer};
+use crate::{WAIT, on_both};
+
+on_both!(no_secret_is_stored_logged_or_shown_in_plain_text);
+
+/// Everything logged in this test binary, at debug level and up.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let b = buffer.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(move || Writer(b.clone()))
+            .with_ansi(false)
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct Writer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every row of every table, as text.
+async fn database_text(url: &str) -> String {
+    let tables = [
+        "webhooks",
+        "events",
+        "deliveries",
+        "attempts",
+        "api_tokens",
+        "kv",
+    ];
+    let mut out = String::new();
+    if url.starts_with("sqlite:") {
+        // The file itself, and its write-ahead log.
+        let path = url.trim_start_matches("sqlite://");
+        for suffix in ["", "-wal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                out.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        assert!(out.len() > 4096, "the database file was not read");
+    } else {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        for t in tables {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT t::text FROM {t} t")))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            for (r,) in rows {
+                out.push_str(&r);
+                out.push('\n');
+            }
+        }
+        assert!(out.contains("Secret keeper"), "the tables were not read");
+    }
+    out
+}
+
+async fn no_secret_is_stored_logged_or_shown_in_plain_text(backend: Backend) {
+    let logs = captured_logs();
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let auths = [
+        json!({"type": "basic", "username": "clinic", "password": "pw-Basic-7f3a9c"}),
+        json!({"type": "bearer", "token": "tok-Bearer-2b8e1d"}),
+        json!({"type": "api_key", "name": "X-Api-Key", "value": "key-Header-5c4f2a", "location": "header"}),
+        json!({"type": "api_key", "name": "api_key", "value": "key-Query-9d1e7b", "location": "query"}),
+    ];
+    let mut secrets: Vec<String> = vec![
+        "pw-Basic-7f3a9c".into(),
+        "tok-Bearer-2b8e1d".into(),
+        "key-Header-5c4f2a".into(),
+        "key-Query-9d1e7b".into(),
+    ];
+    let mut answers: Vec<Value> = Vec::new();
+    let mut ids = Vec::new();
+    for (i, auth) in auths.iter().enumerate() {
+        let created = server
+            .create_webhook(json!({
+                "name": format!("Secret keeper {i}"),
+                "events": ["kc_appointment_book"],
+                "url": rx.url(&format!("/s{i}")),
+                "auth": auth,
+                "body": "{\"p\": \"{{patient_name}}\"}",
+            }))
+            .await;
+        // The signing secret is in this answer only; kept to look for elsewhere.
+        let whsec = created["signing_secret"].as_str().unwrap().to_string();
+        secrets.push(whsec["whsec_".len()..].to_string());
+        let mut shown = created.clone();
+        shown["signing_secret"] = Value::Null;
+        answers.push(shown);
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    // The secrets work: the receiver gets them.
+    let pushed = server
+        .push("kc_appointment_book", json!({"patient_name": "Ada"}))
+        .await;
+    let got = rx.wait_for(4, WAIT).await;
+    let seen: String = got
+        .iter()
+        .map(|r| format!("{:?} {:?}", r.headers, r.query))
+        .collect();
+    assert!(seen.contains("Bearer tok-Bearer-2b8e1d"));
+    assert!(seen.contains("key-Header-5c4f2a") && seen.contains("key-Query-9d1e7b"));
+    for d in pushed["deliveries"].as_array().unwrap() {
+        let d = server
+            .wait_delivery(d.as_str().unwrap(), WAIT, |d| d["status"] == "succeeded")
+            .await;
+        answers.push(d);
+    }
+    // Used through every other endpoint that shows a webhook or a request.
+    let (_, t) = server
+        .post(&format!("/api/v1/webhooks/{}/test", ids[3]), json!({}))
+        .await;
+    assert_eq!(t["outcome"], "succeeded", "{t}");
+    answers.push(t);
+    let (_, p) = server
+        .post(&format!("/api/v1/webhooks/{}/preview", ids[0]), json!({}))
+        .await;
+    answers.push(p);
+    let (_, patched) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{}", ids[1]),
+            Some(json!({"auth": {"type": "bearer", "token": "tok-Bearer-new-6a0f3e"}})),
+        )
+        .await;
+    secrets.push("tok-Bearer-new-6a0f3e".into());
+    answers.push(patched);
+    let (_, kept) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{}", ids[0]),
+            Some(json!({"auth": {"type": "basic", "username": "clinic", "password": "********"}})),
+        )
+        .await;
+    assert_eq!(kept["auth"]["has_password"], true, "{kept}");
+    answers.push(kept);
+    let (_, rotated) = server
+        .post(
+            &format!("/api/v1/webhooks/{}/rotate-secret", ids[2]),
+            json!({}),
+        )
+        .await;
+    secrets.push(rotated["signing_secret"].as_str().unwrap()["whsec_".len()..].to_string());
+    let (_, list) = server.get("/api/v1/webhooks").await;
+    answers.push(list.clone());
+    let (_, deliveries) = server.get("/api/v1/deliveries?limit=1000").await;
+    answers.push(deliveries);
+    for id in &ids {
+        let (_, w) = server.get(&format!("/api/v1/webhooks/{id}")).await;
+        answers.push(w);
+    }
+    let (s, _) = server
+        .post("/api/v1/tokens", json!({"name": "log-check"}))
+        .await;
+    assert_eq!(s, 201);
+
+    // Masked, with a flag saying a secret is set.
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items[0]["auth"]["password"], "********");
+    assert_eq!(items[1]["auth"]["has_token"], true);
+    assert_eq!(items[3]["auth"]["value"], "********");
+    assert!(items.iter().all(|w| w["signing_secret"] == "********"));
+
+    let answers = serde_json::to_string(&answers).unwrap();
+    let db_url = server.db.as_ref().unwrap().url().to_string();
+    // Stop first, so the database is flushed and every log line is written.
+    let db = {
+        let mut server = server;
+        let db = server.db.take();
+        server.stop().await;
+        db
+    };
+    let stored = database_text(&db_url).await;
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("API token made"),
+        "the logs were not captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !answers.contains(secret.as_str()),
+            "an API answer shows {secret}"
+        );
+        assert!(
+            !stored.contains(secret.as_str()),
+            "the database holds {secret} in plain text"
+        );
+        assert!(!logged.contains(secret.as_str()), "the log shows {secret}");
+    }
+    if let Some(db) = db {
+        db.cleanup().await;
+    }
+}
