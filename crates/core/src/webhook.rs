@@ -177,13 +177,16 @@ fn yes() -> bool {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200, example = "Slack: new appointment"))]
     pub name: String,
     #[serde(default)]
     pub description: String,
     /// Event names or aliases, or `["*"]` for every event.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, example = json!(["kc_appointment_book"])))]
     pub events: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[cfg_attr(feature = "openapi", schema(example = "https://hooks.slack.com/services/T000/B000/XXXX"))]
     pub url: String,
     #[serde(default)]
     pub method: Method,

@@ -114,6 +114,12 @@ async fn list(
     _: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
+    let q = ListQuery {
+        since: nonempty(q.since),
+        until: nonempty(q.until),
+        cursor: nonempty(q.cursor),
+        ..q
+    };
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|_| {
@@ -158,6 +164,11 @@ async fn list(
         items: page.items.iter().map(delivery).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// An empty query value (`?cursor=`) is the same as none.
+pub fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
 }
 
 /// A page size: absent is the default, above [`MAX_PAGE`] a 422 (silently

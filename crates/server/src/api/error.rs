@@ -187,6 +187,16 @@ async fn read_body<S: Send + Sync>(
 
 /// Parses JSON with the path of the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object. serde would also read a struct from an array
+    // of its fields in order (`[null, null]`), which no client means.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() {
+            Err(ApiError::invalid("", "the body must be a JSON object"))
+        } else {
+            Err(ApiError::bad_request("the body is not valid JSON"))
+        };
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

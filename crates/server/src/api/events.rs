@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::deliveries::check_limit;
+use super::deliveries::{check_limit, nonempty};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use super::{AppState, Caller};
 use crate::intake::{match_deliveries, snapshot_from_data};
@@ -90,6 +90,7 @@ pub struct PushEvent {
     pub data: serde_json::Map<String, serde_json::Value>,
     /// Sending the same key again answers with the first event (1 to 255 characters).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
@@ -203,7 +204,7 @@ async fn list_events(
 ) -> ApiResult<Json<EventPage>> {
     let page = state
         .store
-        .list_events(check_limit(q.limit)?, q.cursor)
+        .list_events(check_limit(q.limit)?, nonempty(q.cursor))
         .await?;
     Ok(Json(EventPage {
         items: page.items.into_iter().map(event).collect(),

@@ -204,7 +204,7 @@ fn render_preview(
 /// by itself, and a 410 does not disable the webhook. Sent even when the
 /// webhook is disabled or its conditions do not hold.
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
-    request_body(content = TryOut, description = "Optional; an empty body tests the default event with the examples"),
+    request_body(content = Option<TryOut>, description = "Optional; an empty body tests the default event with the examples"),
     responses((status = 200, description = "Sent (or tried): `error` and `response` tell how it went", body = TestResult),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn test_send(
@@ -276,7 +276,7 @@ async fn test_send(
 /// The request the webhook would send for an event with example values
 /// (and the caller's `data`), signed as it would be; nothing is sent.
 #[utoipa::path(post, path = "/webhooks/{id}/preview", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
-    request_body(content = TryOut, description = "Optional; an empty body previews the default event with the examples"),
+    request_body(content = Option<TryOut>, description = "Optional; an empty body previews the default event with the examples"),
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn preview(
     State(state): State<AppState>,

@@ -394,6 +394,7 @@ async fn rotate_secret(
 struct RetryFailed {
     /// Deliveries created at or after this (RFC 3339, or unix ms). Default: the beginning.
     #[serde(default)]
+    #[schema(example = "2026-11-26T00:00:00Z")]
     since: Option<String>,
     /// Deliveries created before this (RFC 3339, or unix ms). Default: now.
     #[serde(default)]
@@ -430,8 +431,8 @@ async fn retry_failed(
         }
     };
     let now = now_ms();
-    let since = time("since", body.since, 0)?;
-    let until = time("until", body.until, now + 1)?;
+    let since = time("since", body.since.filter(|t| !t.is_empty()), 0)?;
+    let until = time("until", body.until.filter(|t| !t.is_empty()), now + 1)?;
     if since >= until {
         return Err(ApiError::invalid("until", "until must be later than since"));
     }
