@@ -177,7 +177,10 @@ fn yes() -> bool {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200, example = "Slack: new appointment"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, example = "Slack: new appointment")
+    )]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -186,7 +189,10 @@ pub struct WebhookSpec {
     pub events: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
-    #[cfg_attr(feature = "openapi", schema(example = "https://hooks.slack.com/services/T000/B000/XXXX"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")
+    )]
     pub url: String,
     #[serde(default)]
     pub method: Method,

@@ -57,6 +57,8 @@ on_both_backends!(
     a_new_connection_sees_what_record_events_returned,
     migrating_again_changes_nothing,
     two_stores_on_one_database_write_at_once,
+    webhook_stats_count_windows_and_leave_tests_out,
+    queue_depth_counts_due_scheduled_and_leased,
 );
 
 // --- helpers -----------------------------------------------------------------------------------
@@ -1251,4 +1253,122 @@ fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("carehook-store-{}", Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+// --- statistics and queue depth ------------------------------------------------------------------
+
+async fn webhook_stats_count_windows_and_leave_tests_out(db: &TestDatabase) {
+    let store = db.connect().await;
+    let w = webhook(&*store, "stats").await;
+    let other = webhook(&*store, "other").await;
+    let hour = 3_600_000;
+    let now = T + 30 * 24 * hour;
+    // Two days ago: a success. Ten minutes ago: a failure after a retry. Five minutes ago: pending.
+    let old = record_one(&*store, event(&[w, other], now - 48 * hour)).await;
+    let recent = record_one(&*store, event(&[w], now - 10 * 60_000)).await;
+    record_one(&*store, event(&[w], now - 5 * 60_000)).await;
+    let mut a = attempt(
+        old[0],
+        1,
+        now - 48 * hour,
+        AttemptOutcome::Succeeded,
+        DeliveryNext::Succeeded,
+    );
+    a.duration_ms = 300;
+    let b = attempt(
+        old[1],
+        1,
+        now - 48 * hour,
+        AttemptOutcome::Failed,
+        DeliveryNext::Failed,
+    );
+    let mut c = attempt(
+        recent[0],
+        1,
+        now - 10 * 60_000,
+        AttemptOutcome::Retry,
+        DeliveryNext::RetryAt(now - 9 * 60_000),
+    );
+    c.duration_ms = 100;
+    let mut d = attempt(
+        recent[0],
+        2,
+        now - 9 * 60_000,
+        AttemptOutcome::Failed,
+        DeliveryNext::Failed,
+    );
+    d.duration_ms = 200;
+    store.record_attempts(vec![a, b, c, d]).await.unwrap();
+    // A test send counts nowhere.
+    let mut test = event(&[w], now - 60_000);
+    test.deliveries[0].is_test = true;
+    let t = record_one(&*store, test).await;
+    store
+        .record_attempts(vec![attempt(
+            t[0],
+            1,
+            now - 60_000,
+            AttemptOutcome::Succeeded,
+            DeliveryNext::Succeeded,
+        )])
+        .await
+        .unwrap();
+
+    let s = store.webhook_stats(w, now).await.unwrap();
+    let labels: Vec<&str> = s.windows.iter().map(|w| w.window).collect();
+    assert_eq!(labels, ["1h", "24h", "7d"]);
+    let (h1, d1, d7) = (&s.windows[0], &s.windows[1], &s.windows[2]);
+    assert_eq!((h1.pending, h1.succeeded, h1.failed), (1, 0, 1));
+    assert_eq!((d1.pending, d1.succeeded, d1.failed), (1, 0, 1));
+    assert_eq!((d7.pending, d7.succeeded, d7.failed), (1, 1, 1));
+    assert_eq!(
+        (h1.attempts_retry, h1.attempts_failed, h1.attempts_succeeded),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        (d7.attempts_retry, d7.attempts_failed, d7.attempts_succeeded),
+        (1, 1, 1)
+    );
+    assert_eq!(h1.success_rate, Some(0.0));
+    assert_eq!(d7.success_rate, Some(0.5));
+    assert_eq!((h1.p50_ms, h1.p95_ms), (Some(100), Some(200)));
+    assert_eq!((d7.p50_ms, d7.p95_ms), (Some(200), Some(300)));
+    let last = s.last.expect("a tried delivery");
+    assert_eq!(last.delivery_id, recent[0]);
+    assert_eq!(last.status, DeliveryStatus::Failed);
+    assert_eq!(last.http_status, Some(503));
+
+    let none = store.webhook_stats(Uuid::now_v7(), now).await.unwrap();
+    assert!(none.last.is_none());
+    assert!(
+        none.windows
+            .iter()
+            .all(|w| w.success_rate.is_none() && w.p50_ms.is_none())
+    );
+}
+
+async fn queue_depth_counts_due_scheduled_and_leased(db: &TestDatabase) {
+    let store = db.connect().await;
+    let w = webhook(&*store, "q").await;
+    assert_eq!(store.queue_depth(T).await.unwrap(), QueueDepth::default());
+    record_one(&*store, event(&[w], T - 1000)).await;
+    record_one(&*store, event(&[w], T - 500)).await;
+    record_one(&*store, event(&[w], T + 60_000)).await;
+    let done = record_one(&*store, event(&[w], T - 2000)).await;
+    store
+        .record_attempts(vec![attempt(
+            done[0],
+            1,
+            T - 2000,
+            AttemptOutcome::Succeeded,
+            DeliveryNext::Succeeded,
+        )])
+        .await
+        .unwrap();
+    let q = store.queue_depth(T).await.unwrap();
+    assert_eq!((q.due, q.scheduled, q.in_flight), (2, 1, 0));
+    let claimed = store.claim_due(T, LEASE, 1, &[]).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let q = store.queue_depth(T).await.unwrap();
+    assert_eq!((q.due, q.scheduled, q.in_flight), (1, 1, 1));
 }
