@@ -15,7 +15,7 @@
 
 use std::sync::Mutex;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use super::{AppState, Caller};
 use crate::intake::match_deliveries;
 use crate::registry::Registry;
@@ -41,15 +41,15 @@ use crate::time::rfc3339;
 pub const USER_HEADER: &str = "x-carehook-user-id";
 
 /// Kinds created under their parent's path rather than at their own collection.
-const NESTED: [Kind; 3] = [Kind::MedicalRecord, Kind::Prescription, Kind::Payment];
+pub(super) const NESTED: [Kind; 3] = [Kind::MedicalRecord, Kind::Prescription, Kind::Payment];
 
 pub fn router() -> Router<AppState> {
     let mut r = Router::new();
     for kind in Kind::ALL {
         let base = format!("/{}", kind.collection());
-        let list_route = get(move |s: State<AppState>, c: Caller, q: Query<ListQuery>| {
-            list(s, c, q, kind, None)
-        });
+        let list_route = get(
+            move |s: State<AppState>, c: Caller, q: ApiQuery<ListQuery>| list(s, c, q, kind, None),
+        );
         let collection = if NESTED.contains(&kind) {
             list_route
         } else {
@@ -61,18 +61,18 @@ pub fn router() -> Router<AppState> {
         };
         r = r.route(&base, collection).route(
             &format!("{base}/{{id}}"),
-            get(move |s: State<AppState>, c: Caller, id: Path<i64>| get_one(s, c, id, kind))
+            get(move |s: State<AppState>, c: Caller, id: ApiPath<i64>| get_one(s, c, id, kind))
                 .patch(
                     move |s: State<AppState>,
                           c: Caller,
                           h: HeaderMap,
-                          id: Path<i64>,
+                          id: ApiPath<i64>,
                           b: ApiJson<Value>| {
                         update_handler(s, c, h, id, b, kind)
                     },
                 )
                 .delete(
-                    move |s: State<AppState>, c: Caller, h: HeaderMap, id: Path<i64>| {
+                    move |s: State<AppState>, c: Caller, h: HeaderMap, id: ApiPath<i64>| {
                         delete_handler(s, c, h, id, kind)
                     },
                 ),
@@ -88,7 +88,7 @@ pub fn router() -> Router<AppState> {
                     move |s: State<AppState>,
                           c: Caller,
                           h: HeaderMap,
-                          Path(id): Path<i64>,
+                          ApiPath(id): ApiPath<i64>,
                           b: ApiJson<Value>| {
                         create_handler(s, c, h, b, kind, Some((parent, id)))
                     },
@@ -96,8 +96,8 @@ pub fn router() -> Router<AppState> {
                 .get(
                     move |s: State<AppState>,
                           c: Caller,
-                          Path(id): Path<i64>,
-                          q: Query<ListQuery>| {
+                          ApiPath(id): ApiPath<i64>,
+                          q: ApiQuery<ListQuery>| {
                         list(s, c, q, kind, Some((parent, id)))
                     },
                 ),
@@ -126,7 +126,7 @@ async fn update_handler(
     State(state): State<AppState>,
     _: Caller,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Value>,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
@@ -140,7 +140,7 @@ async fn delete_handler(
     State(state): State<AppState>,
     _: Caller,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
     let user = user_id(&headers)?;
@@ -152,7 +152,7 @@ async fn delete_handler(
 async fn get_one(
     State(state): State<AppState>,
     _: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
     let record = state
@@ -183,7 +183,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     _: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
     kind: Kind,
     parent: Option<(Ref, i64)>,
 ) -> ApiResult<Json<Value>> {

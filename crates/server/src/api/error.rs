@@ -255,10 +255,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
             Err(e) => {
-                let mut err = ApiError::bad_request(format!(
-                    "{}; ids look like 0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b",
-                    e.body_text()
-                ));
+                let mut err =
+                    ApiError::bad_request(format!("bad id in the path: {}", e.body_text()));
                 err.field = Some("id".into());
                 Err(err)
             }

@@ -6,6 +6,7 @@
 //! extractor, so a handler's signature says it needs one).
 
 pub mod clinic;
+mod clinic_doc;
 mod deliveries;
 pub mod error;
 mod events;
@@ -73,7 +74,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(previews::router())
         .merge(deliveries::router())
         .merge(tokens::router())
-        .merge(OpenApiRouter::from(presets::router()))
+        .merge(presets::router())
         // Clinic routes are generated per record kind; their paths in the
         // document are generated from the same table (`clinic_doc`).
         .merge(OpenApiRouter::from(clinic::router()));

@@ -22,6 +22,7 @@ pub fn base() -> OpenApi {
             (name = "deliveries", description = "The delivery log, and retries"),
             (name = "events", description = "Events in, and the event catalog"),
             (name = "tokens", description = "API tokens"),
+            (name = "presets", description = "Ready-made webhooks for the guide's integrations"),
             (name = "meta", description = "Health, metrics and this document"),
         )
     )]
@@ -44,7 +45,9 @@ pub fn base() -> OpenApi {
 /// The finished document as JSON, ready to serve.
 pub fn finish(doc: OpenApi) -> serde_json::Value {
     let doc = OpenApiBuilder::from(doc).build();
-    serde_json::to_value(&doc).expect("the OpenAPI document serializes")
+    let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    super::clinic_doc::add_to(&mut doc);
+    doc
 }
 
 /// This document.

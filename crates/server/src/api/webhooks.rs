@@ -144,6 +144,15 @@ impl ToSchema for WebhookView {
     }
 }
 
+/// A webhook as written, or one made from a preset.
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // read as JSON by `presets::spec_from_body`; described here
+enum NewWebhookBody {
+    Spec(WebhookSpec),
+    Preset(super::presets::FromPreset),
+}
+
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // built as JSON; described here
 struct WebhookList {
@@ -162,7 +171,7 @@ const READ_ONLY: &[&str] = &[
 ];
 
 /// Creates a webhook. The answer carries its signing secret, once.
-#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = WebhookSpec,
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = NewWebhookBody,
     responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Invalid: the error names the field, and for a template its line and column", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,

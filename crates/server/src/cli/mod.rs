@@ -1,8 +1,8 @@
 //! The `carehook` command line: one subcommand per job, each with an example
 //! in its help.
 
-mod clinic;
 pub mod client;
+mod clinic;
 mod deliveries_cmd;
 mod events_client;
 mod serve;

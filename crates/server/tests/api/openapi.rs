@@ -116,11 +116,30 @@ async fn the_document_is_valid_and_covers_every_route() {
         ("POST", "/api/v1/tokens"),
         ("GET", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens/{id}"),
+        ("GET", "/api/v1/presets"),
+        ("GET", "/api/v1/presets/{id}"),
+        ("POST", "/api/v1/encounters/{id}/prescriptions"),
+        ("POST", "/api/v1/bills/{id}/payments"),
     ] {
         assert!(
             documented.contains(&(expected.0.to_string(), expected.1.to_string())),
             "{expected:?} is not in the document"
         );
+    }
+
+    // Clinic routes are made per record kind; so are their documented paths.
+    for kind in carehook_core::clinic::Kind::ALL {
+        for (method, path) in [
+            ("GET", format!("/api/v1/{}", kind.collection())),
+            ("GET", format!("/api/v1/{}/{{id}}", kind.collection())),
+            ("PATCH", format!("/api/v1/{}/{{id}}", kind.collection())),
+            ("DELETE", format!("/api/v1/{}/{{id}}", kind.collection())),
+        ] {
+            assert!(
+                documented.contains(&(method.to_string(), path.clone())),
+                "{method} {path} is not in the document"
+            );
+        }
     }
 
     // Every documented operation is routed: it answers something other
