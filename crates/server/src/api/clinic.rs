@@ -217,7 +217,7 @@ async fn list(
                 refs,
                 day_from: day("date_from", q.date_from)?.or(exact.clone()),
                 day_to: day("date_to", q.date_to)?.or(exact),
-                limit: q.limit.unwrap_or(0),
+                limit: super::deliveries::check_limit(q.limit)?,
                 cursor: q.cursor,
             },
         )

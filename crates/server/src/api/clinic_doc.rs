@@ -13,7 +13,7 @@ fn schema_of(ty: FieldType) -> Value {
         FieldType::Date => json!({"type": "string", "format": "date", "example": "2026-11-26"}),
         FieldType::Time => json!({"type": "string", "example": "14:05"}),
         FieldType::Amount => {
-            json!({"type": "string", "description": "a decimal amount, kept as written", "example": "1234.50"})
+            json!({"type": ["string", "integer"], "description": "a decimal amount as text, kept as written (a whole number may be a JSON number)", "example": "1234.50"})
         }
         FieldType::Email => json!({"type": "string", "format": "email"}),
         FieldType::Currency => json!({"type": "string", "example": "EUR"}),
@@ -26,9 +26,11 @@ fn schema_of(ty: FieldType) -> Value {
         FieldType::Ref(r) => {
             json!({"type": "integer", "format": "int64", "description": format!("the {}'s id", r.kind().noun())})
         }
-        FieldType::Text | FieldType::LongText | FieldType::Phone | FieldType::Format => {
-            json!({"type": "string"})
+        // Whole JSON numbers are taken as their text (a phone number sent as a number).
+        FieldType::Text | FieldType::LongText | FieldType::Phone => {
+            json!({"type": ["string", "integer"]})
         }
+        FieldType::Format => json!({"type": "string"}),
     }
 }
 

@@ -27,7 +27,8 @@ struct PresetDoc {
     name: String,
     integration: String,
     description: String,
-    #[schema(value_type = Object)]
+    /// What the admin fills in: `key`, `label`, `help`, `example`…
+    #[schema(value_type = Vec<Object>)]
     values: Value,
 }
 

@@ -147,7 +147,7 @@ impl ToSchema for WebhookView {
 /// A webhook as written, or one made from a preset.
 #[derive(Debug, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // read as JSON by `presets::spec_from_body`; described here
+#[allow(dead_code, clippy::large_enum_variant)] // read as JSON by `presets::spec_from_body`; described here
 enum NewWebhookBody {
     Spec(WebhookSpec),
     Preset(super::presets::FromPreset),
