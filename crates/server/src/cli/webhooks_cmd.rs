@@ -31,17 +31,45 @@ pub enum WebhooksCommand {
     ///   carehook webhooks get 0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b
     #[command(verbatim_doc_comment)]
     Get { id: String },
-    /// Create a webhook from a JSON file (`-` reads stdin). Prints its signing
+    /// Create a webhook from a JSON file (`-` reads stdin), or from one of the
+    /// guide's presets (`carehook presets` lists them). Prints its signing
     /// secret, which is shown only this once.
     ///
-    /// Example:
+    /// Examples:
     ///   carehook webhooks create --file hook.json
     ///   echo '{"name":"Slack","events":["kc_appointment_book"],"url":"https://hooks.slack.com/services/T/B/X","body":"{\"text\":\"{{patient_name}}\"}"}' | carehook webhooks create --file -
+    ///   carehook webhooks create --from-preset slack_new_appointment --endpoint https://hooks.slack.com/services/T/B/X
+    ///   carehook webhooks create --from-preset twilio_sms_confirmation --value from_number=+15017122661 \
+    ///       --auth-username AC123 --auth-secret "$TWILIO_TOKEN"
     #[command(verbatim_doc_comment)]
     Create {
         /// The webhook as JSON (the body of POST /api/v1/webhooks).
+        #[arg(
+            long,
+            required_unless_present = "from_preset",
+            conflicts_with = "from_preset"
+        )]
+        file: Option<String>,
+        /// A preset id; what it still needs is named if missing.
         #[arg(long)]
-        file: String,
+        from_preset: Option<String>,
+        /// With --from-preset: the endpoint URL the webhook sends to (`--url` is carehook's own).
+        #[arg(long, requires = "from_preset")]
+        endpoint: Option<String>,
+        /// With --from-preset: a preset value, as KEY=VALUE (repeatable).
+        #[arg(long = "value", requires = "from_preset")]
+        values: Vec<String>,
+        /// With --from-preset: the basic-auth username.
+        #[arg(long, requires = "from_preset")]
+        auth_username: Option<String>,
+        /// With --from-preset: the password, token or API key the preset's auth needs.
+        #[arg(
+            long,
+            requires = "from_preset",
+            env = "CAREHOOK_AUTH_SECRET",
+            hide_env_values = true
+        )]
+        auth_secret: Option<String>,
     },
     /// Change a webhook with a JSON merge patch from a file: the fields given
     /// replace the webhook's; secrets not given stay.
@@ -152,8 +180,21 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
             let v = c.get(&format!("/api/v1/webhooks/{}", seg(&id))).await?;
             show_webhook(&c, &v);
         }
-        WebhooksCommand::Create { file } => {
-            let spec = read_json_file(&file)?;
+        WebhooksCommand::Create {
+            file,
+            from_preset,
+            endpoint,
+            values,
+            auth_username,
+            auth_secret,
+        } => {
+            let spec = match (file, from_preset) {
+                (Some(file), _) => read_json_file(&file)?,
+                (None, Some(preset)) => {
+                    preset_body(&preset, endpoint, &values, auth_username, auth_secret)?
+                }
+                (None, None) => unreachable!("clap requires --file or --from-preset"),
+            };
             let v = c.post("/api/v1/webhooks", &spec).await?;
             if c.json {
                 print_json(&v);
@@ -375,4 +416,47 @@ fn print_warnings(v: &Value) {
     for w in v["warnings"].as_array().into_iter().flatten() {
         eprintln!("warning: {}: {}", cell(&w["field"]), cell(&w["message"]));
     }
+}
+
+/// The body of POST /api/v1/webhooks for `--from-preset`: the secret goes
+/// into whichever field the preset's auth uses.
+fn preset_body(
+    preset: &str,
+    url: Option<String>,
+    values: &[String],
+    auth_username: Option<String>,
+    auth_secret: Option<String>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut body = serde_json::json!({ "preset": preset });
+    if let Some(url) = url {
+        body["url"] = url.into();
+    }
+    let mut map = serde_json::Map::new();
+    for v in values {
+        let (k, val) = v.split_once('=').ok_or_else(|| {
+            crate::cli::UsageError(format!(
+                "--value {v}: write it as KEY=VALUE, e.g. from_number=+15017122661"
+            ))
+        })?;
+        map.insert(k.to_string(), val.into());
+    }
+    if !map.is_empty() {
+        body["values"] = map.into();
+    }
+    let secret_field = match carehook_core::presets::lookup(preset).map(|p| p.auth) {
+        Some(carehook_core::presets::PresetAuth::Basic { .. }) => "password",
+        Some(carehook_core::presets::PresetAuth::Bearer { .. }) => "token",
+        _ => "value",
+    };
+    let mut auth = serde_json::Map::new();
+    if let Some(u) = auth_username {
+        auth.insert("username".into(), u.into());
+    }
+    if let Some(secret) = auth_secret {
+        auth.insert(secret_field.into(), secret.into());
+    }
+    if !auth.is_empty() {
+        body["auth"] = auth.into();
+    }
+    Ok(body)
 }

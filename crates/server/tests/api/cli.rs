@@ -347,3 +347,63 @@ async fn every_command_has_an_example_in_its_help() {
     let r = carehook_with("http://127.0.0.1:1", None, &["--help"]).await;
     assert!(r.stdout.contains("Exit codes"), "{}", r.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_created_from_a_preset_on_the_command_line() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let rx = Receiver::start().await;
+    // What is missing is named, with exit code 2.
+    let r = carehook(
+        &server,
+        &[
+            "webhooks",
+            "create",
+            "--from-preset",
+            "twilio_sms_confirmation",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("values.from_number") && r.stderr.contains("auth.password"),
+        "{}",
+        r.stderr
+    );
+    let url = rx.url("/2010-04-01/Accounts/AC9/Messages.json");
+    let r = carehook(
+        &server,
+        &[
+            "webhooks",
+            "create",
+            "--from-preset",
+            "twilio_sms_confirmation",
+            "--endpoint",
+            &url,
+            "--value",
+            "from_number=+15017122661",
+            "--auth-username",
+            "AC9",
+            "--auth-secret",
+            "tw",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let created = r.json();
+    assert_eq!(created["auth"]["username"], "AC9", "{created}");
+    assert_eq!(created["auth"]["password"], "********");
+    let r = carehook(
+        &server,
+        &["webhooks", "test", created["id"].as_str().unwrap()],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let got = rx.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("authorization"), Some("Basic QUM5OnR3"));
+    assert_eq!(
+        got[0].form()[1],
+        ("From".to_string(), "+15017122661".to_string())
+    );
+    server.stop().await;
+}
