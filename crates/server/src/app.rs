@@ -134,7 +134,7 @@ pub async fn run(
 
     let mut stop_for_api = stop_rx.clone();
     if settings.api {
-        let app = api::router(state);
+        let app = api::router(state.clone()).merge(crate::ui::router(state));
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop_for_api.wait_for(|s| *s).await;
         });

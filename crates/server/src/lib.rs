@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: the one seam, `run(settings, store, listener, shutdown)`.
 //! - [`api`]: the HTTP API under `/api/v1` (clinic records in [`api::clinic`]).
+//! - [`ui`]: the admin UI under `/ui`.
 //! - [`intake`]: events in, with group commit.
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
@@ -26,4 +27,5 @@ pub mod outbound;
 pub mod presets_cmd;
 pub mod registry;
 pub mod time;
+pub mod ui;
 pub mod vault;

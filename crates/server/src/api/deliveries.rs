@@ -206,7 +206,7 @@ async fn get_one(
 /// Sends a delivery again now, whatever its status.
 #[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "deliveries", params(("id" = Uuid, Path, description = "Delivery id")),
     responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn retry(
+pub(crate) async fn retry(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,

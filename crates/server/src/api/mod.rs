@@ -7,14 +7,14 @@
 
 pub mod clinic;
 mod clinic_doc;
-mod deliveries;
+pub(crate) mod deliveries;
 pub mod error;
 mod events;
 mod openapi;
-mod presets;
-mod previews;
+pub(crate) mod presets;
+pub(crate) mod previews;
 pub mod tokens;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

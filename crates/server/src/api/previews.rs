@@ -42,29 +42,29 @@ const DEFAULT_EVENT: &str = "kc_appointment_book";
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TryOut {
+pub(crate) struct TryOut {
     /// The event to render (name or alias); default: the webhook's first
     /// event, or kc_appointment_book for `*`.
     #[serde(default)]
     #[schema(example = "kc_appointment_book")]
-    event: Option<String>,
+    pub(crate) event: Option<String>,
     /// Values written over the catalog's examples.
     #[serde(default)]
     #[schema(value_type = Object, example = json!({"patient_name": "Zoë O'Brien"}))]
-    data: serde_json::Map<String, serde_json::Value>,
+    pub(crate) data: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Draft {
+pub(crate) struct Draft {
     /// A webhook as it would be POSTed to /webhooks.
-    webhook: WebhookSpec,
+    pub(crate) webhook: WebhookSpec,
     #[serde(default)]
     #[schema(example = "kc_appointment_book")]
-    event: Option<String>,
+    pub(crate) event: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
-    data: serde_json::Map<String, serde_json::Value>,
+    pub(crate) data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A request as it is (or would be) sent, secrets masked.
@@ -79,7 +79,7 @@ struct RequestView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct Preview {
+pub(crate) struct Preview {
     /// The event rendered.
     event: String,
     request: RequestView,
@@ -91,7 +91,7 @@ struct Preview {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct TestResult {
+pub(crate) struct TestResult {
     event: String,
     /// The delivery logged for this test (`test: true` in the log).
     delivery_id: Uuid,
@@ -207,7 +207,7 @@ fn render_preview(
     request_body(content = Option<TryOut>, description = "Optional; an empty body tests the default event with the examples"),
     responses((status = 200, description = "Sent (or tried): `error` and `response` tell how it went", body = TestResult),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn test_send(
+pub(crate) async fn test_send(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
@@ -303,7 +303,10 @@ async fn preview(
 #[utoipa::path(post, path = "/webhooks/preview", tag = "webhooks", request_body = Draft,
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, description = "The draft is invalid: the field, and for a template its line and column", body = ErrorBody)))]
-async fn preview_draft(_: Caller, ApiJson(body): ApiJson<Draft>) -> ApiResult<Json<Preview>> {
+pub(crate) async fn preview_draft(
+    _: Caller,
+    ApiJson(body): ApiJson<Draft>,
+) -> ApiResult<Json<Preview>> {
     let (compiled, warnings) = body.webhook.compile().map_err(|e| {
         ApiError::from(ValidationError {
             field: format!("webhook.{}", e.field),

@@ -173,7 +173,7 @@ const READ_ONLY: &[&str] = &[
 /// Creates a webhook. The answer carries its signing secret, once.
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = NewWebhookBody,
     responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Invalid: the error names the field, and for a template its line and column", body = ErrorBody)))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     _: Caller,
     ApiJson(body): ApiJson<Value>,
@@ -212,7 +212,7 @@ async fn create(
 /// Every webhook, oldest first.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks",
     responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), ))]
-async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
     // The store's order (oldest first) is the one people expect in a list.
     let rows = state.store.list_webhooks().await?;
     let snapshot = state.registry.snapshot();
@@ -227,7 +227,7 @@ async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>
 /// One webhook.
 #[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_one(
+pub(crate) async fn get_one(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
@@ -236,7 +236,7 @@ async fn get_one(
 }
 
 /// The registry's copy, or a fresh read when another node changed it.
-pub(super) async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::Arc<Loaded>> {
+pub(crate) async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::Arc<Loaded>> {
     let row = state
         .store
         .get_webhook(id)
@@ -260,7 +260,7 @@ pub(super) async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::A
 #[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     request_body(content = Object, description = "The fields to change", content_type = "application/json"),
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
@@ -335,7 +335,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 /// Deletes a webhook. Its delivery log stays; its pending deliveries end as failed.
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
@@ -352,7 +352,7 @@ async fn remove(
 /// receivers can switch without dropping a request.
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, description = "The webhook with its new `signing_secret` and `previous_secret_expires_at`", body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
@@ -400,21 +400,21 @@ async fn rotate_secret(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RetryFailed {
+pub(crate) struct RetryFailed {
     /// Deliveries created at or after this (RFC 3339, or unix ms). Default: the beginning.
     #[serde(default)]
     #[schema(example = "2026-11-26T00:00:00Z")]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Deliveries created before this (RFC 3339, or unix ms). Default: now.
     #[serde(default)]
-    until: Option<String>,
+    pub(crate) until: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct Retried {
+pub(crate) struct Retried {
     /// The deliveries set to be sent again now, by id.
-    retried: Vec<Uuid>,
-    count: usize,
+    pub(crate) retried: Vec<Uuid>,
+    pub(crate) count: usize,
 }
 
 /// Sends every failed delivery of this webhook created in `[since, until)`
@@ -422,7 +422,7 @@ struct Retried {
 #[utoipa::path(post, path = "/webhooks/{id}/retry-failed", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     request_body = RetryFailed,
     responses((status = 200, body = Retried), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn retry_failed(
+pub(crate) async fn retry_failed(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,

@@ -1,0 +1,402 @@
+//! The delivery log: filters (webhook, event, status, time), one delivery
+//! with each attempt's request and response, and retries.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use carehook_core::catalog;
+use carehook_store::{DeliveryFilter, DeliveryStatus};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::actions;
+use super::dashboard::status_class;
+use super::form::FormData;
+use super::session::{Admin, Posted};
+use super::{Page, UiError, UiState, html, show_time};
+use crate::time::now_ms;
+
+pub fn router() -> Router<UiState> {
+    Router::new()
+        .route("/deliveries", get(list))
+        .route("/deliveries/retry-failed", post(retry_failed))
+        .route("/deliveries/{id}", get(detail))
+        .route("/deliveries/{id}/retry", post(retry))
+}
+
+/// A time typed in a filter: `datetime-local` (read as UTC), RFC 3339 or
+/// unix milliseconds. Empty is none.
+fn parse_when(field: &str, text: &str) -> Result<Option<i64>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(Some(n.and_utc().timestamp_millis()));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map(|n| n.and_utc().timestamp_millis()));
+    }
+    crate::time::parse_time(t)
+        .map(Some)
+        .ok_or_else(|| format!("{field}: \"{t}\" is not a date and time like 2026-11-27T09:30"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Filters {
+    #[serde(default)]
+    webhook_id: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+impl Filters {
+    /// The filters as a query string, without the cursor.
+    fn query(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("webhook_id", &self.webhook_id),
+                ("event", &self.event),
+                ("status", &self.status),
+                ("since", &self.since),
+                ("until", &self.until),
+            ])
+            .finish()
+    }
+}
+
+struct Row {
+    id: Uuid,
+    created: String,
+    webhook: String,
+    event: String,
+    status: String,
+    class: &'static str,
+    attempts: i64,
+    last: String,
+    test: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ui/deliveries.html")]
+struct LogPage {
+    page: Page,
+    f: Filters,
+    error: String,
+    rows: Vec<Row>,
+    next: Option<String>,
+    webhooks: Vec<(Uuid, String)>,
+    events: Vec<&'static str>,
+    /// The filters, to come back to after a retry.
+    here: String,
+}
+
+impl LogPage {
+    fn selected(&self, a: &str, b: &str) -> &'static str {
+        if a == b { "selected" } else { "" }
+    }
+}
+
+async fn webhook_names(state: &UiState) -> Result<Vec<(Uuid, String)>, UiError> {
+    Ok(state
+        .app
+        .store
+        .list_webhooks()
+        .await
+        .map_err(UiError::internal)?
+        .into_iter()
+        .map(|w| (w.id, w.name))
+        .collect())
+}
+
+async fn list(
+    State(state): State<UiState>,
+    admin: Admin,
+    Query(f): Query<Filters>,
+) -> Result<Response, UiError> {
+    let webhooks = webhook_names(&state).await?;
+    let mut error = String::new();
+    let mut filter = DeliveryFilter {
+        limit: 50,
+        cursor: Some(f.cursor.clone()).filter(|c| !c.is_empty()),
+        ..DeliveryFilter::default()
+    };
+    if !f.webhook_id.is_empty() {
+        match f.webhook_id.parse() {
+            Ok(id) => filter.webhook_id = Some(id),
+            Err(_) => error = "That webhook id is not valid.".into(),
+        }
+    }
+    if !f.status.is_empty() {
+        match f.status.parse::<DeliveryStatus>() {
+            Ok(s) => filter.status = Some(s),
+            Err(_) => error = format!("Unknown status \"{}\".", f.status),
+        }
+    }
+    if !f.event.is_empty() {
+        match catalog::canonical_name(&f.event) {
+            Some(e) => filter.event_type = Some(e.to_string()),
+            None => error = format!("Unknown event \"{}\".", f.event),
+        }
+    }
+    match (parse_when("From", &f.since), parse_when("To", &f.until)) {
+        (Ok(since), Ok(until)) => {
+            filter.since = since;
+            filter.until = until;
+        }
+        (Err(e), _) | (_, Err(e)) => error = e,
+    }
+    let (rows, next) = if error.is_empty() {
+        let page = match state.app.store.list_deliveries(filter).await {
+            Ok(p) => p,
+            Err(carehook_store::StoreError::Invalid(_)) => {
+                error = "That page of the log no longer exists; start from the newest.".into();
+                carehook_store::Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                }
+            }
+            Err(e) => return Err(UiError::internal(e)),
+        };
+        let name = |id: Uuid| {
+            webhooks
+                .iter()
+                .find(|(w, _)| *w == id)
+                .map_or_else(|| "(deleted)".to_string(), |(_, n)| n.clone())
+        };
+        let rows = page
+            .items
+            .iter()
+            .map(|d| Row {
+                id: d.id,
+                created: show_time(d.created_at),
+                webhook: name(d.webhook_id),
+                event: d.event_type.clone(),
+                status: d.status.to_string(),
+                class: status_class(d.status),
+                attempts: d.attempts,
+                last: {
+                    let last = match (d.last_status, &d.last_error) {
+                        (_, Some(e)) => e.clone(),
+                        (Some(s), None) => format!("HTTP {s}"),
+                        (None, None) => String::new(),
+                    };
+                    if d.status == DeliveryStatus::Pending && d.attempts > 0 {
+                        format!("{last}; next try {}", show_time(d.next_attempt_at))
+                    } else {
+                        last
+                    }
+                },
+                test: d.is_test,
+            })
+            .collect();
+        (rows, page.next_cursor)
+    } else {
+        (Vec::new(), None)
+    };
+    let here = format!("/ui/deliveries?{}", f.query());
+    Ok(html(&LogPage {
+        page: Page::new(&state, &admin, "Delivery log", "deliveries"),
+        error,
+        rows,
+        next,
+        webhooks,
+        events: catalog::events().iter().map(|e| e.name).collect(),
+        here,
+        f,
+    }))
+}
+
+struct AttemptView {
+    number: i64,
+    started: String,
+    duration_ms: i64,
+    outcome: String,
+    class: &'static str,
+    error: String,
+    method: String,
+    url: String,
+    request_headers: Vec<(String, String)>,
+    request_body: String,
+    status: String,
+    response_headers: Vec<(String, String)>,
+    response_body: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/delivery.html")]
+struct DetailPage {
+    page: Page,
+    id: Uuid,
+    webhook_id: Uuid,
+    webhook: String,
+    event: String,
+    event_id: Uuid,
+    status: String,
+    class: &'static str,
+    created: String,
+    next_attempt: String,
+    test: bool,
+    data: Vec<(String, String)>,
+    attempts: Vec<AttemptView>,
+}
+
+fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
+    match v {
+        // The request's headers: [[name, value], …]
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|h| Some((h[0].as_str()?.to_string(), h[1].as_str()?.to_string())))
+            .collect(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn detail(
+    State(state): State<UiState>,
+    admin: Admin,
+    Path(id): Path<Uuid>,
+) -> Result<Response, UiError> {
+    let store = &state.app.store;
+    let (d, attempts) = store
+        .get_delivery(id)
+        .await
+        .map_err(UiError::internal)?
+        .ok_or(UiError::NotFound)?;
+    let event = store
+        .get_event(d.event_id)
+        .await
+        .map_err(UiError::internal)?;
+    let webhook = store
+        .get_webhook(d.webhook_id)
+        .await
+        .map_err(UiError::internal)?
+        .map_or_else(|| "(deleted)".to_string(), |w| w.name);
+    let attempts = attempts
+        .iter()
+        .map(|a| AttemptView {
+            number: a.attempt_no,
+            started: show_time(a.started_at),
+            duration_ms: a.duration_ms,
+            outcome: a.outcome.to_string(),
+            class: match a.outcome {
+                carehook_store::AttemptOutcome::Succeeded => "ok",
+                carehook_store::AttemptOutcome::Retry => "wait",
+                _ => "bad",
+            },
+            error: a.error.clone().unwrap_or_default(),
+            method: a.request["method"].as_str().unwrap_or("").into(),
+            url: a.request["url"].as_str().unwrap_or("").into(),
+            request_headers: pairs(&a.request["headers"]),
+            request_body: a.request["body"].as_str().unwrap_or("").into(),
+            status: a.response_status.map(|s| s.to_string()).unwrap_or_default(),
+            response_headers: a.response_headers.as_ref().map(pairs).unwrap_or_default(),
+            response_body: a.response_body.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(html(&DetailPage {
+        page: Page::new(&state, &admin, format!("Delivery {id}"), "deliveries"),
+        id,
+        webhook_id: d.webhook_id,
+        webhook,
+        event: d.event_type.clone(),
+        event_id: d.event_id,
+        status: d.status.to_string(),
+        class: status_class(d.status),
+        created: show_time(d.created_at),
+        next_attempt: if d.status == DeliveryStatus::Pending {
+            show_time(d.next_attempt_at)
+        } else {
+            String::new()
+        },
+        test: d.is_test,
+        data: event
+            .map(|e| e.vars.into_iter().collect())
+            .unwrap_or_default(),
+        attempts,
+    }))
+}
+
+async fn retry(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    actions::retry_delivery(&state.app, &posted.admin.caller, id).await?;
+    state
+        .sessions
+        .flash(&posted.admin.key, "ok", "Queued to be sent again now.");
+    Ok(Redirect::to(&format!("/ui/deliveries/{id}")).into_response())
+}
+
+async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Response, UiError> {
+    let Posted { admin, form } = posted;
+    let back = super::safe_next(form.get("back"));
+    let outcome = match parse_range(&form) {
+        Ok((webhook, since, until)) => {
+            actions::retry_failed(&state.app, &admin.caller, webhook, since, until)
+                .await
+                .map_err(|e| e.message)
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(0) => state
+            .sessions
+            .flash(&admin.key, "ok", "No failed deliveries in that range."),
+        Ok(n) => state.sessions.flash(
+            &admin.key,
+            "ok",
+            format!(
+                "{n} failed deliver{} queued to be sent again now.",
+                if n == 1 { "y" } else { "ies" }
+            ),
+        ),
+        Err(e) => state.sessions.flash(&admin.key, "error", e),
+    }
+    Ok(Redirect::to(&back).into_response())
+}
+
+fn parse_range(form: &FormData) -> Result<(Uuid, i64, i64), String> {
+    let webhook = form
+        .get("webhook_id")
+        .and_then(|w| w.parse::<Uuid>().ok())
+        .ok_or("Choose the webhook whose failed deliveries to retry.")?;
+    let since = parse_when("From", form.get("since").unwrap_or(""))?.unwrap_or(0);
+    let until = parse_when("To", form.get("until").unwrap_or(""))?.unwrap_or(now_ms() + 1);
+    Ok((webhook, since, until))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_times_read_as_utc() {
+        assert_eq!(parse_when("From", "").unwrap(), None);
+        assert_eq!(
+            parse_when("From", "1970-01-01T00:01").unwrap(),
+            Some(60_000)
+        );
+        assert_eq!(parse_when("From", "1970-01-02").unwrap(), Some(86_400_000));
+        assert!(parse_when("From", "yesterday").is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! The admin UI under `/ui`: server-rendered HTML from templates compiled
+//! into the binary (askama, which HTML-escapes every value unless told
+//! otherwise, and nothing here tells it otherwise), one stylesheet and one
+//! small script embedded too. No page loads anything from another origin,
+//! and the Content-Security-Policy header says so to the browser.
+//!
+//! - [`session`]: login with an API token, the session cookie, CSRF.
+//! - [`actions`]: the one place the UI changes or tries anything, through
+//!   the API's handlers.
+//! - [`form`]: the webhook editor's fields to and from the API's JSON.
+//! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`].
+
+mod actions;
+mod catalog;
+mod dashboard;
+mod deliveries;
+pub mod form;
+pub mod session;
+mod webhooks;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use session::{Admin, Flash, LOGIN_COOKIE, SESSION_COOKIE, Sessions};
+
+/// Largest form the UI accepts (a webhook with a long body template).
+pub const MAX_FORM_BYTES: usize = 512 * 1024;
+
+/// What every UI handler can reach: the API's state and the sessions.
+#[derive(Debug, Clone)]
+pub struct UiState {
+    pub app: AppState,
+    pub sessions: Arc<Sessions>,
+}
+
+pub fn router(app: AppState) -> Router {
+    let state = UiState {
+        app,
+        sessions: Arc::new(Sessions::default()),
+    };
+    let ui = Router::new()
+        .route("/", get(dashboard::page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/assets/{name}", get(asset))
+        .route("/events", get(catalog::page))
+        .merge(webhooks::router())
+        .merge(deliveries::router());
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui") }))
+        .route("/ui/", get(|| async { Redirect::to("/ui") }))
+        .nest("/ui", ui)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Every UI answer: only this server's own resources, never framed, not
+/// cached (pages show patient data and secrets shown once).
+async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+    let is_asset = req.uri().path().starts_with("/ui/assets/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (body, mime) = match name.as_str() {
+        "ui.css" => (
+            include_str!("../../assets/ui.css"),
+            "text/css; charset=utf-8",
+        ),
+        "ui.js" => (
+            include_str!("../../assets/ui.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return UiError::NotFound.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What the layout needs on every page.
+#[derive(Debug)]
+pub struct Page {
+    pub title: String,
+    /// Which nav entry is current.
+    pub nav: &'static str,
+    pub csrf: String,
+    pub caller: String,
+    pub flashes: Vec<Flash>,
+}
+
+impl Page {
+    pub fn new(
+        state: &UiState,
+        admin: &Admin,
+        title: impl Into<String>,
+        nav: &'static str,
+    ) -> Page {
+        Page {
+            title: title.into(),
+            nav,
+            csrf: admin.csrf.clone(),
+            caller: admin.caller.name.clone(),
+            flashes: state.sessions.take_flashes(&admin.key),
+        }
+    }
+}
+
+/// Renders a template into an HTML answer.
+pub fn html(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => UiError::internal(e).into_response(),
+    }
+}
+
+/// What can go wrong on a page, as a page.
+#[derive(Debug)]
+pub enum UiError {
+    NotFound,
+    /// A form post without the session's CSRF token.
+    Forbidden,
+    BadRequest(String),
+    Internal,
+}
+
+impl UiError {
+    pub fn internal(e: impl std::fmt::Display) -> UiError {
+        tracing::error!(error = %e, "internal error in the admin UI");
+        UiError::Internal
+    }
+}
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> Self {
+        match e.status {
+            StatusCode::NOT_FOUND => UiError::NotFound,
+            s if s.is_server_error() => UiError::Internal,
+            _ => UiError::BadRequest(e.message),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            UiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here; it may have been deleted.",
+            ),
+            UiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "This form was not sent from a carehook page of your session (its CSRF token is missing or stale). Go back, reload the page and try again.",
+            ),
+            UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m.as_str()),
+            UiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "carehook hit an internal error; its log says more.",
+            ),
+        };
+        let body = ErrorPage { title, message }
+            .render()
+            .unwrap_or_else(|_| title.to_string());
+        (status, Html(body)).into_response()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    error: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only a path of this UI is a place to go back to (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
+            n.to_string()
+        }
+        _ => "/ui".to_string(),
+    }
+}
+
+async fn login_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+    let csrf = session::random_token();
+    let page = LoginPage {
+        csrf: csrf.clone(),
+        next: safe_next(q.next.as_deref()),
+        error: String::new(),
+    };
+    let mut resp = html(&page);
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(
+            LOGIN_COOKIE,
+            &csrf,
+            "/ui/login",
+            3600,
+            session::is_https(&headers),
+        ),
+    );
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    // Double submit: the form's token must match the cookie set with it.
+    let cookie = session::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if !session::same(&f.csrf, cookie) {
+        return UiError::Forbidden.into_response();
+    }
+    let https = session::is_https(&headers);
+    match session::check_token(&state, f.token.trim()).await {
+        Ok(caller) => {
+            let id = state
+                .sessions
+                .open(&caller, crate::api::hash_token(f.token.trim()));
+            let mut resp = Redirect::to(&safe_next(Some(&f.next))).into_response();
+            let h = resp.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                session::set_cookie(SESSION_COOKIE, &id, "/", session::MAX_AGE_MS / 1000, https),
+            );
+            h.append(
+                header::SET_COOKIE,
+                session::set_cookie(LOGIN_COOKIE, "", "/ui/login", 0, https),
+            );
+            resp
+        }
+        Err(why) => {
+            let page = LoginPage {
+                csrf: f.csrf,
+                next: safe_next(Some(&f.next)),
+                error: if f.token.trim().is_empty() {
+                    "Enter an API token.".to_string()
+                } else {
+                    why
+                },
+            };
+            let mut resp = html(&page);
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            resp
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    posted: session::Posted,
+) -> Response {
+    state.sessions.close(&posted.admin.key);
+    let mut resp = Redirect::to("/ui/login").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, "", "/", 0, session::is_https(&headers)),
+    );
+    resp
+}
+
+/// Unix milliseconds as the UI shows a time: `2026-11-27 14:05 UTC`.
+pub fn show_time(ms: i64) -> String {
+    crate::time::from_ms(ms)
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
+}
+
+/// The host a URL template points at, for lists.
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    host.rsplit_once('@').map_or(host, |(_, h)| h).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ui_paths_are_followed_after_login() {
+        assert_eq!(safe_next(Some("/ui/webhooks?x=1")), "/ui/webhooks?x=1");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/ui");
+        assert_eq!(safe_next(Some("//evil.example/ui")), "/ui");
+        assert_eq!(safe_next(None), "/ui");
+    }
+
+    #[test]
+    fn the_host_is_shown_without_credentials() {
+        assert_eq!(
+            host_of("https://hooks.slack.com/services/T/B/X"),
+            "hooks.slack.com"
+        );
+        assert_eq!(
+            host_of("https://u:p@api.example.com:8443/x?y"),
+            "api.example.com:8443"
+        );
+        assert_eq!(host_of("http://127.0.0.1:9/{{clinic_id}}"), "127.0.0.1:9");
+    }
+}

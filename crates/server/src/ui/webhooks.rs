@@ -1,0 +1,826 @@
+//! Webhook pages: the list, creating one (from a preset or blank), the
+//! editor with its live preview and test send, and the small actions
+//! (enable/disable, clone, delete, rotate the signing secret).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use carehook_core::catalog::{self, Presence, Scope};
+use carehook_core::conditions::Op;
+use carehook_core::presets::{self, Preset, PresetAuth};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::actions;
+use super::dashboard::{describe_last, last_delivery, status_class};
+use super::form::{Editor, FieldError, FormData};
+use super::session::{Admin, Posted};
+use super::{Page, UiError, UiState, host_of, html, safe_next};
+use crate::api::Caller;
+use crate::api::error::ApiError;
+
+pub fn router() -> Router<UiState> {
+    Router::new()
+        .route("/webhooks", get(list).post(create))
+        .route("/webhooks/new", get(new_page))
+        .route("/webhooks/preview", post(preview))
+        .route("/webhooks/{id}", get(edit_page).post(save))
+        .route("/webhooks/{id}/toggle", post(toggle))
+        .route("/webhooks/{id}/clone", post(clone))
+        .route("/webhooks/{id}/delete", post(delete))
+        .route("/webhooks/{id}/rotate-secret", post(rotate))
+        .route("/webhooks/{id}/test", post(test_send))
+}
+
+/// An API error as an error beside a field.
+fn field_error(e: ApiError) -> FieldError {
+    FieldError::new(e.field.unwrap_or_default(), e.message)
+}
+
+// --- the list ------------------------------------------------------------------------------
+
+struct Row {
+    id: Uuid,
+    name: String,
+    events: String,
+    host: String,
+    enabled: bool,
+    disabled_reason: String,
+    last: String,
+    last_class: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "ui/webhooks.html")]
+struct ListPage {
+    page: Page,
+    rows: Vec<Row>,
+}
+
+async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, UiError> {
+    let store = &state.app.store;
+    let mut rows = Vec::new();
+    for row in store.list_webhooks().await.map_err(UiError::internal)? {
+        let Some(w) = state.app.registry.get(row.id) else {
+            continue;
+        };
+        let last = last_delivery(&state, row.id).await?;
+        let spec = &w.compiled.spec;
+        rows.push(Row {
+            id: row.id,
+            name: row.name,
+            events: if spec.events.iter().any(|e| e == "*") {
+                "any event".into()
+            } else {
+                spec.events.join(", ")
+            },
+            host: host_of(&spec.url),
+            enabled: row.enabled,
+            disabled_reason: row.disabled_reason.unwrap_or_default(),
+            last_class: last.as_ref().map_or("", |d| status_class(d.status)),
+            last: last
+                .as_ref()
+                .map_or("no deliveries yet".into(), describe_last),
+        });
+    }
+    Ok(html(&ListPage {
+        page: Page::new(&state, &admin, "Webhooks", "webhooks"),
+        rows,
+    }))
+}
+
+// --- creating ------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct NewQuery {
+    preset: Option<String>,
+    blank: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/new.html")]
+struct ChoosePage {
+    page: Page,
+    presets: &'static [Preset],
+}
+
+/// The fields a preset asks for, as the preset form shows them.
+struct PresetField {
+    /// The input's name: `url`, `value.account_sid`, `auth_password`…
+    input: String,
+    label: String,
+    help: String,
+    example: String,
+    secret: bool,
+    value: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/preset.html")]
+struct PresetPage {
+    page: Page,
+    preset: &'static Preset,
+    name: String,
+    enabled: bool,
+    fields: Vec<PresetField>,
+    /// An error no field owns.
+    error: String,
+}
+
+async fn new_page(
+    State(state): State<UiState>,
+    admin: Admin,
+    Query(q): Query<NewQuery>,
+) -> Result<Response, UiError> {
+    if let Some(id) = q.preset.as_deref() {
+        let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
+        let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks");
+        return Ok(html(&preset_page(
+            page,
+            preset,
+            &FormData::default(),
+            Vec::new(),
+        )));
+    }
+    if q.blank.is_some() {
+        let page = Page::new(&state, &admin, "New webhook", "webhooks");
+        return Ok(html(
+            &EditPage::new(page, &admin.caller, None, Editor::blank(), None).await,
+        ));
+    }
+    Ok(html(&ChoosePage {
+        page: Page::new(&state, &admin, "New webhook", "webhooks"),
+        presets: presets::presets(),
+    }))
+}
+
+fn preset_inputs(preset: &Preset) -> Vec<(String, String, String, String, bool)> {
+    let mut out: Vec<(String, String, String, String, bool)> = preset
+        .values
+        .iter()
+        .map(|v| {
+            let input = if v.key == "url" {
+                "url".to_string()
+            } else {
+                format!("value.{}", v.key)
+            };
+            (
+                input,
+                v.label.to_string(),
+                v.help.to_string(),
+                v.example.to_string(),
+                false,
+            )
+        })
+        .collect();
+    let mut secret = |input: &str, label: &str, is_secret: bool| {
+        out.push((
+            input.into(),
+            label.into(),
+            String::new(),
+            String::new(),
+            is_secret,
+        ))
+    };
+    match preset.auth {
+        PresetAuth::None => {}
+        PresetAuth::Basic {
+            username_label,
+            password_label,
+        } => {
+            secret("auth_username", username_label, false);
+            secret("auth_password", password_label, true);
+        }
+        PresetAuth::Bearer { token_label } => secret("auth_token", token_label, true),
+        PresetAuth::ApiKey {
+            name, value_label, ..
+        } => {
+            if name.is_empty() {
+                secret("auth_key_name", "API key header name", false);
+            }
+            secret("auth_key_value", value_label, true);
+        }
+    }
+    out
+}
+
+/// Which preset input an API field name is about.
+fn preset_input_for(field: &str) -> String {
+    match field {
+        "auth.username" => "auth_username".into(),
+        "auth.password" => "auth_password".into(),
+        "auth.token" => "auth_token".into(),
+        "auth.value" => "auth_key_value".into(),
+        "auth.name" => "auth_key_name".into(),
+        f => f.replacen("values.", "value.", 1),
+    }
+}
+
+fn preset_page(
+    page: Page,
+    preset: &'static Preset,
+    f: &FormData,
+    errors: Vec<FieldError>,
+) -> PresetPage {
+    let mut placed = vec![false; errors.len()];
+    let fields = preset_inputs(preset)
+        .into_iter()
+        .map(|(input, label, help, example, secret)| {
+            let error = errors
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| preset_input_for(&e.field) == input)
+                .map(|(i, e)| {
+                    placed[i] = true;
+                    e.message.clone()
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            PresetField {
+                value: if secret {
+                    String::new()
+                } else {
+                    f.text(&input)
+                },
+                input,
+                label,
+                help,
+                example,
+                secret,
+                error,
+            }
+        })
+        .collect();
+    let error = errors
+        .iter()
+        .zip(placed)
+        .filter(|(_, p)| !p)
+        .map(|(e, _)| e.message.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
+    PresetPage {
+        page,
+        preset,
+        name: f.get("name").unwrap_or(preset.name).to_string(),
+        enabled: f.checked("enabled"),
+        fields,
+        error,
+    }
+}
+
+/// The API body for a webhook from a preset form.
+fn preset_body(preset: &Preset, f: &FormData) -> Value {
+    let mut values = serde_json::Map::new();
+    for v in preset.values.iter().filter(|v| v.key != "url") {
+        let text = f.text(&format!("value.{}", v.key));
+        if !text.trim().is_empty() {
+            values.insert(v.key.into(), text.trim().into());
+        }
+    }
+    let mut body = json!({
+        "preset": preset.id,
+        "name": f.text("name"),
+        "enabled": f.checked("enabled"),
+        "values": values,
+    });
+    if let Some(url) = f.get("url").filter(|u| !u.trim().is_empty()) {
+        body["url"] = url.trim().into();
+    }
+    let auth = match preset.auth {
+        PresetAuth::None => None,
+        PresetAuth::Basic { .. } => Some(
+            json!({"username": f.text("auth_username").trim(), "password": f.text("auth_password")}),
+        ),
+        PresetAuth::Bearer { .. } => Some(json!({"token": f.text("auth_token")})),
+        PresetAuth::ApiKey { name, .. } => {
+            let mut a = json!({"value": f.text("auth_key_value")});
+            if name.is_empty() {
+                a["name"] = f.text("auth_key_name").trim().into();
+            }
+            Some(a)
+        }
+    };
+    if let Some(a) = auth {
+        body["auth"] = a;
+    }
+    body
+}
+
+async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response, UiError> {
+    let Posted { admin, form } = posted;
+    let app = &state.app;
+    if let Some(id) = form.get("preset") {
+        let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
+        return match actions::create(app, &admin.caller, preset_body(preset, &form)).await {
+            Ok(view) => Ok(created(&state, &admin, view)),
+            Err(e) => {
+                let errors = match e.details.as_ref().and_then(|d| d.get("missing")) {
+                    Some(Value::Array(missing)) => missing
+                        .iter()
+                        .map(|m| {
+                            FieldError::new(
+                                m["field"].as_str().unwrap_or(""),
+                                m["message"].as_str().unwrap_or(""),
+                            )
+                        })
+                        .collect(),
+                    _ => vec![field_error(e)],
+                };
+                let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks");
+                let mut resp = html(&preset_page(page, preset, &form, errors));
+                *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                Ok(resp)
+            }
+        };
+    }
+    let editor = Editor::from_form(&form, false);
+    let result = match editor.to_json() {
+        Ok(body) => actions::create(app, &admin.caller, body)
+            .await
+            .map_err(field_error),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(view) => Ok(created(&state, &admin, view)),
+        Err(e) => {
+            let page = Page::new(&state, &admin, "New webhook", "webhooks");
+            let mut resp = html(&EditPage::new(page, &admin.caller, None, editor, Some(e)).await);
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+    }
+}
+
+/// After a create: the secret to show once, and on to the editor.
+fn created(state: &UiState, admin: &Admin, view: Value) -> Response {
+    let id = view["id"]
+        .as_str()
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .unwrap_or_default();
+    if let Some(secret) = view["signing_secret"].as_str() {
+        state
+            .sessions
+            .reveal_once(&admin.key, id, secret.to_string());
+    }
+    let enabled = view["enabled"].as_bool().unwrap_or(false);
+    state.sessions.flash(
+        &admin.key,
+        "ok",
+        if enabled {
+            "Webhook created and enabled."
+        } else {
+            "Webhook created, switched off: check the preview, send a test, then enable it."
+        },
+    );
+    flash_warnings(state, admin, &view);
+    Redirect::to(&format!("/ui/webhooks/{id}")).into_response()
+}
+
+fn flash_warnings(state: &UiState, admin: &Admin, view: &Value) {
+    for w in view["warnings"].as_array().into_iter().flatten() {
+        state.sessions.flash(
+            &admin.key,
+            "warn",
+            format!(
+                "Warning, {}: {}",
+                w["field"].as_str().unwrap_or(""),
+                w["message"].as_str().unwrap_or("")
+            ),
+        );
+    }
+}
+
+// --- the editor ----------------------------------------------------------------------------
+
+pub struct EventGroup {
+    pub label: &'static str,
+    /// (name, description, checked)
+    pub events: Vec<(&'static str, &'static str, bool)>,
+}
+
+pub struct VarButton {
+    pub name: &'static str,
+    pub tip: String,
+    /// Not every chosen event carries it (renders empty for the others).
+    pub partial: bool,
+}
+
+/// The variables of the chosen events, for click-to-insert.
+fn variables(scope: &Scope) -> Vec<VarButton> {
+    scope
+        .variable_names()
+        .into_iter()
+        .filter_map(|name| {
+            let v = scope.variable(name)?;
+            let partial = scope.presence(name) == Presence::Some;
+            Some(VarButton {
+                name: v.name,
+                tip: format!(
+                    "{} (e.g. {}){}",
+                    v.description,
+                    v.example,
+                    if partial {
+                        "; not every chosen event has it"
+                    } else {
+                        ""
+                    }
+                ),
+                partial,
+            })
+        })
+        .collect()
+}
+
+fn scope_of(editor: &Editor) -> Scope {
+    if editor.any_event {
+        return Scope::all();
+    }
+    Scope::new(&editor.events).unwrap_or_else(|_| {
+        let known: Vec<&String> = editor
+            .events
+            .iter()
+            .filter(|e| catalog::lookup(e).is_some())
+            .collect();
+        Scope::new(&known).unwrap_or_else(|_| Scope::all())
+    })
+}
+
+fn group_label(event: &str) -> &'static str {
+    match event.split('_').nth(1).unwrap_or("") {
+        "appointment" => "Appointments",
+        "patient" => "Patients",
+        "doctor" => "Doctors",
+        "receptionist" => "Receptionists",
+        "clinic" => "Clinics",
+        "encounter" => "Encounters",
+        "medical" | "prescription" => "Records and prescriptions",
+        _ => "Bills and payments",
+    }
+}
+
+fn event_groups(chosen: &[String]) -> Vec<EventGroup> {
+    let mut groups: Vec<EventGroup> = Vec::new();
+    for e in catalog::events() {
+        let label = group_label(e.name);
+        let checked = chosen
+            .iter()
+            .any(|c| catalog::canonical_name(c) == Some(e.name));
+        match groups.iter_mut().find(|g| g.label == label) {
+            Some(g) => g.events.push((e.name, e.description, checked)),
+            None => groups.push(EventGroup {
+                label,
+                events: vec![(e.name, e.description, checked)],
+            }),
+        }
+    }
+    groups
+}
+
+/// The preview as the editor shows it (server-side on load; the script
+/// refreshes it as the admin types).
+pub struct PreviewView {
+    pub event: String,
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub conditions_match: bool,
+}
+
+fn preview_view(v: &Value) -> PreviewView {
+    let r = &v["request"];
+    PreviewView {
+        event: v["event"].as_str().unwrap_or("").into(),
+        method: r["method"].as_str().unwrap_or("").into(),
+        url: r["url"].as_str().unwrap_or("").into(),
+        headers: r["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| Some((h[0].as_str()?.to_string(), h[1].as_str()?.to_string())))
+            .collect(),
+        body: r["body"].as_str().unwrap_or("").into(),
+        conditions_match: v["conditions_match"].as_bool().unwrap_or(true),
+    }
+}
+
+/// A test send's outcome, as the editor shows it.
+pub struct TestView {
+    pub ok: bool,
+    pub summary: String,
+    pub request: Option<PreviewView>,
+    pub status: String,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: String,
+    pub error: String,
+    pub duration_ms: i64,
+    pub delivery_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "ui/edit.html")]
+pub struct EditPage {
+    page: Page,
+    id: Option<Uuid>,
+    e: Editor,
+    error: Option<FieldError>,
+    groups: Vec<EventGroup>,
+    vars: Vec<VarButton>,
+    /// Every variable name, for the conditions' suggestions.
+    all_vars: Vec<&'static str>,
+    ops: Vec<&'static str>,
+    /// The chosen events, for the preview's and test's event choice.
+    scope_events: Vec<&'static str>,
+    preview: Option<PreviewView>,
+    preview_error: String,
+    test: Option<TestView>,
+    reveal: Option<String>,
+    enabled_saved: bool,
+    disabled_reason: String,
+    signing_rotated: String,
+}
+
+impl EditPage {
+    pub async fn new(
+        page: Page,
+        who: &Caller,
+        id: Option<Uuid>,
+        e: Editor,
+        error: Option<FieldError>,
+    ) -> EditPage {
+        let scope = scope_of(&e);
+        let (preview, preview_error) = match e.to_spec() {
+            Ok(spec) => match actions::preview(who, spec, None).await {
+                Ok(v) => (Some(preview_view(&v)), String::new()),
+                Err(err) => (None, err.message),
+            },
+            Err(err) => (None, err.message),
+        };
+        EditPage {
+            page,
+            id,
+            groups: event_groups(&e.events),
+            vars: variables(&scope),
+            all_vars: catalog::variable_names(),
+            ops: Op::ALL.iter().map(|o| o.as_str()).collect(),
+            scope_events: scope.events().iter().map(|ev| ev.name).collect(),
+            enabled_saved: e.enabled,
+            e,
+            error,
+            preview,
+            preview_error,
+            test: None,
+            reveal: None,
+            disabled_reason: String::new(),
+            signing_rotated: String::new(),
+        }
+    }
+
+    /// The error text for one slot of the form, or empty.
+    fn err(&self, anchor: &str) -> &str {
+        match &self.error {
+            Some(e) if e.anchor == anchor => &e.message,
+            _ => "",
+        }
+    }
+
+    fn selected(&self, a: &str, b: &str) -> &'static str {
+        if a == b { "selected" } else { "" }
+    }
+}
+
+async fn edit_page(
+    State(state): State<UiState>,
+    admin: Admin,
+    Path(id): Path<Uuid>,
+) -> Result<Response, UiError> {
+    Ok(html(&edit_for(&state, &admin, id, None).await?))
+}
+
+/// The editor for a saved webhook, as saved, or with the form as posted
+/// and its error.
+async fn edit_for(
+    state: &UiState,
+    admin: &Admin,
+    id: Uuid,
+    posted: Option<(Editor, FieldError)>,
+) -> Result<EditPage, UiError> {
+    let w = actions::loaded(&state.app, id).await?;
+    let has_secret = w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty());
+    let page = Page::new(state, admin, w.row.name.clone(), "webhooks");
+    let (editor, error) = match posted {
+        Some((e, err)) => (e, Some(err)),
+        None => (Editor::from_spec(&w.compiled.spec, has_secret), None),
+    };
+    let mut p = EditPage::new(page, &admin.caller, Some(id), editor, error).await;
+    p.enabled_saved = w.row.enabled;
+    p.disabled_reason = w.row.disabled_reason.clone().unwrap_or_default();
+    p.reveal = state.sessions.take_reveal(&admin.key, id);
+    if w.signing.len() > 1 {
+        p.signing_rotated =
+            "A previous secret still signs too, for up to 24 hours after the rotation.".into();
+    }
+    Ok(p)
+}
+
+async fn save(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let Posted { admin, form } = posted;
+    let w = actions::loaded(&state.app, id).await?;
+    let has_secret = w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty());
+    let editor = Editor::from_form(&form, has_secret);
+    let result = match editor.to_patch(&w.compiled.spec) {
+        Ok(patch) => actions::update(&state.app, &admin.caller, id, patch)
+            .await
+            .map_err(field_error),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(view) => {
+            state.sessions.flash(&admin.key, "ok", "Saved.");
+            flash_warnings(&state, &admin, &view);
+            Ok(Redirect::to(&format!("/ui/webhooks/{id}")).into_response())
+        }
+        Err(e) => {
+            let mut resp = html(&edit_for(&state, &admin, id, Some((editor, e))).await?);
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+    }
+}
+
+/// The live preview: the posted (unsaved) form rendered with the demo
+/// clinic's values, or the first error with the slot it belongs in.
+async fn preview(State(state): State<UiState>, posted: Posted) -> Json<Value> {
+    let form = &posted.form;
+    let has_secret = form
+        .get("id")
+        .and_then(|id| id.parse::<Uuid>().ok())
+        .and_then(|id| state.app.registry.get(id))
+        .is_some_and(|w| w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty()));
+    let editor = Editor::from_form(form, has_secret);
+    let scope = scope_of(&editor);
+    let events: Vec<&str> = scope.events().iter().map(|e| e.name).collect();
+    let vars: Vec<Value> = variables(&scope)
+        .into_iter()
+        .map(|v| json!({"name": v.name, "tip": v.tip, "partial": v.partial}))
+        .collect();
+    // An event the form no longer subscribes to: the first one it does.
+    let event = form
+        .get("preview_event")
+        .filter(|e| events.contains(e) || scope.is_all());
+    let result = match editor.to_spec() {
+        Ok(spec) => actions::preview(&posted.admin.caller, spec, event)
+            .await
+            .map_err(field_error),
+        Err(e) => Err(e),
+    };
+    Json(match result {
+        Ok(mut v) => {
+            v["ok"] = true.into();
+            v["variables"] = vars.into();
+            v["events"] = events.into();
+            v
+        }
+        Err(e) => json!({"ok": false, "error": e, "variables": vars, "events": events}),
+    })
+}
+
+// --- small actions ---------------------------------------------------------------------------
+
+fn back(form: &FormData, id: Uuid) -> String {
+    safe_next(Some(
+        form.get("back")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("/ui/webhooks/{id}"))
+            .as_str(),
+    ))
+}
+
+async fn toggle(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let on = posted.form.get("enabled") == Some("true");
+    let view = actions::set_enabled(&state.app, &posted.admin.caller, id, on).await?;
+    state.sessions.flash(
+        &posted.admin.key,
+        "ok",
+        format!(
+            "{} is now {}.",
+            view["name"].as_str().unwrap_or("The webhook"),
+            if on { "enabled" } else { "disabled" }
+        ),
+    );
+    Ok(Redirect::to(&back(&posted.form, id)).into_response())
+}
+
+async fn clone(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let view = actions::clone(&state.app, &posted.admin.caller, id).await?;
+    Ok(created(&state, &posted.admin, view))
+}
+
+async fn delete(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let name = actions::loaded(&state.app, id).await?.row.name.clone();
+    actions::delete(&state.app, &posted.admin.caller, id).await?;
+    state.sessions.flash(
+        &posted.admin.key,
+        "ok",
+        format!("Deleted {name}. Its deliveries stay in the log."),
+    );
+    Ok(Redirect::to("/ui/webhooks").into_response())
+}
+
+async fn rotate(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let view = actions::rotate_secret(&state.app, &posted.admin.caller, id).await?;
+    if let Some(secret) = view["signing_secret"].as_str() {
+        state
+            .sessions
+            .reveal_once(&posted.admin.key, id, secret.to_string());
+    }
+    state.sessions.flash(
+        &posted.admin.key,
+        "ok",
+        "New signing secret made; the old one keeps signing for 24 hours so receivers can switch.",
+    );
+    Ok(Redirect::to(&format!("/ui/webhooks/{id}")).into_response())
+}
+
+async fn test_send(
+    State(state): State<UiState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let Posted { admin, form } = posted;
+    let event = form.get("test_event").filter(|e| !e.is_empty());
+    let result = actions::test_send(&state.app, &admin.caller, id, event).await;
+    let mut page = edit_for(&state, &admin, id, None).await?;
+    page.test = Some(match result {
+        Ok(v) => test_view(&v),
+        Err(e) => TestView {
+            ok: false,
+            summary: "The test could not be sent".into(),
+            request: None,
+            status: String::new(),
+            response_headers: Vec::new(),
+            response_body: String::new(),
+            error: e.message,
+            duration_ms: 0,
+            delivery_id: String::new(),
+        },
+    });
+    Ok(html(&page))
+}
+
+fn test_view(v: &Value) -> TestView {
+    let response = &v["response"];
+    let ok = v["outcome"].as_str() == Some("succeeded");
+    let status = response["status"]
+        .as_i64()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    TestView {
+        ok,
+        summary: match (ok, status.as_str()) {
+            (true, s) => format!("Test sent: the endpoint answered HTTP {s}"),
+            (false, "") => "Test failed: no answer".into(),
+            (false, s) => format!("Test failed: the endpoint answered HTTP {s}"),
+        },
+        request: v
+            .get("request")
+            .filter(|r| r.is_object())
+            .map(|r| preview_view(&json!({"request": r, "event": v["event"]}))),
+        status,
+        response_headers: response["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+            .collect(),
+        response_body: response["body"].as_str().unwrap_or("").into(),
+        error: v["error"].as_str().unwrap_or("").into(),
+        duration_ms: v["duration_ms"].as_i64().unwrap_or(0),
+        delivery_id: v["delivery_id"].as_str().unwrap_or("").into(),
+    }
+}

@@ -1,0 +1,764 @@
+//! The admin UI in a real browser: Debian's headless chromium, driven
+//! through chromedriver (WebDriver) by fantoccini, against the real carehook
+//! (through the harness) filled with the demo clinic, and a real receiver.
+//!
+//! Without chromium and chromedriver the test prints a skip line, unless
+//! `CAREHOOK_REQUIRE_BROWSER=1` (CI) makes it fail. Screenshots of the
+//! dashboard, the editor and the log land in `target/ui-screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// chromedriver on a free port, and a chromium session through it.
+struct Browser {
+    client: Client,
+    driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+fn tool_present(name: &str) -> bool {
+    std::process::Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Browser {
+    /// `None`: no browser here, and none required.
+    async fn start() -> Option<Browser> {
+        let chromium = ["chromium", "chromium-browser", "google-chrome"]
+            .into_iter()
+            .find(|b| tool_present(b));
+        let (Some(chromium), true) = (chromium, tool_present("chromedriver")) else {
+            if std::env::var("CAREHOOK_REQUIRE_BROWSER").as_deref() == Ok("1") {
+                panic!(
+                    "CAREHOOK_REQUIRE_BROWSER=1 but chromium or chromedriver is missing: apt-get install chromium chromium-driver"
+                );
+            }
+            println!(
+                "skipped: the admin UI browser test needs chromium and chromedriver (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let binary = which(chromium);
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("could not start chromium through chromedriver: {e}"),
+            }
+        };
+        Some(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+fn which(name: &str) -> String {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// The page helpers the story below reads with.
+struct Ui<'a> {
+    c: &'a Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl Ui<'_> {
+    async fn go(&self, path: &str) {
+        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
+        self.no_outside_resources().await;
+    }
+
+    async fn path(&self) -> String {
+        let u = self.c.current_url().await.unwrap();
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn click(&self, css: &str) {
+        self.c
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.c.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    /// Waits until the element's text satisfies `pred`; returns it.
+    async fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.poll_text(css, what, pred, false).await
+    }
+
+    /// Reloads until the element's text satisfies `pred`.
+    async fn reload_until(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.poll_text(css, what, pred, true).await
+    }
+
+    async fn poll_text(
+        &self,
+        css: &str,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+        reload: bool,
+    ) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let t = match self.c.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if pred(&t) {
+                return t;
+            }
+            if Instant::now() > deadline {
+                panic!("{css} never showed {what}; it says: {t:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(if reload { 250 } else { 100 })).await;
+            if reload {
+                self.c.refresh().await.unwrap();
+            }
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        std::fs::create_dir_all(&self.shots).unwrap();
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Every resource the page references or loaded comes from this server.
+    async fn no_outside_resources(&self) {
+        let urls = self
+            .c
+            .execute(
+                r#"
+                const urls = [];
+                document.querySelectorAll('[src]').forEach(e => urls.push(e.src));
+                document.querySelectorAll('link[href]').forEach(e => urls.push(e.href));
+                document.querySelectorAll('object[data]').forEach(e => urls.push(e.data));
+                performance.getEntriesByType('resource').forEach(e => urls.push(e.name));
+                return urls;
+                "#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        let urls: Vec<String> = serde_json::from_value(urls).unwrap();
+        let here = self.path().await;
+        for u in &urls {
+            assert!(
+                u.starts_with(&format!("{}/", self.base)) || u.starts_with("data:"),
+                "{here} loads {u}, which is not from this server"
+            );
+        }
+    }
+}
+
+/// An HTTP client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn api(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> Value {
+    let (status, v) = server.call(method, path, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {v}"
+    );
+    v
+}
+
+/// Books an appointment for the demo patient through the clinic API.
+async fn book(server: &TestServer, patient: &Value, date: &str) -> Value {
+    let doctors = api(server, "GET", "/api/v1/doctors", None).await;
+    let doctor = &doctors["items"][0];
+    api(
+        server,
+        "POST",
+        "/api/v1/appointments",
+        Some(json!({
+            "clinic_id": patient["clinic_id"], "doctor_id": doctor["id"],
+            "patient_id": patient["id"], "date": date,
+            "start_time": "10:00", "end_time": "10:15", "description": "Check-up",
+        })),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_tests_and_watches_a_slack_webhook_in_a_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    // The demo clinic, exactly as `carehook serve --demo` adds it.
+    let db = TestDatabase::new(Backend::Sqlite).await.unwrap();
+    let store = db.connect().await;
+    let settings = test_settings();
+    let registry = carehook::registry::Registry::new(settings.vault.clone());
+    carehook::demo::fill_if_empty(&*store, &registry)
+        .await
+        .unwrap();
+    let server = TestServer::start_on(store, Some(db), settings).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(|_, _| Answer::ok().body("slack says ok"));
+
+    let patients = api(&server, "GET", "/api/v1/patients", None).await;
+    let patient = patients["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["last_name"] == "O'Brien")
+        .expect("the demo clinic has Maria O'Brien")
+        .clone();
+    let patient_name = format!(
+        "{} {}",
+        patient["first_name"].as_str().unwrap(),
+        patient["last_name"].as_str().unwrap()
+    );
+
+    let ui = Ui {
+        c: &browser.client,
+        base: server.base.clone(),
+        shots: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots"),
+    };
+
+    // Without a session every page sends the browser to the login.
+    ui.go("/").await;
+    assert!(
+        ui.path().await.starts_with("/ui/login"),
+        "{}",
+        ui.path().await
+    );
+    ui.go("/ui/webhooks?x=1").await;
+    assert_eq!(ui.path().await, "/ui/login?next=%2Fui%2Fwebhooks%3Fx%3D1");
+
+    // A wrong token is refused; the right one lands where we were going.
+    ui.fill("#token", "not-a-token").await;
+    ui.click("button[type=submit]").await;
+    ui.wait_text("#login-error", "the refusal", |t| t.contains("not valid"))
+        .await;
+    ui.fill("#token", TOKEN).await;
+    ui.click("button[type=submit]").await;
+    ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    ui.no_outside_resources().await;
+
+    // Create the Slack webhook from its preset, pointing at the receiver.
+    ui.go("/ui/webhooks/new").await;
+    ui.click("a[href='/ui/webhooks/new?preset=slack_new_appointment']")
+        .await;
+    ui.wait_text("h1", "the preset", |t| t.contains("Slack"))
+        .await;
+    ui.no_outside_resources().await;
+    // Missing URL: the error is shown beside the field.
+    ui.click("#create").await;
+    ui.wait_text("#error-url", "the missing URL", |t| !t.is_empty())
+        .await;
+    ui.screenshot("preset-form").await;
+    ui.fill("#p-url", &receiver.url("/services/T000/B000/XXXX"))
+        .await;
+    ui.click("#create").await;
+    let secret = ui
+        .wait_text("#signing-secret", "the secret, once", |t| {
+            t.starts_with("whsec_")
+        })
+        .await;
+    let webhook_path = ui.path().await;
+    let webhook_id = webhook_path.trim_start_matches("/ui/webhooks/").to_string();
+    let webhook_api = format!("/api/v1/webhooks/{webhook_id}");
+    ui.no_outside_resources().await;
+    assert!(ui.text(".flash.ok").await.contains("switched off"));
+
+    // The preview, rendered with the demo clinic, names the demo patient,
+    // and follows the template as the admin types.
+    ui.wait_text("#preview-body", "the patient", |t| {
+        t.contains(&patient_name)
+    })
+    .await;
+    ui.fill(
+        "#f-body",
+        "{\"text\": \"Booked: {{patient_name}} with {{doctor_name}}\"}",
+    )
+    .await;
+    ui.wait_text("#preview-body", "the typed template", |t| {
+        t.contains(&format!("Booked: {patient_name} with"))
+    })
+    .await;
+    // Click-to-insert puts a variable where the cursor is.
+    ui.fill("#f-body", "{\"text\": \"Clinic: \"}").await;
+    ui.c.execute(
+        "const b = document.getElementById('f-body'); b.focus(); b.setSelectionRange(18, 18);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    ui.click("#vars button[data-var='clinic_name']").await;
+    assert_eq!(
+        ui.c.find(Locator::Css("#f-body"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"text\": \"Clinic: {{clinic_name}}\"}")
+    );
+
+    // A template error is shown at its field, with line and column, as
+    // the admin types and again when saving.
+    ui.fill("#f-body", "{\n  \"text\": \"{{patient_nmae}}\"\n}")
+        .await;
+    let error = ui
+        .wait_text("#error-body", "the template error", |t| {
+            t.contains("patient_nmae")
+        })
+        .await;
+    assert!(error.contains("line 2, column 12"), "{error}");
+    ui.click("#save").await;
+    let error = ui
+        .wait_text("#error-body", "the error after saving", |t| {
+            t.contains("line 2, column 12")
+        })
+        .await;
+    assert!(error.contains("did you mean \"patient_name\""), "{error}");
+    ui.screenshot("edit-form-error").await;
+
+    // Fix it and save: a real message for Slack.
+    ui.fill(
+        "#f-body",
+        "{\"text\": \"🏥 New appointment: {{patient_name}} with {{doctor_name}} on {{appointment_date}}\"}",
+    )
+    .await;
+    ui.wait_text("#preview-body", "the fixed template", |t| {
+        t.contains(&patient_name)
+    })
+    .await;
+    ui.click("#save").await;
+    ui.wait_text(".flash.ok", "saved", |t| t.contains("Saved"))
+        .await;
+    assert!(
+        ui.c.find(Locator::Css("#signing-secret")).await.is_err(),
+        "the signing secret is shown only once"
+    );
+    let view = api(&server, "GET", &webhook_api, None).await;
+    assert!(view["body"].as_str().unwrap().contains("🏥"), "{view}");
+    assert!(!serde_json::to_string(&view).unwrap().contains(&secret));
+
+    // Test send: the request goes out now, and the receiver's answer shows.
+    ui.click("#send-test").await;
+    ui.wait_text("#test-result", "the answer", |t| t.contains("HTTP 200"))
+        .await;
+    assert_eq!(ui.text("#test-response-body").await, "slack says ok");
+    let got = receiver.wait_for(1, WAIT).await;
+    assert!(
+        got[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains(&patient_name)
+    );
+    // Tall enough to show the form, the preview and the test's answer.
+    ui.c.set_window_size(1280, 2000).await.unwrap();
+    ui.screenshot("edit-form").await;
+    ui.c.set_window_size(1280, 1000).await.unwrap();
+
+    // Switch it on, then book an appointment through the API.
+    ui.click("#toggle").await;
+    ui.wait_text(".flash.ok", "enabled", |t| t.contains("now enabled"))
+        .await;
+    book(&server, &patient, "2026-12-01").await;
+    receiver.wait_for(2, WAIT).await;
+    ui.go(&format!(
+        "/ui/deliveries?webhook_id={webhook_id}&event=kc_appointment_book"
+    ))
+    .await;
+    ui.reload_until("#log tbody tr[data-test='false']", "the booking", |t| {
+        t.contains("succeeded")
+    })
+    .await;
+
+    // The receiver fails: the failure shows in the log and its details.
+    receiver.answer(|_, _| Answer::status(500).body("slack is down"));
+    book(&server, &patient, "2026-12-02").await;
+    receiver.wait_for(3, WAIT).await;
+    ui.go(&format!("/ui/deliveries?webhook_id={webhook_id}"))
+        .await;
+    ui.reload_until("#log tbody tr:first-child", "the failure", |t| {
+        t.contains("HTTP 500")
+    })
+    .await;
+    ui.screenshot("log-failure").await;
+    ui.click("#log tbody tr:first-child a").await;
+    ui.wait_text(".attempt", "the failed attempt", |t| {
+        t.contains("slack is down") && t.contains("HTTP 500")
+    })
+    .await;
+    ui.screenshot("delivery").await;
+    ui.no_outside_resources().await;
+
+    // Fix the receiver, retry from the page: success.
+    receiver.answer(|_, _| Answer::ok().body("slack is back"));
+    ui.click("#retry").await;
+    ui.reload_until("#delivery-status", "the success", |t| t == "succeeded")
+        .await;
+    assert!(ui.text("main").await.contains("slack is back"));
+
+    // A failure that is final (one attempt), then "retry all failed".
+    ui.go(&webhook_path).await;
+    ui.fill("#f-retry_max_attempts", "1").await;
+    ui.click("#save").await;
+    ui.wait_text(".flash.ok", "saved", |t| t.contains("Saved"))
+        .await;
+    receiver.answer(|_, _| Answer::status(503).body("slack is down again"));
+    book(&server, &patient, "2026-12-03").await;
+    ui.go(&format!(
+        "/ui/deliveries?webhook_id={webhook_id}&status=failed"
+    ))
+    .await;
+    ui.reload_until("#log tbody", "the final failure", |t| t.contains("failed"))
+        .await;
+    receiver.answer(|_, _| Answer::ok().body("ok"));
+    ui.click("#retry-failed").await;
+    ui.c.accept_alert().await.unwrap();
+    ui.wait_text(".flash.ok", "the bulk retry", |t| {
+        t.contains("1 failed delivery queued")
+    })
+    .await;
+    ui.go(&format!("/ui/deliveries?webhook_id={webhook_id}"))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let unfinished =
+            ui.c.find_all(Locator::Css(
+                "#log tbody tr[data-status='failed'], #log tbody tr[data-status='pending']",
+            ))
+            .await
+            .unwrap();
+        if unfinished.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "some deliveries never succeeded");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        ui.c.refresh().await.unwrap();
+    }
+    assert_eq!(
+        ui.c.find_all(Locator::Css("#log tbody tr[data-test='false']"))
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "three bookings"
+    );
+    ui.screenshot("log").await;
+
+    // A secret typed once is kept when the form is saved with it empty,
+    // is sent, and is never shown again.
+    ui.go(&webhook_path).await;
+    let select = ui.c.find(Locator::Css("#f-auth_type")).await.unwrap();
+    select.select_by_value("bearer").await.unwrap();
+    ui.fill("#f-auth_token", "sk-live-123").await;
+    ui.click("#save").await;
+    ui.wait_text(".flash.ok", "saved", |t| t.contains("Saved"))
+        .await;
+    let placeholder =
+        ui.c.find(Locator::Css("#f-auth_token"))
+            .await
+            .unwrap()
+            .attr("placeholder")
+            .await
+            .unwrap();
+    assert_eq!(
+        placeholder.as_deref(),
+        Some("saved; leave empty to keep it")
+    );
+    assert!(!ui.c.source().await.unwrap().contains("sk-live-123"));
+    ui.fill("#f-name", "Slack: new appointment").await;
+    ui.click("#save").await;
+    ui.wait_text(".flash.ok", "saved", |t| t.contains("Saved"))
+        .await;
+    let before = receiver.count();
+    ui.click("#send-test").await;
+    ui.wait_text("#test-result", "the answer", |t| t.contains("HTTP 200"))
+        .await;
+    let got = receiver.wait_for(before + 1, WAIT).await;
+    assert_eq!(
+        got[before].header("authorization"),
+        Some("Bearer sk-live-123")
+    );
+    let shown = ui.text("#test-result").await;
+    assert!(
+        shown.contains("Bearer ********") && !shown.contains("sk-live"),
+        "{shown}"
+    );
+
+    // Rotating shows the new signing secret once.
+    ui.click("form[action$='/rotate-secret'] button").await;
+    ui.c.accept_alert().await.unwrap();
+    let rotated = ui
+        .wait_text("#signing-secret", "the new secret", |t| {
+            t.starts_with("whsec_")
+        })
+        .await;
+    assert_ne!(rotated, secret);
+
+    // Clone (a disabled copy), then delete the copy after confirming.
+    ui.go("/ui/webhooks").await;
+    ui.click("form[action$='/clone'] button").await;
+    ui.wait_text("h1", "the copy", |t| t.contains("Copy of Slack"))
+        .await;
+    assert!(ui.text("h1").await.contains("disabled"));
+    ui.click("form[action$='/delete'] button").await;
+    ui.c.accept_alert().await.unwrap();
+    ui.wait_text(".flash.ok", "the deletion", |t| {
+        t.contains("Deleted Copy of")
+    })
+    .await;
+    assert_eq!(
+        ui.c.find_all(Locator::Css("table.list tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The dashboard shows the webhook's health and the chart.
+    ui.go("/ui").await;
+    let health = ui.text("main").await;
+    assert!(health.contains("Slack: new appointment"), "{health}");
+    assert!(ui.c.find(Locator::Css(".chart svg rect.ok")).await.is_ok());
+    ui.screenshot("dashboard").await;
+    ui.go("/ui/events").await;
+    ui.screenshot("events").await;
+    assert!(
+        ui.text("#kc_appointment_book")
+            .await
+            .contains("patient_name")
+    );
+    ui.go("/ui/webhooks").await;
+    assert!(ui.text("table.list").await.contains("127.0.0.1"));
+    ui.screenshot("webhooks").await;
+
+    // At phone width the pages still fit.
+    ui.c.set_window_size(390, 844).await.unwrap();
+    ui.go(&webhook_path).await;
+    let overflow =
+        ui.c.execute(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(false), "the editor is wider than a phone");
+    ui.screenshot("edit-form-phone").await;
+    ui.c.set_window_size(1280, 1000).await.unwrap();
+
+    // A form post without the CSRF token is refused, and changes nothing.
+    ui.go(&webhook_path).await;
+    ui.c
+        .execute(
+            "const f = document.querySelector('form[action$=\"/toggle\"]'); f.querySelector('[name=csrf]').remove(); f.submit();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    ui.wait_text("h1", "the refusal", |t| t == "Refused").await;
+    let view = api(&server, "GET", &webhook_api, None).await;
+    assert_eq!(view["enabled"], true);
+    // The same from outside the browser, with the session cookie itself.
+    let cookie = ui.c.get_named_cookie("carehook_session").await.unwrap();
+    let http = no_redirects();
+    for body in ["enabled=false", "enabled=false&csrf=guess"] {
+        let resp = http
+            .post(format!("{}/ui/webhooks/{webhook_id}/toggle", server.base))
+            .header("cookie", format!("carehook_session={}", cookie.value()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{body}");
+    }
+    let view = api(&server, "GET", &webhook_api, None).await;
+    assert_eq!(view["enabled"], true);
+
+    // Log out: the session is gone, and its cookie opens nothing.
+    ui.go("/ui").await;
+    ui.click(".logout button").await;
+    ui.wait_text("h1", "the login", |t| t == "carehook").await;
+    ui.go("/ui/deliveries").await;
+    assert!(ui.path().await.starts_with("/ui/login"));
+    let resp = http
+        .get(format!("{}/ui/webhooks", server.base))
+        .header("cookie", format!("carehook_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+
+    browser.stop().await;
+    server.stop().await;
+}
+
+/// The cookie and the headers every UI answer carries, without a browser.
+#[tokio::test]
+async fn ui_answers_keep_the_session_cookie_and_the_page_to_themselves() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let http = no_redirects();
+    let login = http
+        .get(format!("{}/ui/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = login.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    assert_eq!(login.headers()["x-frame-options"], "DENY");
+    let login_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let csrf = login_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    // Without the login form's token, even the right API token is refused.
+    let resp = http
+        .post(format!("{}/ui/login", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = http
+        .post(format!("{}/ui/login", server.base))
+        .header("cookie", format!("carehook_login={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}&csrf={csrf}&next=%2Fui%2Fevents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/ui/events");
+    let set = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("carehook_session="))
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let page = http
+        .get(format!("{}/ui/events", server.base))
+        .header("cookie", set.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("kc_appointment_book"));
+    // Without a cookie: to the login, coming back afterwards.
+    let resp = http
+        .get(format!("{}/ui/deliveries", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"],
+        "/ui/login?next=%2Fui%2Fdeliveries"
+    );
+    server.stop().await;
+}
