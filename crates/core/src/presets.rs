@@ -73,14 +73,6 @@ pub struct Preset {
     pub accept_redirects: bool,
 }
 
-const URL_VALUE: PresetValue = PresetValue {
-    key: "url",
-    token: "",
-    label: "Webhook URL",
-    help: "the URL the service gave you for incoming webhooks",
-    example: "https://example.com/hooks/abc123",
-};
-
 const fn url_value(label: &'static str, help: &'static str, example: &'static str) -> PresetValue {
     PresetValue {
         key: "url",
@@ -621,9 +613,6 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         accept_redirects: false,
     },
 ];
-
-/// The generic URL value, for presets a caller builds by hand.
-pub const GENERIC_URL_VALUE: PresetValue = URL_VALUE;
 
 pub fn presets() -> &'static [Preset] {
     PRESETS

@@ -1,9 +1,12 @@
-//! A small client of carehook's own API, for the commands that talk to a running server
-//! (`carehook clinic …`, `carehook demo`). Errors read as the server wrote them:
+//! The client for the commands that change clinic records on a running
+//! server (`carehook clinic …`, `carehook demo`): the CLI's one HTTP client
+//! ([`crate::cli::client::Client`]) with paths under `/api/v1`, the acting
+//! user, and errors read as the server wrote them:
 //! `422 invalid (email): "x" is not an e-mail address`.
 
-use anyhow::Context as _;
 use serde_json::Value;
+
+use crate::cli::client::{ClientArgs, Refused};
 
 /// Where the server is and how to get in: `--url`/`CAREHOOK_URL`, `--token`/`CAREHOOK_TOKEN`.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,11 +22,8 @@ pub struct Remote {
     pub user_id: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Client {
-    remote: Remote,
-    http: reqwest::Client,
-}
+#[derive(Debug)]
+pub struct Client(crate::cli::client::Client);
 
 impl Client {
     pub fn new(remote: Remote) -> anyhow::Result<Client> {
@@ -34,11 +34,14 @@ impl Client {
             )
             .into());
         }
-        crate::outbound::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
-        Ok(Client { remote, http })
+        let args = ClientArgs {
+            url: remote.url,
+            token: remote.token,
+            json: false,
+        };
+        Ok(Client(
+            crate::cli::client::Client::new(&args)?.with_user(remote.user_id),
+        ))
     }
 
     /// `method` on `/api/v1{path}`; the answer's JSON, or the server's error as an error.
@@ -48,49 +51,31 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}/api/v1{path}", self.remote.url.trim_end_matches('/'));
-        let mut req = self
-            .http
-            .request(reqwest::Method::from_bytes(method.as_bytes())?, &url)
-            .bearer_auth(self.remote.token.as_deref().unwrap_or_default());
-        if let Some(user) = self.remote.user_id {
-            req = req.header(crate::api::clinic::USER_HEADER, user.to_string());
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach carehook at {} (is it running?)",
-                self.remote.url
-            )
-        })?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_success() {
-            return Ok(value);
-        }
-        let e = &value["error"];
-        let field = e["field"]
-            .as_str()
-            .filter(|f| !f.is_empty())
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default();
-        let message = e["message"]
-            .as_str()
-            .map_or(value.to_string(), String::from);
-        let err = anyhow::anyhow!(
-            "{} {}{field}: {message}",
-            status.as_u16(),
-            e["code"].as_str().unwrap_or("error")
-        );
-        if status.is_client_error() {
-            Err(crate::cli::UsageError(err.to_string()).into())
-        } else {
-            Err(err)
-        }
+        self.0
+            .call(method, &format!("/api/v1{path}"), body)
+            .await
+            .map_err(|e| {
+                // A refusal reads with its status, code and field, and exits 2.
+                match e.downcast_ref::<Refused>() {
+                    Some(r) => {
+                        let err = &r.body["error"];
+                        let field = err["field"]
+                            .as_str()
+                            .filter(|f| !f.is_empty())
+                            .map(|f| format!(" ({f})"))
+                            .unwrap_or_default();
+                        let message = err["message"]
+                            .as_str()
+                            .map_or_else(|| r.message.clone(), String::from);
+                        crate::cli::UsageError(format!(
+                            "{} {}{field}: {message}",
+                            r.status,
+                            err["code"].as_str().unwrap_or("error")
+                        ))
+                        .into()
+                    }
+                    None => e,
+                }
+            })
     }
 }

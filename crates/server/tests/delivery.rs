@@ -177,19 +177,11 @@ async fn gone_disables_the_webhook(backend: Backend) {
         .await;
     assert!(d["last_error"].as_str().unwrap().contains("410"), "{d}");
     let path = format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, w) = server.get(&path).await;
-        if w["enabled"] == false {
-            assert!(
-                w["disabled_reason"].as_str().unwrap().contains("410"),
-                "{w}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "webhook still enabled: {w}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let w = wait_disabled(&server, &path).await;
+    assert!(
+        w["disabled_reason"].as_str().unwrap().contains("410"),
+        "{w}"
+    );
     // A disabled webhook gets no new deliveries.
     let again = server.push("kc_appointment_book", json!({})).await;
     assert_eq!(again["deliveries"].as_array().unwrap().len(), 0);
@@ -568,22 +560,14 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled(backend: Backend) {
     let hook = server.create_webhook(spec).await;
     server.push("kc_appointment_book", json!({})).await;
     let path = format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, w) = server.get(&path).await;
-        if w["enabled"] == false {
-            assert!(
-                w["disabled_reason"]
-                    .as_str()
-                    .unwrap()
-                    .contains("every delivery failed"),
-                "{w}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "never disabled: {w}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let w = wait_disabled(&server, &path).await;
+    assert!(
+        w["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("every delivery failed"),
+        "{w}"
+    );
     // Not too early: it had been failing for at least the window.
     assert!(
         rx.count() >= 5,
@@ -697,4 +681,17 @@ async fn a_rate_limit_paces_requests(backend: Backend) {
         "10 requests at 5/s took only {span:?}"
     );
     server.stop().await;
+}
+
+/// Polls a webhook until it is disabled; panics after `WAIT`.
+async fn wait_disabled(server: &TestServer, path: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, w) = server.get(path).await;
+        if w["enabled"] == false {
+            return w;
+        }
+        assert!(Instant::now() < deadline, "webhook still enabled: {w}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -42,6 +42,8 @@ pub struct Refused {
 pub struct Client {
     base: String,
     token: Option<String>,
+    /// Sent as `X-Carehook-User-Id`, for clinic changes (`current_user_id`).
+    user_id: Option<i64>,
     http: reqwest::Client,
     pub json: bool,
 }
@@ -63,9 +65,16 @@ impl Client {
         Ok(Client {
             base,
             token: args.token.clone().filter(|t| !t.is_empty()),
+            user_id: None,
             http,
             json: args.json,
         })
+    }
+
+    /// Names the clinic user acting, for the events clinic changes fire.
+    pub fn with_user(mut self, user_id: Option<i64>) -> Client {
+        self.user_id = user_id;
+        self
     }
 
     /// Sends a request; a 2xx answer's JSON (null when empty), else an error
@@ -81,6 +90,9 @@ impl Client {
         let mut req = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(user) = self.user_id {
+            req = req.header(crate::api::clinic::USER_HEADER, user.to_string());
         }
         if let Some(b) = body {
             req = req
