@@ -597,9 +597,12 @@ async fn check_event(backend: Backend, event: &str) {
     );
 
     assert_eq!(sent, expected(&world, event), "{event}");
-    // Exactly one event of this kind was fired by building and acting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.count(), 1, "{event} fired more than once");
+    // Exactly one event of this kind was fired by building and acting: the log holds one
+    // delivery, settled, and the receiver got it once.
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 1, "{event} fired more than once: {log:#?}");
+    assert_eq!(log[0]["status"], "succeeded", "{log:#?}");
+    assert_eq!(rx.count(), 1, "{event} was sent more than once");
     server.stop().await;
 }
 
@@ -704,7 +707,8 @@ async fn a_failed_write_fires_nothing_and_stores_nothing() {
         .await;
     assert_eq!(patients["items"].as_array().unwrap().len(), 1);
     assert_eq!(event_count(&server).await, events, "no event was recorded");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 4, "no delivery was written: {log:#?}");
     assert_eq!(rx.count(), 4, "nothing more was sent");
     server.stop().await;
 }
@@ -735,16 +739,10 @@ async fn webhooks_get_only_the_events_fired_while_they_are_on() {
         )
         .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        rx.count(),
-        0,
-        "{:?}",
-        rx.received()
-            .iter()
-            .map(|r| r.path.clone())
-            .collect::<Vec<_>>()
-    );
+    // The log says so: no delivery was written for either webhook, then or on enabling.
+    let log = server.settled(WAIT).await;
+    assert_eq!(log, Vec::<Value>::new(), "no delivery for events of before");
+    assert_eq!(rx.count(), 0);
 
     // Once on, the next change is sent — and only that one.
     ok(
@@ -756,7 +754,9 @@ async fn webhooks_get_only_the_events_fired_while_they_are_on() {
     .await;
     let got = rx.wait_for(1, WAIT).await;
     assert_eq!(got[0].json()["patient_city"], "Goa");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 1, "only the change made while on: {log:#?}");
+    assert_eq!(log[0]["webhook_id"], off["id"], "{log:#?}");
     assert_eq!(rx.count(), 1);
     server.stop().await;
 }

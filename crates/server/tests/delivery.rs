@@ -382,7 +382,9 @@ async fn idempotency_keys_return_the_first_event(backend: Backend) {
     assert_eq!(first["deliveries"], second["deliveries"]);
     assert_eq!(second["duplicate"], true);
     rx.wait_for(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 1, "one delivery for both calls: {log:#?}");
+    assert_eq!(log[0]["id"], first["deliveries"][0]);
     assert_eq!(rx.count(), 1);
     server.stop().await;
 }

@@ -293,12 +293,13 @@ async fn teams_hears_only_about_cancellations() {
     )
     .await;
     let r = one(&rx).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = server.settled(WAIT).await;
     assert_eq!(
-        rx.count(),
+        log.len(),
         1,
-        "Teams heard about a status change that is not a cancellation"
+        "Teams heard about a status change that is not a cancellation: {log:#?}"
     );
+    assert_eq!(rx.count(), 1);
     assert_eq!(r.path, "/webhookb2/abc");
     let v = r.json();
     assert_eq!(v["title"], "⚠️ Appointment Cancelled");
@@ -560,7 +561,12 @@ async fn google_sheets_logs_a_row_and_a_redirect_counts_as_done() {
     server
         .wait_delivery(id, WAIT, |d| d["status"] == "succeeded")
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(
+        log[0]["attempts"], 1,
+        "a 302 from Apps Script is a success: one attempt, not a retry"
+    );
     assert_eq!(rx.count(), 1, "a row would have been added twice");
     server.stop().await;
 }
@@ -678,7 +684,8 @@ async fn discord_hears_each_of_its_events() {
     .await; // kc_patient_update
     book(&server, &c).await; // not subscribed
     let got = rx.wait_for(2, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 2, "not the booking: {log:#?}");
     assert_eq!(rx.count(), 2);
     let (add, update) = (got[0].json(), got[1].json());
     assert_eq!(

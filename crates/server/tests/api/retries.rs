@@ -114,7 +114,24 @@ async fn bulk_retry_resends_exactly_the_failed_ones(backend: Backend) {
             .await;
     }
     let got = rx.wait_for(before + 3, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The log is final: this webhook's five all succeeded, the other's failure was left
+    // alone after its one attempt.
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.len(), 6, "{log:#?}");
+    for d in &log {
+        let (status, attempts) = if d["id"] == other_delivery.as_str() {
+            ("failed", 1)
+        } else if failed.iter().any(|f| d["id"] == f.as_str()) {
+            ("succeeded", 2)
+        } else {
+            ("succeeded", 1)
+        };
+        assert_eq!(
+            (d["status"].as_str(), d["attempts"].as_i64()),
+            (Some(status), Some(attempts)),
+            "{d:#}"
+        );
+    }
     assert_eq!(rx.count(), before + 3, "nothing else was sent again");
     let resent: Vec<String> = got[before..]
         .iter()

@@ -182,7 +182,16 @@ async fn a_test_send_to_a_dead_endpoint_reports_the_error(backend: Backend) {
     assert_eq!(t["response"], serde_json::Value::Null);
     assert!(t["error"].as_str().unwrap().contains("connect"), "{t}");
     assert_eq!(rx.count(), 1);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Both test sends are logged and already final: none is left pending for the
+    // dispatcher to retry.
+    let (_, log) = server.get("/api/v1/deliveries").await;
+    let log = log["items"].as_array().unwrap();
+    assert_eq!(log.len(), 2, "{log:#?}");
+    assert!(
+        log.iter()
+            .all(|d| d["test"] == true && d["status"] == "failed"),
+        "{log:#?}"
+    );
     assert_eq!(
         rx.count(),
         1,

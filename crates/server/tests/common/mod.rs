@@ -318,6 +318,29 @@ impl TestServer {
         }
     }
 
+    /// Waits until no delivery is pending — each one succeeded or failed, so the dispatcher
+    /// will send nothing more — and returns the whole delivery log, newest first. What a test
+    /// then asserts about the log (and about what a receiver got) is final.
+    pub async fn settled(&self, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, page) = self.get("/api/v1/deliveries?limit=1000").await;
+            assert_eq!(status, 200, "{page}");
+            let items = page["items"].as_array().unwrap().clone();
+            assert!(
+                page["next_cursor"].is_null(),
+                "more than one page of deliveries"
+            );
+            if items.iter().all(|d| d["status"] != "pending") {
+                return items;
+            }
+            if Instant::now() > deadline {
+                panic!("deliveries still pending after {timeout:?}: {items:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
