@@ -9,6 +9,7 @@
 //! - [`retry`]: when to try a failed delivery again, and when to stop.
 //! - [`webhook`]: a webhook as written, validated and compiled.
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
+//! - [`ids`]: typed ids (`WebhookId`, `DeliveryId`, …) and [`ids::Millis`], the time type.
 //!
 //! The server and the store build on these; nothing here touches the network,
 //! the clock (callers pass `now`) or the disk.
@@ -16,6 +17,7 @@
 pub mod catalog;
 pub mod clinic;
 pub mod conditions;
+pub mod ids;
 pub mod presets;
 pub mod retry;
 pub mod signing;
