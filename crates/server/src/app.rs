@@ -197,12 +197,15 @@ async fn auto_disable_loop(
                         "every delivery failed for {}; fix the endpoint, then enable the webhook again",
                         carehook_core::retry::format_duration(window)
                     );
-                    if let Ok(true) = store
-                        .set_webhook_enabled(id, false, Some(reason.clone()))
-                        .await
-                    {
-                        tracing::warn!(webhook = %id, "{reason}");
-                    }
+                    let by = crate::service::Actor::System("auto-disable");
+                    let _ = crate::service::webhooks::disable_in(
+                        &*store,
+                        &registry,
+                        &by,
+                        id,
+                        Some(reason),
+                    )
+                    .await;
                 }
                 let _ = registry.refresh(&*store).await;
             }

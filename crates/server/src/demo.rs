@@ -4,7 +4,7 @@
 //! appointments in every status, and Maria O'Brien's visit carried through an encounter, a
 //! medical record, a prescription, a bill and the payment that settles it.
 //!
-//! It is made by the same code as API calls (`api::clinic::create`…), so every record fires its
+//! It is made by the same code as API calls (`service::clinic::create`…), so every record fires its
 //! event: in-process for `carehook serve --demo` (which fills only an empty database), over
 //! HTTP for `carehook demo` against a running server.
 
@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::registry::Registry;
+
+/// Who makes the demo's records when they are written in-process.
+const DEMO: crate::service::Actor = crate::service::Actor::System("the demo clinic");
 
 /// Where the demo's records go.
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +40,11 @@ impl Target<'_> {
     ) -> anyhow::Result<i64> {
         let answer = match self {
             Target::Local { store, registry } => {
-                crate::api::clinic::create(*store, registry, kind, parent, body, None)
+                let at = crate::service::clinic::Records::local(*store, registry);
+                crate::service::clinic::create(&at, &DEMO, kind, parent, body, None)
                     .await
                     .map_err(|e| {
-                        anyhow::anyhow!("{}: {}", e.field.unwrap_or_default(), e.message)
+                        anyhow::anyhow!("{}: {}", e.field().unwrap_or_default(), e.message())
                     })?
             }
             Target::Remote(client) => {
@@ -61,9 +65,10 @@ impl Target<'_> {
     async fn update(&self, kind: Kind, id: i64, body: Value) -> anyhow::Result<()> {
         match self {
             Target::Local { store, registry } => {
-                crate::api::clinic::update(*store, registry, kind, id, body, None)
+                let at = crate::service::clinic::Records::local(*store, registry);
+                crate::service::clinic::update(&at, &DEMO, kind, id, body, None)
                     .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
             }
             Target::Remote(client) => {
                 client

@@ -205,6 +205,7 @@ impl Dispatcher {
                     .iter()
                     .filter(|(_, ep)| ep.in_flight + ep.queue.len() >= ep.cap)
                     .map(|(id, _)| *id)
+                    .chain(self.registry.broken_ids())
                     .collect();
                 let limit = (self.config.batch as usize).min(room) as u32;
                 match self
@@ -236,7 +237,7 @@ impl Dispatcher {
                         }
                         for c in claimed {
                             match self.registry.get(c.webhook_id) {
-                                Some(w) if w.row.enabled || c.is_test => {
+                                Some(w) if w.broken.is_none() && (w.row.enabled || c.is_test) => {
                                     let ep = endpoints.entry(c.webhook_id).or_default();
                                     let cap = w.compiled.spec.max_in_flight as usize;
                                     ep.cap = cap;
@@ -253,11 +254,14 @@ impl Dispatcher {
                                     ep.queue.push_back((w, c));
                                     queued += 1;
                                 }
+                                // Its secrets do not open: it waits (left out of
+                                // the next claims), no attempt counted.
+                                Some(w) if w.broken.is_some() => release.push(c.delivery_id),
                                 Some(w) => finished_now.push(ended_without_sending(
                                     &c,
                                     format!(
                                         "the webhook is disabled{}; retry the delivery once it is enabled again",
-                                        w.row.disabled_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                                        w.disabled().and_then(|d| d.reason).map(|r| format!(" ({r})")).unwrap_or_default()
                                     ),
                                 )),
                                 None => finished_now.push(ended_without_sending(&c, "the webhook was deleted".into())),
@@ -400,17 +404,20 @@ async fn record_loop(
         }
         for id in gone {
             let reason = "the endpoint answered 410 Gone, so carehook disabled the webhook";
-            match store
-                .set_webhook_enabled(id, false, Some(reason.to_string()))
-                .await
+            let by = crate::service::Actor::System("dispatcher: endpoint answered 410 Gone");
+            match crate::service::webhooks::disable_in(
+                &*store,
+                &registry,
+                &by,
+                id,
+                Some(reason.into()),
+            )
+            .await
             {
-                Ok(_) => {
-                    tracing::warn!(webhook = %id, "{reason}");
-                    if let Err(e) = registry.refresh(&*store).await {
-                        tracing::warn!(error = %e, "registry refresh failed");
-                    }
+                Ok(_) | Err(crate::service::Error::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::error!(webhook = %id, error = %e.message(), "could not disable webhook")
                 }
-                Err(e) => tracing::error!(webhook = %id, error = %e, "could not disable webhook"),
             }
         }
     }

@@ -16,9 +16,9 @@ use chrono::{SecondsFormat, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::api::error::ApiError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::service::Error;
 
 /// The most events one commit takes.
 pub const MAX_BATCH: usize = 512;
@@ -63,16 +63,16 @@ impl Intake {
     }
 
     /// Records one event durably; returns once it is committed.
-    pub async fn record(&self, event: NewEvent) -> Result<Recorded, ApiError> {
+    pub async fn record(&self, event: NewEvent) -> Result<Recorded, Error> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((event, reply))
             .await
-            .map_err(|_| ApiError::internal("the event writer has stopped"))?;
+            .map_err(|_| Error::internal("the event writer has stopped"))?;
         answer
             .await
-            .map_err(|_| ApiError::internal("the event writer has stopped"))?
-            .map_err(ApiError::internal)
+            .map_err(|_| Error::internal("the event writer has stopped"))?
+            .map_err(Error::internal)
     }
 }
 
@@ -83,7 +83,7 @@ pub fn snapshot_from_data(
     event: &EventType,
     event_id: Uuid,
     data: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Vars, ApiError> {
+) -> Result<Vars, Error> {
     // Variables the sender left out are simply absent: a template renders
     // them empty, and the snapshot (stored per event) stays small.
     let mut vars = Vars::new();
@@ -107,11 +107,11 @@ pub fn overlay_data(
     event: &EventType,
     vars: &mut Vars,
     data: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     for (key, value) in data {
         if event.variable(key).is_none() {
             let names = event.variables().map(|v| v.name);
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 format!("data.{key}"),
                 format!(
                     "{} carries no variable \"{key}\"{}; `carehook events {}` lists its variables",
@@ -127,14 +127,14 @@ pub fn overlay_data(
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::Null => continue,
             _ => {
-                return Err(ApiError::invalid(
+                return Err(Error::invalid(
                     format!("data.{key}"),
                     "a variable's value must be text, a number, true/false or null",
                 ));
             }
         };
         if text.len() > 64 * 1024 {
-            return Err(ApiError::invalid(
+            return Err(Error::invalid(
                 format!("data.{key}"),
                 "a value may be at most 64 KiB",
             ));

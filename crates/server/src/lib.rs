@@ -1,12 +1,16 @@
 //! carehook: a webhook server for clinics.
 //!
 //! - [`app`]: the one seam, `run(settings, store, listener, shutdown)`.
-//! - [`api`]: the HTTP API under `/api/v1` (clinic records in [`api::clinic`]).
+//! - [`service`]: the rules (webhooks, events, clinic records, tokens,
+//!   deliveries) with one domain error; the transports below call it.
+//! - [`api`]: the HTTP API under `/api/v1` (clinic records in [`api::clinic`]);
+//!   the only module that knows status codes.
 //! - [`ui`]: the admin UI under `/ui`.
 //! - [`intake`]: events in, with group commit.
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
-//! - [`registry`]: webhooks compiled in memory.
+//! - [`registry`]: webhooks compiled in memory (a broken one, whose secrets
+//!   do not open, stays listed and unsent).
 //! - [`metrics`]: Prometheus counters, `GET /metrics`.
 //! - [`vault`]: secrets at rest.
 //! - [`cli`]: the `carehook` command line; [`client`]: its client of the API.
@@ -26,6 +30,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod presets_cmd;
 pub mod registry;
+pub mod service;
 pub mod time;
 pub mod ui;
 pub mod vault;

@@ -5,6 +5,10 @@
 //! The store is the truth. This node's API updates the registry on every
 //! write; changes made by another node (PostgreSQL) arrive with the periodic
 //! refresh, which only recompiles webhooks whose version changed.
+//!
+//! A webhook whose secrets this master key cannot open stays here, marked
+//! [`Loaded::broken`]: it is listed and matched as usual (its deliveries
+//! are made and wait), but never sent until it loads whole again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -37,38 +41,119 @@ pub struct StoredSecret {
     pub expires_at: Option<i64>,
 }
 
+/// Who or what disabled a webhook, and why: kept in the store's
+/// `disabled_reason` column as a small JSON object (`{"by", "reason"}`),
+/// so recording the author needed no schema change. A plain-text value
+/// (written before this) reads as a reason with no author.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disabled {
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Disabled {
+    /// The column's value.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("two optional strings serialize")
+    }
+
+    pub fn decode(column: Option<&str>) -> Option<Disabled> {
+        let text = column?;
+        Some(
+            serde_json::from_str::<Disabled>(text)
+                .ok()
+                .filter(|_| text.starts_with('{'))
+                .unwrap_or_else(|| Disabled {
+                    by: None,
+                    reason: Some(text.to_string()),
+                }),
+        )
+    }
+}
+
 /// A webhook ready for use.
 #[derive(Debug)]
 pub struct Loaded {
     pub row: WebhookRow,
-    /// The spec with its auth secret in plain text (memory only).
+    /// The spec with its auth secret in plain text (memory only). For a
+    /// broken webhook, the secrets are empty: good for matching events,
+    /// never for sending.
     pub compiled: CompiledWebhook,
     /// Every signing secret with its expiry, newest first, decrypted.
     pub signing: Vec<(SigningSecret, Option<i64>)>,
+    /// Why this webhook cannot be sent (its secrets do not open with this
+    /// master key); `None` when it is whole.
+    pub broken: Option<String>,
 }
 
+/// Why a webhook with secrets this key cannot open is broken, as the API,
+/// the UI and the log say it.
+pub const BROKEN_REASON: &str = "its stored secrets cannot be decrypted with this master key \
+     (CAREHOOK_MASTER_KEY or the key file): start carehook with the key they were saved with; \
+     its deliveries wait until then";
+
 impl Loaded {
+    /// Loads a stored webhook. Secrets this key cannot open make it
+    /// [`broken`](Loaded::broken) (logged once, here, naming the webhook),
+    /// not an error: a webhook must not vanish because of the key.
     pub fn from_row(row: WebhookRow, vault: &Vault) -> anyhow::Result<Loaded> {
         let stored: StoredWebhook = serde_json::from_value(row.config.clone())
             .with_context(|| format!("webhook {} has a config this version cannot read", row.id))?;
         let mut spec = stored.spec;
+        let mut undecryptable = None;
         if let Some(secret) = spec.auth.secret_mut() {
-            *secret = vault.open_secret(secret)?;
+            *secret = vault.open_secret(secret).unwrap_or_else(|e| {
+                undecryptable = Some(e);
+                String::new()
+            });
+        }
+        let mut signing = Vec::with_capacity(stored.signing_secrets.len());
+        for s in &stored.signing_secrets {
+            match vault.open_secret(&s.secret) {
+                Ok(plain) => signing.push((SigningSecret::parse(&plain)?, s.expires_at)),
+                Err(e) => undecryptable = Some(e),
+            }
         }
         spec.enabled = row.enabled;
         let (compiled, _) = spec
             .compile()
             .map_err(|e| anyhow::anyhow!("webhook {} no longer compiles: {e}", row.id))?;
-        let mut signing = Vec::with_capacity(stored.signing_secrets.len());
-        for s in &stored.signing_secrets {
-            let plain = vault.open_secret(&s.secret)?;
-            signing.push((SigningSecret::parse(&plain)?, s.expires_at));
-        }
+        let broken = undecryptable.map(|e| {
+            // The error names no secret: only that one did not open.
+            tracing::error!(
+                webhook = %row.id,
+                name = %row.name,
+                error = %format!("{e:#}"),
+                "webhook {} ({}) is broken: {BROKEN_REASON}",
+                row.id,
+                row.name
+            );
+            signing.clear();
+            BROKEN_REASON.to_string()
+        });
         Ok(Loaded {
             row,
             compiled,
             signing,
+            broken,
         })
+    }
+
+    /// Who disabled it and why, when it is disabled.
+    pub fn disabled(&self) -> Option<Disabled> {
+        if self.row.enabled {
+            return None;
+        }
+        Disabled::decode(self.row.disabled_reason.as_deref())
+    }
+
+    /// `enabled`, `disabled` or `broken` (which wins: it is the one to fix).
+    pub fn state(&self) -> &'static str {
+        match (&self.broken, self.row.enabled) {
+            (Some(_), _) => "broken",
+            (None, true) => "enabled",
+            (None, false) => "disabled",
+        }
     }
 
     /// The secrets that sign at `now`: the current one and any rotated out
@@ -106,10 +191,11 @@ impl Loaded {
         obj.insert("id".into(), self.row.id.to_string().into());
         obj.insert("enabled".into(), self.row.enabled.into());
         obj.insert("version".into(), self.row.version.into());
-        obj.insert(
-            "disabled_reason".into(),
-            self.row.disabled_reason.clone().into(),
-        );
+        let disabled = self.disabled().unwrap_or_default();
+        obj.insert("disabled_reason".into(), disabled.reason.into());
+        obj.insert("disabled_by".into(), disabled.by.into());
+        obj.insert("state".into(), self.state().into());
+        obj.insert("broken_reason".into(), self.broken.clone().into());
         obj.insert(
             "created_at".into(),
             crate::time::rfc3339(self.row.created_at).into(),
@@ -162,6 +248,16 @@ impl Registry {
     /// Every webhook, as of now; cheap (an `Arc` clone).
     pub fn snapshot(&self) -> Arc<HashMap<Uuid, Arc<Loaded>>> {
         self.webhooks.read().expect("registry lock").clone()
+    }
+
+    /// The webhooks that cannot be sent now; the dispatcher leaves their
+    /// deliveries in the queue.
+    pub fn broken_ids(&self) -> Vec<Uuid> {
+        self.snapshot()
+            .values()
+            .filter(|w| w.broken.is_some())
+            .map(|w| w.row.id)
+            .collect()
     }
 
     pub fn get(&self, id: Uuid) -> Option<Arc<Loaded>> {

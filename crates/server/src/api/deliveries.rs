@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus, MAX_PAGE};
+use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use super::{AppState, Caller};
-use crate::time::{now_ms, parse_time, rfc3339};
+use crate::service::deliveries;
+use crate::time::{parse_time, rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -91,13 +92,7 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptResponse {
-    pub status: i64,
-    pub headers: Option<serde_json::Value>,
-    /// The first 64 KiB.
-    pub body: Option<String>,
-}
+pub use crate::service::deliveries::AttemptResponse;
 
 #[derive(Debug, Serialize, ToSchema)]
 struct DeliveryPage {
@@ -148,9 +143,9 @@ async fn list(
         ),
         _ => None,
     };
-    let page = state
-        .store
-        .list_deliveries(DeliveryFilter {
+    let page = deliveries::list(
+        &state,
+        DeliveryFilter {
             webhook_id: q.webhook_id,
             status,
             event_type,
@@ -158,8 +153,9 @@ async fn list(
             until: time("until", q.until)?,
             limit: check_limit(q.limit)?,
             cursor: q.cursor,
-        })
-        .await?;
+        },
+    )
+    .await?;
     Ok(Json(DeliveryPage {
         items: page.items.iter().map(delivery).collect(),
         next_cursor: page.next_cursor,
@@ -174,14 +170,7 @@ pub fn nonempty(v: Option<String>) -> Option<String> {
 /// A page size: absent is the default, above [`MAX_PAGE`] a 422 (silently
 /// clamping would let a script believe it read everything).
 pub fn check_limit(limit: Option<u32>) -> ApiResult<u32> {
-    match limit {
-        Some(n) if n > MAX_PAGE => Err(ApiError::invalid(
-            "limit",
-            format!("limit may be at most {MAX_PAGE}; page with next_cursor"),
-        )),
-        Some(n) => Ok(n),
-        None => Ok(0),
-    }
+    Ok(deliveries::check_limit(limit)?)
 }
 
 /// One delivery, with every attempt.
@@ -192,11 +181,7 @@ async fn get_one(
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
-    let (d, attempts) = state
-        .store
-        .get_delivery(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let (d, attempts) = deliveries::get(&state, id).await?;
     Ok(Json(DeliveryWithAttempts {
         fields: fields(&d),
         attempts: attempts.iter().map(attempt).collect(),
@@ -208,14 +193,10 @@ async fn get_one(
     responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Delivery>> {
-    let d = state
-        .store
-        .retry_delivery(id, now_ms())
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let d = deliveries::retry(&state, &caller.actor(), id).await?;
     Ok(Json(delivery(&d)))
 }
 

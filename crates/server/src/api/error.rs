@@ -67,36 +67,44 @@ impl ApiError {
     }
 }
 
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error;
+        match e {
+            Error::Invalid {
+                field,
+                message,
+                details,
+            } => {
+                let mut api = ApiError::invalid(field, message);
+                if !details.is_empty() {
+                    api.details = Some(details.into());
+                }
+                api
+            }
+            Error::BadRequest(m) => ApiError::bad_request(m),
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            Error::Unauthorized(m) => ApiError::unauthorized(m),
+            // Logged where it happened.
+            Error::Internal => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "carehook hit an internal error; see its log",
+            ),
+        }
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
-        let mut api = ApiError::invalid(e.field.clone(), e.to_string());
-        let mut details = serde_json::Map::new();
-        if let Some(l) = e.line {
-            details.insert("line".into(), l.into());
-        }
-        if let Some(c) = e.column {
-            details.insert("column".into(), c.into());
-        }
-        if let Some(v) = e.variable {
-            details.insert("variable".into(), v.into());
-        }
-        if !details.is_empty() {
-            api.details = Some(details.into());
-        }
-        api
+        crate::service::Error::from(e).into()
     }
 }
 
 impl From<carehook_store::StoreError> for ApiError {
     fn from(e: carehook_store::StoreError) -> Self {
-        match e {
-            carehook_store::StoreError::Invalid(msg) => ApiError::bad_request(msg),
-            carehook_store::StoreError::Rejected(f) => ApiError::invalid(f.field, f.message),
-            carehook_store::StoreError::Conflict(msg) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", msg)
-            }
-            other => ApiError::internal(other),
-        }
+        crate::service::Error::from(e).into()
     }
 }
 
@@ -187,31 +195,7 @@ async fn read_body<S: Send + Sync>(
 
 /// Parses JSON with the path of the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // Every body is an object. serde would also read a struct from an array
-    // of its fields in order (`[null, null]`), which no client means.
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') {
-        return if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() {
-            Err(ApiError::invalid("", "the body must be a JSON object"))
-        } else {
-            Err(ApiError::bad_request("the body is not valid JSON"))
-        };
-    }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
-        } else {
-            let mut msg = inner.to_string();
-            if let Some(i) = msg.rfind(" at line ") {
-                msg.truncate(i);
-            }
-            let field = if path == "." { String::new() } else { path };
-            ApiError::invalid(field, msg)
-        }
-    })
+    crate::service::parse_json(bytes).map_err(ApiError::from)
 }
 
 /// The error body every endpoint answers with (for the OpenAPI document).

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use carehook_core::catalog;
-use carehook_store::NewEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -14,10 +13,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::deliveries::{check_limit, nonempty};
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use super::error::{ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use super::{AppState, Caller};
-use crate::intake::{match_deliveries, snapshot_from_data};
-use crate::time::{now_ms, rfc3339};
+use crate::service::events;
+use crate::time::rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -113,43 +112,19 @@ struct Pushed {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn push_event(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiJson(body): ApiJson<PushEvent>,
 ) -> ApiResult<(StatusCode, Json<Pushed>)> {
-    let event = catalog::lookup(&body.event).ok_or_else(|| {
-        let names = catalog::events().iter().map(|e| e.name);
-        ApiError::invalid(
-            "event",
-            format!(
-                "unknown event \"{}\"{}; GET /api/v1/event-types lists them",
-                body.event,
-                catalog::did_you_mean(catalog::closest_name(&body.event, names))
-            ),
-        )
-    })?;
-    if let Some(key) = &body.idempotency_key
-        && (key.is_empty() || key.len() > 255)
-    {
-        return Err(ApiError::invalid(
-            "idempotency_key",
-            "an idempotency key must be 1 to 255 characters",
-        ));
-    }
-    let id = Uuid::now_v7();
-    let vars = snapshot_from_data(event, id, &body.data)?;
-    let now = now_ms();
-    let deliveries = match_deliveries(&state.registry, event, &vars, now);
-    let recorded = state
-        .intake
-        .record(NewEvent {
-            id,
-            event_type: event.name.to_string(),
-            vars,
+    let (name, recorded) = events::push(
+        &state,
+        &caller.actor(),
+        events::Push {
+            event: body.event,
+            data: body.data,
             idempotency_key: body.idempotency_key,
-            created_at: now,
-            deliveries,
-        })
-        .await?;
+        },
+    )
+    .await?;
     let status = if recorded.is_duplicate() {
         StatusCode::OK
     } else {
@@ -159,7 +134,7 @@ async fn push_event(
         status,
         Json(Pushed {
             id: recorded.event_id(),
-            event: event.name.to_string(),
+            event: name.to_string(),
             deliveries: recorded.delivery_ids().to_vec(),
             duplicate: recorded.is_duplicate(),
         }),
@@ -202,10 +177,7 @@ async fn list_events(
     _: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<EventPage>> {
-    let page = state
-        .store
-        .list_events(check_limit(q.limit)?, nonempty(q.cursor))
-        .await?;
+    let page = events::list(&state, check_limit(q.limit)?, nonempty(q.cursor)).await?;
     Ok(Json(EventPage {
         items: page.items.into_iter().map(event).collect(),
         next_cursor: page.next_cursor,
@@ -220,11 +192,7 @@ async fn get_event(
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Event>> {
-    let e = state
-        .store
-        .get_event(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event"))?;
+    let e = events::get(&state, id).await?;
     Ok(Json(event(e)))
 }
 

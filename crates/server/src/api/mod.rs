@@ -16,43 +16,20 @@ pub(crate) mod previews;
 pub mod tokens;
 pub(crate) mod webhooks;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::{Json, Router};
-use carehook_store::Store;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use error::{ApiError, MAX_BODY_BYTES};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use crate::intake::Intake;
-use crate::metrics::Metrics;
-use crate::registry::Registry;
-use error::{ApiError, MAX_BODY_BYTES};
-
-/// What every handler can reach.
+/// What every handler can reach: the service layer's context.
 #[derive(Debug, Clone)]
 pub struct AppState(pub Arc<Shared>);
 
-#[derive(Debug)]
-pub struct Shared {
-    pub store: Arc<dyn Store>,
-    pub registry: Arc<Registry>,
-    pub intake: Intake,
-    pub outbound: crate::outbound::Outbound,
-    /// SHA-256 (hex) of the admin token.
-    pub admin_token_hash: String,
-    pub metrics: Arc<Metrics>,
-    /// When each API token's `last_used_at` was last written: a token is
-    /// touched at most once a minute, not on every request.
-    pub token_touches: Mutex<HashMap<Uuid, i64>>,
-    /// False when `--metrics-listen` serves metrics elsewhere.
-    pub metrics_on_api: bool,
-}
+pub use crate::service::Context as Shared;
 
 impl std::ops::Deref for AppState {
     type Target = Shared;
@@ -60,9 +37,6 @@ impl std::ops::Deref for AppState {
         &self.0
     }
 }
-
-/// How often a token's `last_used_at` is written at most.
-const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Every route with its OpenAPI description: a route is added with
 /// `routes!(handler)`, which needs the handler's `#[utoipa::path]`, so the
@@ -169,17 +143,16 @@ pub async fn metrics_text(state: &Shared) -> ([(axum::http::HeaderName, &'static
     )
 }
 
-/// Hex SHA-256 of a token: what the store keeps instead of the token.
-pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::service::tokens::hash_token;
 
-/// A caller that showed a valid API token.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// `admin`, or the API token's name.
-    pub name: String,
+/// A caller that showed a valid API token (`admin`, or the token's name).
+pub use crate::service::tokens::Principal as Caller;
+
+impl Caller {
+    /// The caller as the service layer records an actor.
+    pub fn actor(&self) -> crate::service::Actor {
+        crate::service::Actor::Api(self.name.clone())
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -203,42 +176,6 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
-        let hash = hash_token(token);
-        if bool::from(hash.as_bytes().ct_eq(state.admin_token_hash.as_bytes())) {
-            return Ok(Caller {
-                name: "admin".into(),
-            });
-        }
-        match state.store.find_token(&hash).await {
-            Ok(Some(t)) => {
-                touch_token(state, t.id);
-                Ok(Caller { name: t.name })
-            }
-            Ok(None) => Err(ApiError::unauthorized(
-                "the API token is not valid (revoked, or mistyped)",
-            )),
-            Err(e) => Err(ApiError::internal(e)),
-        }
+        Ok(crate::service::tokens::authenticate(state, token).await?)
     }
-}
-
-/// Records that a token was used, at most once a minute per token and off
-/// the request's path (a lost touch only makes `last_used_at` a minute old).
-fn touch_token(state: &AppState, id: Uuid) {
-    let now = crate::time::now_ms();
-    {
-        let mut touches = state.token_touches.lock().expect("touch lock");
-        match touches.get(&id) {
-            Some(at) if now - at < TOUCH_EVERY_MS => return,
-            _ => {
-                touches.insert(id, now);
-            }
-        }
-    }
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = store.touch_token(id, now).await {
-            tracing::warn!(token = %id, error = %e, "could not record a token's use");
-        }
-    });
 }

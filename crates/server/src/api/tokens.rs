@@ -6,17 +6,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine as _;
-use carehook_store::{Store, TokenRow};
+use carehook_store::TokenRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
-use super::{AppState, Caller, hash_token};
-use crate::time::{now_ms, rfc3339};
+use super::error::{ApiJson, ApiPath, ApiResult, ErrorBody};
+use super::{AppState, Caller};
+use crate::service::tokens;
+use crate::time::rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -25,47 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A new random token: `chk_` and 43 characters of base64url (256 bits).
-pub fn generate_token() -> anyhow::Result<String> {
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-    Ok(format!(
-        "chk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    ))
-}
-
-/// Checks a token's name: 1 to 100 characters, no control characters.
-pub fn check_name(name: &str) -> Result<String, String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err("a token's name is 1 to 100 characters, e.g. \"zapier\"".into());
-    }
-    if name.chars().any(char::is_control) {
-        return Err("a token's name may not hold control characters".into());
-    }
-    Ok(name.to_string())
-}
-
-/// Makes a token and stores its hash; the one place tokens are made (the API
-/// and the offline CLI both call it).
-pub async fn create_token(store: &dyn Store, name: &str) -> anyhow::Result<(TokenRow, String)> {
-    let token = generate_token()?;
-    let id = Uuid::now_v7();
-    let now = now_ms();
-    store
-        .insert_token(id, name, &hash_token(&token), now)
-        .await?;
-    Ok((
-        TokenRow {
-            id,
-            name: name.to_string(),
-            created_at: now,
-            last_used_at: None,
-            revoked_at: None,
-        },
-        token,
-    ))
-}
+pub use crate::service::tokens::{check_name, create_token, generate_token};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -116,11 +76,7 @@ async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let name = check_name(&body.name).map_err(|m| ApiError::invalid("name", m))?;
-    let (row, token) = create_token(&*state.store, &name)
-        .await
-        .map_err(ApiError::internal)?;
-    tracing::info!(token = %row.id, name = %row.name, by = %caller.name, "API token made");
+    let (row, token) = tokens::create(&state, &caller.actor(), &body.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -134,7 +90,7 @@ async fn create(
 #[utoipa::path(get, path = "/tokens", tag = "tokens",
     responses((status = 200, body = TokenList), (status = 401, body = ErrorBody)))]
 async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<TokenList>> {
-    let rows = state.store.list_tokens().await?;
+    let rows = tokens::list(&state).await?;
     Ok(Json(TokenList {
         items: rows.iter().map(view).collect(),
     }))
@@ -148,10 +104,6 @@ async fn revoke(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    if !state.store.revoke_token(id, now_ms()).await? {
-        return Err(ApiError::not_found("active token"));
-    }
-    state.token_touches.lock().expect("touch lock").remove(&id);
-    tracing::info!(token = %id, by = %caller.name, "API token revoked");
+    tokens::revoke(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

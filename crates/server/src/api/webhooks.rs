@@ -1,16 +1,13 @@
 //! Webhooks: create, read, change, delete, rotate the signing secret, retry
 //! the failed deliveries of a time range, and statistics.
 //!
-//! Every write compiles the webhook first (a bad template is a 422 naming
-//! the field, line and column, and nothing is written), then stores it with
-//! its secrets sealed, then puts the compiled form in the registry.
+//! The rules (compiling before writing, sealing secrets, the registry, who
+//! disabled what) live in [`crate::service::webhooks`]; here is HTTP.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use carehook_core::signing::SigningSecret;
-use carehook_core::webhook::{MASK, WebhookSpec};
-use carehook_store::NewWebhook;
+use carehook_core::webhook::WebhookSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -18,9 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, parse_json};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use super::{AppState, Caller};
-use crate::registry::{Loaded, ROTATION_OVERLAP_MS, StoredSecret, StoredWebhook, seal_spec};
+use crate::service::webhooks;
 use crate::time::{now_ms, parse_time, rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,6 +99,31 @@ impl utoipa::PartialSchema for WebhookView {
                 .build()
                 .into(),
         );
+        let nullable_text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::String,
+                    Type::Null,
+                ]))
+                .description(Some(description))
+                .build()
+        };
+        view.properties.insert(
+            "disabled_by".into(),
+            nullable_text("Who or what disabled it: `api token <name>`, `admin UI: token <name>`, `dispatcher: endpoint answered 410 Gone`, `auto-disable`").into(),
+        );
+        view.properties.insert(
+            "broken_reason".into(),
+            nullable_text("Why it cannot be sent (its secrets do not open with this master key); its deliveries wait").into(),
+        );
+        view.properties.insert(
+            "state".into(),
+            text()
+                .enum_values(Some(["enabled", "disabled", "broken"]))
+                .description(Some("`broken` when its secrets cannot be decrypted"))
+                .build()
+                .into(),
+        );
         view.properties.insert(
             "warnings".into(),
             utoipa::openapi::schema::ArrayBuilder::new()
@@ -147,7 +169,7 @@ impl ToSchema for WebhookView {
 /// A webhook as written, or one made from a preset.
 #[derive(Debug, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code, clippy::large_enum_variant)] // read as JSON by `presets::spec_from_body`; described here
+#[allow(dead_code, clippy::large_enum_variant)] // read as JSON by `service::webhooks::spec_from_json`; described here
 enum NewWebhookBody {
     Spec(WebhookSpec),
     Preset(super::presets::FromPreset),
@@ -159,66 +181,26 @@ struct WebhookList {
     items: Vec<WebhookView>,
 }
 
-/// Fields the API shows but a client cannot set; a PATCH that carries them
-/// back (GET, edit, PATCH) is not an error.
-const READ_ONLY: &[&str] = &[
-    "id",
-    "version",
-    "created_at",
-    "updated_at",
-    "disabled_reason",
-    "signing_secret",
-];
-
 /// Creates a webhook. The answer carries its signing secret, once.
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = NewWebhookBody,
     responses((status = 201, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, description = "Invalid: the error names the field, and for a template its line and column", body = ErrorBody)))]
-pub(crate) async fn create(
+async fn create(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let spec = super::presets::spec_from_body(body)?;
-    let (_, warnings) = spec.compile()?;
-    let _gate = state.registry.write_gate().await;
-    let vault = state.registry.vault();
-    let secret = SigningSecret::generate();
-    let stored = StoredWebhook {
-        spec: seal_spec(spec.clone(), vault),
-        signing_secrets: vec![StoredSecret {
-            secret: vault.seal(&secret.to_whsec()),
-            expires_at: None,
-        }],
-    };
-    let row = state
-        .store
-        .create_webhook(NewWebhook {
-            id: Uuid::now_v7(),
-            name: spec.name.trim().to_string(),
-            enabled: spec.enabled,
-            events: spec.events.clone(),
-            config: serde_json::to_value(&stored).map_err(ApiError::internal)?,
-        })
-        .await?;
-    let loaded = state
-        .registry
-        .put(Loaded::from_row(row, vault).map_err(ApiError::internal)?);
-    let mut view = loaded.view();
-    view["signing_secret"] = secret.to_whsec().into();
-    view["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
+    let spec = webhooks::spec_from_json(body)?;
+    let view = webhooks::create(&state, &caller.actor(), spec).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// Every webhook, oldest first.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks",
     responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), ))]
-pub(crate) async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
-    // The store's order (oldest first) is the one people expect in a list.
-    let rows = state.store.list_webhooks().await?;
-    let snapshot = state.registry.snapshot();
-    let items: Vec<Value> = rows
+async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
+    let items: Vec<Value> = webhooks::list(&state)
+        .await?
         .iter()
-        .filter_map(|r| snapshot.get(&r.id))
         .map(|l| l.view())
         .collect();
     Ok(Json(json!({ "items": items })))
@@ -227,124 +209,40 @@ pub(crate) async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<
 /// One webhook.
 #[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_one(
+async fn get_one(
     State(state): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(loaded(&state, id).await?.view()))
+    Ok(Json(webhooks::loaded(&state, id).await?.view()))
 }
 
-/// The registry's copy, or a fresh read when another node changed it.
-pub(crate) async fn loaded(state: &AppState, id: Uuid) -> ApiResult<std::sync::Arc<Loaded>> {
-    let row = state
-        .store
-        .get_webhook(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    if let Some(l) = state.registry.get(id)
-        && l.row.version == row.version
-    {
-        return Ok(l);
-    }
-    Ok(state
-        .registry
-        .put(Loaded::from_row(row, state.registry.vault()).map_err(ApiError::internal)?))
-}
-
-/// JSON merge patch (RFC 7396) onto the webhook as it is; secrets not sent,
-/// or sent back masked, stay as they were.
 /// Changes a webhook with a JSON merge patch (RFC 7396): the fields sent
 /// replace the webhook's, `null` resets one to its default. A secret not
 /// sent, or sent back masked, stays as it was.
 #[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     request_body(content = Object, description = "The fields to change", content_type = "application/json"),
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn update(
+async fn update(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(mut patch): ApiJson<Value>,
+    ApiJson(patch): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    let Some(obj) = patch.as_object_mut() else {
-        return Err(ApiError::bad_request(
-            "a PATCH body is a JSON object with the fields to change",
-        ));
-    };
-    for key in READ_ONLY {
-        obj.remove(*key);
-    }
-    let _gate = state.registry.write_gate().await;
-    let current = loaded(&state, id).await?;
-    let old_spec = &current.compiled.spec;
-    let mut merged = serde_json::to_value(old_spec).map_err(ApiError::internal)?;
-    merge_patch(&mut merged, &patch);
-    let mut spec: WebhookSpec = parse_json(merged.to_string().as_bytes())?;
-    if spec.auth.kind() == old_spec.auth.kind()
-        && let (Some(new), Some(old)) = (spec.auth.secret_mut(), old_spec.auth.secret())
-        && (new == MASK || new.is_empty())
-    {
-        *new = old.to_string();
-    }
-    let (_, warnings) = spec.compile()?;
-    let vault = state.registry.vault();
-    let mut stored: StoredWebhook =
-        serde_json::from_value(current.row.config.clone()).map_err(ApiError::internal)?;
-    stored.spec = seal_spec(spec.clone(), vault);
-    // Re-enabling clears the reason it was disabled.
-    let reason = if spec.enabled {
-        None
-    } else {
-        current.row.disabled_reason.clone()
-    };
-    let row = state
-        .store
-        .update_webhook(
-            id,
-            spec.name.trim().to_string(),
-            spec.enabled,
-            spec.events.clone(),
-            serde_json::to_value(&stored).map_err(ApiError::internal)?,
-            reason,
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let loaded = state
-        .registry
-        .put(Loaded::from_row(row, vault).map_err(ApiError::internal)?);
-    let mut view = loaded.view();
-    view["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
-    Ok(Json(view))
-}
-
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
+    Ok(Json(
+        webhooks::update(&state, &caller.actor(), id, patch).await?,
+    ))
 }
 
 /// Deletes a webhook. Its delivery log stays; its pending deliveries end as failed.
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn remove(
+async fn remove(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let _gate = state.registry.write_gate().await;
-    if !state.store.delete_webhook(id).await? {
-        return Err(ApiError::not_found("webhook"));
-    }
-    state.registry.remove(id);
+    webhooks::delete(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -352,50 +250,14 @@ pub(crate) async fn remove(
 /// receivers can switch without dropping a request.
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     responses((status = 200, description = "The webhook with its new `signing_secret` and `previous_secret_expires_at`", body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(crate) async fn rotate_secret(
+async fn rotate_secret(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Value>> {
-    let _gate = state.registry.write_gate().await;
-    let current = loaded(&state, id).await?;
-    let vault = state.registry.vault();
-    let now = now_ms();
-    let mut stored: StoredWebhook =
-        serde_json::from_value(current.row.config.clone()).map_err(ApiError::internal)?;
-    stored
-        .signing_secrets
-        .retain(|s| s.expires_at.is_none_or(|t| t > now));
-    for s in &mut stored.signing_secrets {
-        s.expires_at.get_or_insert(now + ROTATION_OVERLAP_MS);
-    }
-    let secret = SigningSecret::generate();
-    stored.signing_secrets.insert(
-        0,
-        StoredSecret {
-            secret: vault.seal(&secret.to_whsec()),
-            expires_at: None,
-        },
-    );
-    let row = state
-        .store
-        .update_webhook(
-            id,
-            current.row.name.clone(),
-            current.row.enabled,
-            current.row.events.clone(),
-            serde_json::to_value(&stored).map_err(ApiError::internal)?,
-            current.row.disabled_reason.clone(),
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    let loaded = state
-        .registry
-        .put(Loaded::from_row(row, vault).map_err(ApiError::internal)?);
-    let mut view = loaded.view();
-    view["signing_secret"] = secret.to_whsec().into();
-    view["previous_secret_expires_at"] = crate::time::rfc3339(now + ROTATION_OVERLAP_MS).into();
-    Ok(Json(view))
+    Ok(Json(
+        webhooks::rotate_secret(&state, &caller.actor(), id).await?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -422,9 +284,9 @@ pub(crate) struct Retried {
 #[utoipa::path(post, path = "/webhooks/{id}/retry-failed", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     request_body = RetryFailed,
     responses((status = 200, body = Retried), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn retry_failed(
+async fn retry_failed(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RetryFailed>,
 ) -> ApiResult<Json<Retried>> {
@@ -442,13 +304,7 @@ pub(crate) async fn retry_failed(
     let now = now_ms();
     let since = time("since", body.since.filter(|t| !t.is_empty()), 0)?;
     let until = time("until", body.until.filter(|t| !t.is_empty()), now + 1)?;
-    if since >= until {
-        return Err(ApiError::invalid("until", "until must be later than since"));
-    }
-    if state.store.get_webhook(id).await?.is_none() {
-        return Err(ApiError::not_found("webhook"));
-    }
-    let retried = state.store.retry_failed(id, since, until, now).await?;
+    let retried = webhooks::retry_failed(&state, &caller.actor(), id, since, until).await?;
     Ok(Json(Retried {
         count: retried.len(),
         retried,
@@ -516,10 +372,7 @@ async fn stats(
     _: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Stats>> {
-    if state.store.get_webhook(id).await?.is_none() {
-        return Err(ApiError::not_found("webhook"));
-    }
-    let s = state.store.webhook_stats(id, now_ms()).await?;
+    let s = webhooks::stats(&state, id).await?;
     Ok(Json(Stats {
         webhook_id: id,
         windows: s
@@ -551,19 +404,4 @@ async fn stats(
             at: rfc3339(l.at),
         }),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": [1]});
-        merge_patch(
-            &mut t,
-            &json!({"a": null, "b": {"c": 9}, "e": [2], "f": "x"}),
-        );
-        assert_eq!(t, json!({"b": {"c": 9, "d": 3}, "e": [2], "f": "x"}));
-    }
 }

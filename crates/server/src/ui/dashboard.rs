@@ -20,6 +20,8 @@ pub struct Health {
     pub name: String,
     pub enabled: bool,
     pub disabled_reason: String,
+    /// Why it cannot be sent (secrets this key cannot open); empty if it can.
+    pub broken: String,
     /// `97 %`, or `—` when nothing finished.
     pub success_rate: String,
     pub failed_24h: u64,
@@ -84,9 +86,10 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
 
     // Each webhook's numbers are the store's (`GET /webhooks/{id}/stats`):
     // exact, whatever the chart could read. Test sends are left out.
-    let rows = app.store.list_webhooks().await.map_err(UiError::internal)?;
-    let mut webhooks = Vec::with_capacity(rows.len());
-    for row in rows {
+    let loaded = crate::service::webhooks::list(app).await?;
+    let mut webhooks = Vec::with_capacity(loaded.len());
+    for w in loaded {
+        let row = &w.row;
         let stats = app
             .store
             .webhook_stats(row.id, now)
@@ -97,7 +100,8 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
             id: row.id,
             name: row.name.clone(),
             enabled: row.enabled,
-            disabled_reason: row.disabled_reason.clone().unwrap_or_default(),
+            disabled_reason: super::disabled_note(&w),
+            broken: w.broken.clone().unwrap_or_default(),
             success_rate: day
                 .and_then(|w| w.success_rate)
                 .map_or("—".into(), |r| format!("{:.0} %", r * 100.0)),

@@ -11,7 +11,6 @@ use carehook_store::{DeliveryFilter, DeliveryStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::actions;
 use super::dashboard::status_class;
 use super::form::FormData;
 use super::session::{Admin, Posted};
@@ -340,7 +339,7 @@ async fn retry(
     Path(id): Path<Uuid>,
     posted: Posted,
 ) -> Result<Response, UiError> {
-    actions::retry_delivery(&state.app, &posted.admin.caller, id).await?;
+    crate::service::deliveries::retry(&state.app, &posted.admin.actor(), id).await?;
     state
         .sessions
         .flash(&posted.admin.key, "ok", "Queued to be sent again now.");
@@ -351,11 +350,16 @@ async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Re
     let Posted { admin, form } = posted;
     let back = super::safe_next(form.get("back"));
     let outcome = match parse_range(&form) {
-        Ok((webhook, since, until)) => {
-            actions::retry_failed(&state.app, &admin.caller, webhook, since, until)
-                .await
-                .map_err(|e| e.message)
-        }
+        Ok((webhook, since, until)) => crate::service::webhooks::retry_failed(
+            &state.app,
+            &admin.actor(),
+            webhook,
+            since,
+            until,
+        )
+        .await
+        .map(|ids| ids.len())
+        .map_err(|e| e.message()),
         Err(e) => Err(e),
     };
     match outcome {

@@ -428,8 +428,8 @@ impl Editor {
         if let Some(retry) = v["retry"].as_object_mut() {
             retry.retain(|_, v| !v.is_null());
         }
-        let mut spec: WebhookSpec = crate::api::error::parse_json(v.to_string().as_bytes())
-            .map_err(|e| FieldError::new(e.field.unwrap_or_default(), e.message))?;
+        let mut spec: WebhookSpec = crate::service::parse_json(v.to_string().as_bytes())
+            .map_err(|e| FieldError::new(e.field().unwrap_or_default(), e.message()))?;
         if let Some(secret) = spec.auth.secret_mut()
             && secret.is_empty()
             && self.has_secret

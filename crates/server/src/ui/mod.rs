@@ -4,13 +4,14 @@
 //! small script embedded too. No page loads anything from another origin,
 //! and the Content-Security-Policy header says so to the browser.
 //!
-//! - [`session`]: login with an API token, the session cookie, CSRF.
-//! - [`actions`]: the one place the UI changes or tries anything, through
-//!   the API's handlers.
+//! Every change or try goes through [`crate::service`], as the API's do:
+//! the same validation, sealing, registry update and error text.
+//!
+//! - [`session`]: login with an API token (checked by
+//!   [`crate::service::tokens::authenticate`]), the session cookie, CSRF.
 //! - [`form`]: the webhook editor's fields to and from the API's JSON.
 //! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`].
 
-mod actions;
 mod catalog;
 mod dashboard;
 mod deliveries;
@@ -30,7 +31,6 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::api::AppState;
-use crate::api::error::ApiError;
 use session::{Admin, Flash, LOGIN_COOKIE, SESSION_COOKIE, Sessions};
 
 /// Largest form the UI accepts (a webhook with a long body template).
@@ -167,12 +167,14 @@ impl UiError {
     }
 }
 
-impl From<ApiError> for UiError {
-    fn from(e: ApiError) -> Self {
-        match e.status {
-            StatusCode::NOT_FOUND => UiError::NotFound,
-            s if s.is_server_error() => UiError::Internal,
-            _ => UiError::BadRequest(e.message),
+impl From<crate::service::Error> for UiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error;
+        match e {
+            Error::NotFound(_) => UiError::NotFound,
+            // Logged where it happened.
+            Error::Internal => UiError::Internal,
+            e => UiError::BadRequest(e.message()),
         }
     }
 }
@@ -276,11 +278,11 @@ async fn login(
         return UiError::Forbidden.into_response();
     }
     let https = session::is_https(&headers);
-    match session::check_token(&state, f.token.trim()).await {
+    match crate::service::tokens::authenticate(&state.app, f.token.trim()).await {
         Ok(caller) => {
             let id = state
                 .sessions
-                .open(&caller, crate::api::hash_token(f.token.trim()));
+                .open(&caller, crate::service::tokens::hash_token(f.token.trim()));
             let mut resp = Redirect::to(&safe_next(Some(&f.next))).into_response();
             let h = resp.headers_mut();
             h.append(
@@ -300,7 +302,7 @@ async fn login(
                 error: if f.token.trim().is_empty() {
                     "Enter an API token.".to_string()
                 } else {
-                    why
+                    why.message()
                 },
             };
             let mut resp = html(&page);
@@ -329,6 +331,20 @@ pub fn show_time(ms: i64) -> String {
     crate::time::from_ms(ms)
         .format("%Y-%m-%d %H:%M:%S UTC")
         .to_string()
+}
+
+/// Why a webhook is off, as a page says it: the reason, and who or what
+/// turned it off; empty when it is on.
+pub fn disabled_note(w: &crate::registry::Loaded) -> String {
+    let Some(d) = w.disabled() else {
+        return String::new();
+    };
+    match (d.reason, d.by) {
+        (Some(r), Some(by)) => format!("{r} (by {by})"),
+        (Some(r), None) => r,
+        (None, Some(by)) => format!("by {by}"),
+        (None, None) => String::new(),
+    }
 }
 
 /// The host a URL template points at, for lists.

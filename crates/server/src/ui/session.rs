@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::form::FormData;
 use super::{UiError, UiState};
-use crate::api::{Caller, hash_token};
+use crate::service::tokens::{Principal, hash_token};
 use crate::time::now_ms;
 
 pub const SESSION_COOKIE: &str = "carehook_session";
@@ -73,7 +73,7 @@ pub fn random_token() -> String {
 
 impl Sessions {
     /// Opens a session for `caller`; returns the cookie value.
-    pub fn open(&self, caller: &Caller, token_hash: String) -> String {
+    pub fn open(&self, caller: &Principal, token_hash: String) -> String {
         let id = random_token();
         let now = now_ms();
         let mut map = self.by_hash.lock().expect("sessions lock");
@@ -204,7 +204,7 @@ pub struct Admin {
     /// The session's key in [`Sessions`].
     pub key: String,
     /// `admin`, or the API token's name.
-    pub caller: Caller,
+    pub caller: Principal,
     pub csrf: String,
 }
 
@@ -216,6 +216,13 @@ impl IntoResponse for ToLogin {
     fn into_response(self) -> Response {
         let next: String = form_urlencoded::byte_serialize(self.0.as_bytes()).collect();
         Redirect::to(&format!("/ui/login?next={next}")).into_response()
+    }
+}
+
+impl Admin {
+    /// The admin as the service layer records who acted.
+    pub fn actor(&self) -> crate::service::Actor {
+        crate::service::Actor::Ui(self.caller.name.clone())
     }
 }
 
@@ -242,49 +249,20 @@ impl FromRequestParts<UiState> for Admin {
         let Some((caller, token_hash, csrf)) = state.sessions.touch(&key) else {
             return Err(ToLogin(back).into_response());
         };
-        match token_still_valid(state, &token_hash).await {
+        match crate::service::tokens::still_valid(&state.app, &token_hash).await {
             Ok(true) => {}
             Ok(false) => {
                 state.sessions.close(&key);
                 return Err(ToLogin(back).into_response());
             }
-            Err(e) => return Err(e.into_response()),
+            Err(e) => return Err(UiError::from(e).into_response()),
         }
         Ok(Admin {
             key,
-            caller: Caller { name: caller },
+            caller: Principal { name: caller },
             csrf,
         })
     }
-}
-
-/// The admin token, or an API token that was not revoked.
-async fn token_still_valid(state: &UiState, token_hash: &str) -> Result<bool, UiError> {
-    if same(token_hash, &state.app.admin_token_hash) {
-        return Ok(true);
-    }
-    Ok(state
-        .app
-        .store
-        .find_token(token_hash)
-        .await
-        .map_err(UiError::internal)?
-        .is_some())
-}
-
-/// Checks a token exactly as the API does (the same extractor), so the UI
-/// accepts what `Authorization: Bearer` accepts and nothing else.
-pub async fn check_token(state: &UiState, token: &str) -> Result<Caller, String> {
-    let value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| "a token is printable text".to_string())?;
-    let (mut parts, ()) = Request::builder()
-        .header(header::AUTHORIZATION, value)
-        .body(())
-        .expect("a request with one header")
-        .into_parts();
-    Caller::from_request_parts(&mut parts, &state.app)
-        .await
-        .map_err(|e| e.message)
 }
 
 /// A form post from a logged-in admin, with its CSRF token checked: the
@@ -336,7 +314,7 @@ mod tests {
     fn sessions_expire_and_flashes_show_once() {
         let sessions = Sessions::default();
         let id = sessions.open(
-            &Caller {
+            &Principal {
                 name: "admin".into(),
             },
             "h".into(),

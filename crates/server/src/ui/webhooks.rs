@@ -15,13 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::actions;
 use super::dashboard::{describe_last, last_delivery, status_class};
 use super::form::{Editor, FieldError, FormData};
 use super::session::{Admin, Posted};
 use super::{Page, UiError, UiState, host_of, html, safe_next};
-use crate::api::Caller;
-use crate::api::error::ApiError;
+use crate::service::Error;
+use crate::service::webhooks::{self, Draft, TryOut};
 
 pub fn router() -> Router<UiState> {
     Router::new()
@@ -36,9 +35,31 @@ pub fn router() -> Router<UiState> {
         .route("/webhooks/{id}/test", post(test_send))
 }
 
-/// An API error as an error beside a field.
-fn field_error(e: ApiError) -> FieldError {
-    FieldError::new(e.field.unwrap_or_default(), e.message)
+/// A service error as an error beside a field.
+fn field_error(e: Error) -> FieldError {
+    FieldError::new(e.field().unwrap_or_default(), e.message())
+}
+
+/// Creates a webhook from the API's JSON (a spec, or `{"preset": …}`), as
+/// `POST /api/v1/webhooks` does; answers the API's view, with the signing
+/// secret (shown once).
+async fn create_webhook(state: &UiState, admin: &Admin, body: Value) -> Result<Value, Error> {
+    let spec = webhooks::spec_from_json(body)?;
+    webhooks::create(&state.app, &admin.actor(), spec).await
+}
+
+/// The request a draft would send for `event`, rendered from the catalog's
+/// example values, as `POST /api/v1/webhooks/preview` answers it.
+fn preview_json(
+    spec: carehook_core::webhook::WebhookSpec,
+    event: Option<&str>,
+) -> Result<Value, Error> {
+    let p = webhooks::preview_draft(Draft {
+        webhook: spec,
+        event: event.map(str::to_string),
+        data: Default::default(),
+    })?;
+    serde_json::to_value(p).map_err(Error::internal)
 }
 
 // --- the list ------------------------------------------------------------------------------
@@ -50,6 +71,8 @@ struct Row {
     host: String,
     enabled: bool,
     disabled_reason: String,
+    /// Why it cannot be sent (secrets this key cannot open); empty if it can.
+    broken: String,
     last: String,
     last_class: &'static str,
 }
@@ -62,17 +85,14 @@ struct ListPage {
 }
 
 async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, UiError> {
-    let store = &state.app.store;
     let mut rows = Vec::new();
-    for row in store.list_webhooks().await.map_err(UiError::internal)? {
-        let Some(w) = state.app.registry.get(row.id) else {
-            continue;
-        };
+    for w in webhooks::list(&state.app).await? {
+        let row = &w.row;
         let last = last_delivery(&state, row.id).await?;
         let spec = &w.compiled.spec;
         rows.push(Row {
             id: row.id,
-            name: row.name,
+            name: row.name.clone(),
             events: if spec.events.iter().any(|e| e == "*") {
                 "any event".into()
             } else {
@@ -80,7 +100,8 @@ async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, Ui
             },
             host: host_of(&spec.url),
             enabled: row.enabled,
-            disabled_reason: row.disabled_reason.unwrap_or_default(),
+            disabled_reason: super::disabled_note(&w),
+            broken: w.broken.clone().unwrap_or_default(),
             last_class: last.as_ref().map_or("", |d| status_class(d.status)),
             last: last
                 .as_ref()
@@ -149,9 +170,7 @@ async fn new_page(
     }
     if q.blank.is_some() {
         let page = Page::new(&state, &admin, "New webhook", "webhooks");
-        return Ok(html(
-            &EditPage::new(page, &admin.caller, None, Editor::blank(), None).await,
-        ));
+        return Ok(html(&EditPage::new(page, None, Editor::blank(), None)));
     }
     Ok(html(&ChoosePage {
         page: Page::new(&state, &admin, "New webhook", "webhooks"),
@@ -313,13 +332,16 @@ fn preset_body(preset: &Preset, f: &FormData) -> Value {
 
 async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
-    let app = &state.app;
     if let Some(id) = form.get("preset") {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
-        return match actions::create(app, &admin.caller, preset_body(preset, &form)).await {
+        return match create_webhook(&state, &admin, preset_body(preset, &form)).await {
             Ok(view) => Ok(created(&state, &admin, view)),
             Err(e) => {
-                let errors = match e.details.as_ref().and_then(|d| d.get("missing")) {
+                let missing = match &e {
+                    Error::Invalid { details, .. } => details.get("missing"),
+                    _ => None,
+                };
+                let errors = match missing {
                     Some(Value::Array(missing)) => missing
                         .iter()
                         .map(|m| {
@@ -340,7 +362,7 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
     }
     let editor = Editor::from_form(&form, false);
     let result = match editor.to_json() {
-        Ok(body) => actions::create(app, &admin.caller, body)
+        Ok(body) => create_webhook(&state, &admin, body)
             .await
             .map_err(field_error),
         Err(e) => Err(e),
@@ -349,7 +371,7 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
         Ok(view) => Ok(created(&state, &admin, view)),
         Err(e) => {
             let page = Page::new(&state, &admin, "New webhook", "webhooks");
-            let mut resp = html(&EditPage::new(page, &admin.caller, None, editor, Some(e)).await);
+            let mut resp = html(&EditPage::new(page, None, editor, Some(e)));
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
         }
@@ -542,22 +564,17 @@ pub struct EditPage {
     reveal: Option<String>,
     enabled_saved: bool,
     disabled_reason: String,
+    broken: String,
     signing_rotated: String,
 }
 
 impl EditPage {
-    pub async fn new(
-        page: Page,
-        who: &Caller,
-        id: Option<Uuid>,
-        e: Editor,
-        error: Option<FieldError>,
-    ) -> EditPage {
+    pub fn new(page: Page, id: Option<Uuid>, e: Editor, error: Option<FieldError>) -> EditPage {
         let scope = scope_of(&e);
         let (preview, preview_error) = match e.to_spec() {
-            Ok(spec) => match actions::preview(who, spec, None).await {
+            Ok(spec) => match preview_json(spec, None) {
                 Ok(v) => (Some(preview_view(&v)), String::new()),
-                Err(err) => (None, err.message),
+                Err(err) => (None, err.message()),
             },
             Err(err) => (None, err.message),
         };
@@ -577,6 +594,7 @@ impl EditPage {
             test: None,
             reveal: None,
             disabled_reason: String::new(),
+            broken: String::new(),
             signing_rotated: String::new(),
         }
     }
@@ -610,16 +628,17 @@ async fn edit_for(
     id: Uuid,
     posted: Option<(Editor, FieldError)>,
 ) -> Result<EditPage, UiError> {
-    let w = actions::loaded(&state.app, id).await?;
+    let w = webhooks::loaded(&state.app, id).await?;
     let has_secret = w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty());
     let page = Page::new(state, admin, w.row.name.clone(), "webhooks");
     let (editor, error) = match posted {
         Some((e, err)) => (e, Some(err)),
         None => (Editor::from_spec(&w.compiled.spec, has_secret), None),
     };
-    let mut p = EditPage::new(page, &admin.caller, Some(id), editor, error).await;
+    let mut p = EditPage::new(page, Some(id), editor, error);
     p.enabled_saved = w.row.enabled;
-    p.disabled_reason = w.row.disabled_reason.clone().unwrap_or_default();
+    p.disabled_reason = super::disabled_note(&w);
+    p.broken = w.broken.clone().unwrap_or_default();
     p.reveal = state.sessions.take_reveal(&admin.key, id);
     if w.signing.len() > 1 {
         p.signing_rotated =
@@ -634,11 +653,11 @@ async fn save(
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
-    let w = actions::loaded(&state.app, id).await?;
+    let w = webhooks::loaded(&state.app, id).await?;
     let has_secret = w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty());
     let editor = Editor::from_form(&form, has_secret);
     let result = match editor.to_patch(&w.compiled.spec) {
-        Ok(patch) => actions::update(&state.app, &admin.caller, id, patch)
+        Ok(patch) => webhooks::update(&state.app, &admin.actor(), id, patch)
             .await
             .map_err(field_error),
         Err(e) => Err(e),
@@ -678,9 +697,7 @@ async fn preview(State(state): State<UiState>, posted: Posted) -> Json<Value> {
         .get("preview_event")
         .filter(|e| events.contains(e) || scope.is_all());
     let result = match editor.to_spec() {
-        Ok(spec) => actions::preview(&posted.admin.caller, spec, event)
-            .await
-            .map_err(field_error),
+        Ok(spec) => preview_json(spec, event).map_err(field_error),
         Err(e) => Err(e),
     };
     Json(match result {
@@ -711,13 +728,18 @@ async fn toggle(
     posted: Posted,
 ) -> Result<Response, UiError> {
     let on = posted.form.get("enabled") == Some("true");
-    let view = actions::set_enabled(&state.app, &posted.admin.caller, id, on).await?;
+    let actor = posted.admin.actor();
+    let w = if on {
+        webhooks::enable(&state.app, &actor, id).await?
+    } else {
+        webhooks::disable(&state.app, &actor, id, None).await?
+    };
     state.sessions.flash(
         &posted.admin.key,
         "ok",
         format!(
             "{} is now {}.",
-            view["name"].as_str().unwrap_or("The webhook"),
+            w.row.name,
             if on { "enabled" } else { "disabled" }
         ),
     );
@@ -729,7 +751,7 @@ async fn clone(
     Path(id): Path<Uuid>,
     posted: Posted,
 ) -> Result<Response, UiError> {
-    let view = actions::clone(&state.app, &posted.admin.caller, id).await?;
+    let view = webhooks::clone(&state.app, &posted.admin.actor(), id).await?;
     Ok(created(&state, &posted.admin, view))
 }
 
@@ -738,8 +760,8 @@ async fn delete(
     Path(id): Path<Uuid>,
     posted: Posted,
 ) -> Result<Response, UiError> {
-    let name = actions::loaded(&state.app, id).await?.row.name.clone();
-    actions::delete(&state.app, &posted.admin.caller, id).await?;
+    let name = webhooks::loaded(&state.app, id).await?.row.name.clone();
+    webhooks::delete(&state.app, &posted.admin.actor(), id).await?;
     state.sessions.flash(
         &posted.admin.key,
         "ok",
@@ -753,7 +775,7 @@ async fn rotate(
     Path(id): Path<Uuid>,
     posted: Posted,
 ) -> Result<Response, UiError> {
-    let view = actions::rotate_secret(&state.app, &posted.admin.caller, id).await?;
+    let view = webhooks::rotate_secret(&state.app, &posted.admin.actor(), id).await?;
     if let Some(secret) = view["signing_secret"].as_str() {
         state
             .sessions
@@ -774,7 +796,13 @@ async fn test_send(
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
     let event = form.get("test_event").filter(|e| !e.is_empty());
-    let result = actions::test_send(&state.app, &admin.caller, id, event).await;
+    let try_out = TryOut {
+        event: event.map(str::to_string),
+        data: Default::default(),
+    };
+    let result = webhooks::test_send(&state.app, &admin.actor(), id, try_out)
+        .await
+        .and_then(|t| serde_json::to_value(t).map_err(Error::internal));
     let mut page = edit_for(&state, &admin, id, None).await?;
     page.test = Some(match result {
         Ok(v) => test_view(&v),
@@ -785,7 +813,7 @@ async fn test_send(
             status: String::new(),
             response_headers: Vec::new(),
             response_body: String::new(),
-            error: e.message,
+            error: e.message(),
             duration_ms: 0,
             delivery_id: String::new(),
         },

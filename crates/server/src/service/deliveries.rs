@@ -1,0 +1,51 @@
+//! The delivery log: deliveries with their attempts, and manual retries.
+
+use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, MAX_PAGE, Page};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Actor, Context, Error, Result};
+use crate::time::now_ms;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptResponse {
+    pub status: i64,
+    pub headers: Option<serde_json::Value>,
+    /// The first 64 KiB.
+    pub body: Option<String>,
+}
+
+/// A page size: 0 for the default, at most [`MAX_PAGE`].
+pub fn check_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        Some(n) if n > MAX_PAGE => Err(Error::invalid(
+            "limit",
+            format!("limit may be at most {MAX_PAGE}; page with next_cursor"),
+        )),
+        Some(n) => Ok(n),
+        None => Ok(0),
+    }
+}
+
+pub async fn list(ctx: &Context, filter: DeliveryFilter) -> Result<Page<DeliveryRow>> {
+    Ok(ctx.store.list_deliveries(filter).await?)
+}
+
+pub async fn get(ctx: &Context, id: Uuid) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
+    ctx.store
+        .get_delivery(id)
+        .await?
+        .ok_or(Error::NotFound("delivery"))
+}
+
+/// Sends a delivery again now, whatever its status.
+pub async fn retry(ctx: &Context, actor: &Actor, id: Uuid) -> Result<DeliveryRow> {
+    let d = ctx
+        .store
+        .retry_delivery(id, now_ms())
+        .await?
+        .ok_or(Error::NotFound("delivery"))?;
+    tracing::info!(delivery = %id, by = %actor, "delivery retried");
+    Ok(d)
+}
