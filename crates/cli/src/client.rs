@@ -88,7 +88,11 @@ impl Answer {
         let (status, content_type) = (resp.status().as_u16(), header("content-type"));
         let from_carehook = resp.headers().contains_key(carehook::api::VERSION_HEADER);
         let location = header("location");
-        let mut text = resp.text().await.context("reading the answer")?;
+        let mut text = if from_carehook {
+            resp.text().await.context("reading the answer")?
+        } else {
+            excerpt_of(resp).await
+        };
         if !location.is_empty() {
             text = format!("redirect to {location} {text}");
         }
@@ -99,6 +103,21 @@ impl Answer {
             text,
         })
     }
+}
+
+/// The start of a stranger's answer: enough to name it, never all of whatever
+/// it streams.
+async fn excerpt_of(mut resp: reqwest::Response) -> String {
+    const MOST: usize = 4096;
+    let mut bytes = Vec::new();
+    while bytes.len() < MOST {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(MOST);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 impl Client {
