@@ -4,83 +4,84 @@
 //! appointments in every status, and Maria O'Brien's visit carried through an encounter, a
 //! medical record, a prescription, a bill and the payment that settles it.
 //!
-//! It is made by the same code as API calls (`service::clinic::create`…), so every record fires its
-//! event: in-process for `carehook serve --demo` (which fills only an empty database), over
-//! HTTP for `carehook demo` against a running server.
+//! Every record goes through a [`DemoSink`], so each fires its event as an API call would:
+//! [`LocalSink`] writes in-process for `carehook serve --demo` (which fills only an empty
+//! database) through the same code as the API (`service::clinic::create`…); the command line's
+//! sink (`carehook demo`, in `crates/cli`) sends the same records to a running server over
+//! HTTP. The data lives here once, for both.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use carehook_core::clinic::{Kind, Ref};
 use carehook_store::{RecordFilter, Store};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::client::Client;
 use crate::registry::Registry;
+
+/// What a sink's calls return: boxed, so the trait stays object-safe without an
+/// async-trait dependency.
+pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
 
 /// Who makes the demo's records when they are written in-process.
 const DEMO: crate::service::Actor = crate::service::Actor::System("the demo clinic");
 
 /// Where the demo's records go.
-#[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
-    /// Straight into this store, matching this registry's webhooks.
-    Local {
-        store: &'a dyn Store,
-        registry: &'a Registry,
-    },
-    /// Through a running server's API.
-    Remote(&'a Client),
+pub trait DemoSink: Sync {
+    /// Creates a record of `kind` (under `parent` for the kinds kept under another record,
+    /// e.g. a payment under its bill); the record as the API answers it, with its `id`.
+    fn create(&self, kind: Kind, parent: Option<(Ref, i64)>, body: Value) -> SinkFuture<'_, Value>;
+    /// Changes a record with a JSON merge patch.
+    fn update(&self, kind: Kind, id: i64, body: Value) -> SinkFuture<'_, ()>;
 }
 
-impl Target<'_> {
+/// Straight into a store, matching a registry's webhooks.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalSink<'a> {
+    pub store: &'a dyn Store,
+    pub registry: &'a Registry,
+}
+
+impl DemoSink for LocalSink<'_> {
+    fn create(&self, kind: Kind, parent: Option<(Ref, i64)>, body: Value) -> SinkFuture<'_, Value> {
+        Box::pin(async move {
+            let at = crate::service::clinic::Records::local(self.store, self.registry);
+            crate::service::clinic::create(&at, &DEMO, kind, parent, body, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.field().unwrap_or_default(), e.message()))
+        })
+    }
+
+    fn update(&self, kind: Kind, id: i64, body: Value) -> SinkFuture<'_, ()> {
+        Box::pin(async move {
+            let at = crate::service::clinic::Records::local(self.store, self.registry);
+            crate::service::clinic::update(&at, &DEMO, kind, id, body, None)
+                .await
+                .map(drop)
+                .map_err(|e| anyhow::anyhow!("{}", e.message()))
+        })
+    }
+}
+
+/// The sink, with each created record read down to its id.
+struct Records<'a>(&'a dyn DemoSink);
+
+impl Records<'_> {
     async fn create(
         &self,
         kind: Kind,
         parent: Option<(Ref, i64)>,
         body: Value,
     ) -> anyhow::Result<i64> {
-        let answer = match self {
-            Target::Local { store, registry } => {
-                let at = crate::service::clinic::Records::local(*store, registry);
-                crate::service::clinic::create(&at, &DEMO, kind, parent, body, None)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("{}: {}", e.field().unwrap_or_default(), e.message())
-                    })?
-            }
-            Target::Remote(client) => {
-                let path = match parent {
-                    Some((r, id)) => {
-                        format!("/{}/{id}/{}", r.kind().collection(), kind.collection())
-                    }
-                    None => format!("/{}", kind.collection()),
-                };
-                client.send("POST", &path, Some(&body)).await?
-            }
-        };
+        let answer = self.0.create(kind, parent, body).await?;
         answer["id"]
             .as_i64()
             .ok_or_else(|| anyhow::anyhow!("the answer has no id: {answer}"))
     }
 
     async fn update(&self, kind: Kind, id: i64, body: Value) -> anyhow::Result<()> {
-        match self {
-            Target::Local { store, registry } => {
-                let at = crate::service::clinic::Records::local(*store, registry);
-                crate::service::clinic::update(&at, &DEMO, kind, id, body, None)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-            }
-            Target::Remote(client) => {
-                client
-                    .send(
-                        "PATCH",
-                        &format!("/{}/{id}", kind.collection()),
-                        Some(&body),
-                    )
-                    .await?;
-            }
-        }
-        Ok(())
+        self.0.update(kind, id, body).await
     }
 }
 
@@ -99,13 +100,14 @@ pub async fn fill_if_empty(store: &dyn Store, registry: &Registry) -> anyhow::Re
         tracing::info!("the database already has clinic records; the demo clinic was not added");
         return Ok(false);
     }
-    let clinic = fill(Target::Local { store, registry }).await?;
+    let clinic = fill(&LocalSink { store, registry }).await?;
     tracing::info!(clinic, "added the demo clinic (Riverside Family Clinic)");
     Ok(true)
 }
 
 /// Creates the demo clinic and everything in it; returns the clinic's id.
-pub async fn fill(to: Target<'_>) -> anyhow::Result<i64> {
+pub async fn fill(to: &dyn DemoSink) -> anyhow::Result<i64> {
+    let to = Records(to);
     let today = Utc::now().date_naive();
     let day = |offset: i64| {
         (today + Duration::days(offset))

@@ -13,22 +13,21 @@
 //!   do not open, stays listed and unsent).
 //! - [`metrics`]: Prometheus counters, `GET /metrics`.
 //! - [`vault`]: secrets at rest.
-//! - [`cli`]: the `carehook` command line; [`client`]: its client of the API.
-//! - [`bench`]: `carehook bench`, the load benchmark.
-//! - [`demo`]: the demo clinic (`carehook serve --demo`, `carehook demo`).
+//! - [`demo`]: the demo clinic's data, written through a [`demo::DemoSink`]; the
+//!   in-process sink is here (`carehook serve --demo`).
+//!
+//! The `carehook` binary and everything only the command line needs (flags, the
+//! HTTP client of a running server, `carehook bench`, the catalog printers) live
+//! in `crates/cli` (`carehook-cli`), which depends on this library and never the
+//! other way round.
 
 pub mod api;
 pub mod app;
-pub mod bench;
-pub mod cli;
-pub mod client;
 pub mod demo;
 pub mod dispatcher;
-pub mod events_cmd;
 pub mod intake;
 pub mod metrics;
 pub mod outbound;
-pub mod presets_cmd;
 pub mod registry;
 pub mod service;
 pub mod time;

@@ -64,6 +64,11 @@ pub fn openapi_document() -> serde_json::Value {
     openapi::finish(documented_routes().into_openapi())
 }
 
+/// Sent with every answer of the API and the health check: how a client (the
+/// CLI) tells carehook from whatever else answers at an address it was given,
+/// before it sends a token there.
+pub const VERSION_HEADER: &str = "carehook-version";
+
 pub fn router(state: AppState) -> Router {
     let (app, doc) = documented_routes().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
@@ -76,6 +81,15 @@ pub fn router(state: AppState) -> Router {
     })
     .layer(axum::Extension(doc))
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(axum::middleware::map_response(
+        |mut answer: axum::response::Response| async move {
+            answer.headers_mut().insert(
+                VERSION_HEADER,
+                axum::http::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+            );
+            answer
+        },
+    ))
     .with_state(state)
 }
 

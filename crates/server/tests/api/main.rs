@@ -1,11 +1,10 @@
-//! The management API, the CLI, secrets at rest, OpenAPI and metrics, end to
-//! end: the real server (`app::run` on 127.0.0.1:0), a real receiver, and
-//! the real `carehook` binary for the CLI. One binary, a module per feature.
+//! The management API, secrets at rest, OpenAPI and metrics, end to end: the
+//! real server (`app::run` on 127.0.0.1:0) and a real receiver. One binary, a
+//! module per feature. (The `carehook` binary's tests are in `crates/cli/tests`.)
 
 #[path = "../common/mod.rs"]
 mod common;
 
-mod cli;
 mod metrics;
 mod openapi;
 mod retries;
@@ -26,16 +25,4 @@ macro_rules! on_both {
     )*};
 }
 
-use serde_json::{Value, json};
-
-/// A webhook on the receiver: JSON body, one event.
-pub fn hook(url: &str) -> Value {
-    json!({
-        "name": "Slack: new appointment",
-        "events": ["kc_appointment_book"],
-        "url": url,
-        "body": "{\"text\": \"{{patient_name}} with {{doctor_name}} on {{appointment_date}}\"}"
-    })
-}
-
-pub const WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+pub use common::{WAIT, hook};

@@ -353,3 +353,16 @@ impl TestServer {
         }
     }
 }
+
+/// A webhook on the receiver: JSON body, one event.
+pub fn hook(url: &str) -> Value {
+    json!({
+        "name": "Slack: new appointment",
+        "events": ["kc_appointment_book"],
+        "url": url,
+        "body": "{\"text\": \"{{patient_name}} with {{doctor_name}} on {{appointment_date}}\"}"
+    })
+}
+
+/// How long a test waits for something that should happen at once.
+pub const WAIT: Duration = Duration::from_secs(15);

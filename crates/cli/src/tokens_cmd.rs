@@ -9,10 +9,12 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::UsageError;
-use super::client::{Client, ClientArgs, block_on, cell, print_json, print_table, seg};
-use crate::api::tokens::{check_name, create_token};
-use crate::time::rfc3339;
+use crate::UsageError;
+use crate::client::{
+    Client, ClientArgs, block_on, cell, expect_fields, print_json, print_table, seg,
+};
+use carehook::api::tokens::{check_name, create_token};
+use carehook::time::rfc3339;
 
 #[derive(Debug, clap::Args)]
 pub struct TokensArgs {
@@ -67,8 +69,11 @@ pub fn run(args: TokensArgs) -> anyhow::Result<()> {
 
 async fn online(c: &Client, cmd: &TokensCommand) -> anyhow::Result<Value> {
     match cmd {
-        TokensCommand::Create { name } => c.post("/api/v1/tokens", &json!({ "name": name })).await,
-        TokensCommand::List => c.get("/api/v1/tokens").await,
+        TokensCommand::Create { name } => expect_fields(
+            c.post("/api/v1/tokens", &json!({ "name": name })).await?,
+            &["id", "token"],
+        ),
+        TokensCommand::List => expect_fields(c.get("/api/v1/tokens").await?, &["items"]),
         TokensCommand::Revoke { id } => {
             c.call("DELETE", &format!("/api/v1/tokens/{}", seg(id)), None)
                 .await?;
@@ -106,7 +111,7 @@ async fn offline(url: &str, cmd: &TokensCommand) -> anyhow::Result<Value> {
             let id: uuid::Uuid = id
                 .parse()
                 .map_err(|_| UsageError(format!("{id:?} is not a token id")))?;
-            if !store.revoke_token(id, crate::time::now_ms()).await? {
+            if !store.revoke_token(id, carehook::time::now_ms()).await? {
                 return Err(UsageError(format!("no active token {id}")).into());
             }
             Ok(json!({ "revoked": id }))

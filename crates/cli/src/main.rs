@@ -1,9 +1,7 @@
-//! The `carehook` binary: parses the command line and hands over to the
-//! library. Everything that can be tested lives in `carehook` (lib).
+//! The `carehook` binary: hands over to `carehook_cli::main`. Everything that
+//! can be tested lives in the libraries (`carehook-cli`, `carehook`).
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 // mimalloc: every event and delivery allocates many small strings (the
 // snapshot's variables, headers, JSON); the system allocator spent a fifth of
@@ -12,6 +10,5 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = carehook::cli::Cli::parse();
-    carehook::cli::run(cli)
+    carehook_cli::main()
 }

@@ -1,5 +1,5 @@
 //! `carehook serve`: settings from flags and `CAREHOOK_*` environment, then
-//! [`crate::app::run`] until Ctrl-C or SIGTERM.
+//! [`carehook::app::run`] until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::app::{self, Settings};
-use crate::dispatcher::DispatcherConfig;
-use crate::outbound::{DestinationPolicy, parse_allowed};
-use crate::vault::{KeySource, Vault};
+use carehook::app::{self, Settings};
+use carehook::dispatcher::DispatcherConfig;
+use carehook::outbound::{DestinationPolicy, parse_allowed};
+use carehook::vault::{KeySource, Vault};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -80,7 +80,7 @@ fn default_key_file(database_url: &str) -> PathBuf {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    crate::cli::init_tracing();
+    crate::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -116,12 +116,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     if args.demo {
-        let registry = crate::registry::Registry::new(vault.clone());
+        let registry = carehook::registry::Registry::new(vault.clone());
         registry
             .refresh(&*store)
             .await
             .context("loading webhooks")?;
-        crate::demo::fill_if_empty(&*store, &registry)
+        carehook::demo::fill_if_empty(&*store, &registry)
             .await
             .context("adding the demo clinic")?;
     }

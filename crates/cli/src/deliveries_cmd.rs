@@ -9,8 +9,8 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use super::client::{
-    Client, ClientArgs, block_on, cell, clip, print_json, print_table, query, seg,
+use crate::client::{
+    Client, ClientArgs, block_on, cell, clip, expect_fields, print_json, print_table, query, seg,
 };
 
 #[derive(Debug, clap::Args)]
@@ -113,7 +113,7 @@ async fn run_async(c: Client, cmd: DeliveriesCommand) -> anyhow::Result<()> {
                 ("limit", Some(limit.to_string())),
                 ("cursor", cursor),
             ]);
-            let v = c.get(&format!("/api/v1/deliveries{q}")).await?;
+            let v = expect_fields(c.get(&format!("/api/v1/deliveries{q}")).await?, &["items"])?;
             if c.json {
                 print_json(&v);
                 return Ok(());
@@ -152,6 +152,7 @@ async fn run_async(c: Client, cmd: DeliveriesCommand) -> anyhow::Result<()> {
         }
         DeliveriesCommand::Get { id } => {
             let v = c.get(&format!("/api/v1/deliveries/{}", seg(&id))).await?;
+            let v = expect_fields(v, &["id"])?;
             if c.json {
                 print_json(&v);
                 return Ok(());
@@ -265,7 +266,7 @@ async fn run_async(c: Client, cmd: DeliveriesCommand) -> anyhow::Result<()> {
                 );
             }
             if !failed.is_empty() {
-                return Err(super::Failed(format!(
+                return Err(crate::Failed(format!(
                     "{} of the retried deliveries failed again",
                     failed.len()
                 ))

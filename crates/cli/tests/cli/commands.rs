@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use crate::common::{Answer, Backend, Receiver, TOKEN, TestServer};
 use crate::{WAIT, hook};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
@@ -25,7 +25,8 @@ async fn carehook(server: &TestServer, args: &[&str]) -> Run {
     carehook_with(&server.base, Some(TOKEN), args).await
 }
 
-async fn carehook_with(url: &str, token: Option<&str>, args: &[&str]) -> Run {
+/// Runs the binary with `CAREHOOK_URL=url` and, if given, `CAREHOOK_TOKEN=token`.
+pub async fn carehook_with(url: &str, token: Option<&str>, args: &[&str]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_carehook"));
     cmd.args(args)
         .env("CAREHOOK_URL", url)
@@ -377,7 +378,7 @@ async fn webhooks_are_created_from_a_preset_on_the_command_line() {
             "create",
             "--from-preset",
             "twilio_sms_confirmation",
-            "--endpoint",
+            "--url",
             &url,
             "--value",
             "from_number=+15017122661",

@@ -4,8 +4,9 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::client::{
-    Client, ClientArgs, block_on, cell, clip, parse_data, print_json, print_table, query,
+use crate::client::{
+    Client, ClientArgs, block_on, cell, clip, expect_fields, parse_data, print_json, print_table,
+    query,
 };
 
 #[derive(Debug, Subcommand)]
@@ -61,7 +62,10 @@ pub fn run(cmd: EventsCommand) -> anyhow::Result<()> {
                 body["idempotency_key"] = k.into();
             }
             block_on(async move {
-                let v = c.post("/api/v1/events", &body).await?;
+                let v = expect_fields(
+                    c.post("/api/v1/events", &body).await?,
+                    &["id", "deliveries"],
+                )?;
                 if c.json {
                     print_json(&v);
                 } else {
@@ -91,7 +95,7 @@ pub fn run(cmd: EventsCommand) -> anyhow::Result<()> {
             let c = Client::new(&client)?;
             block_on(async move {
                 let q = query(&[("limit", Some(limit.to_string())), ("cursor", cursor)]);
-                let v = c.get(&format!("/api/v1/events{q}")).await?;
+                let v = expect_fields(c.get(&format!("/api/v1/events{q}")).await?, &["items"])?;
                 if c.json {
                     print_json(&v);
                     return Ok(());

@@ -1,11 +1,32 @@
-//! The `carehook` command line: one subcommand per job, each with an example
-//! in its help.
+//! carehook's command line (`carehook-cli`): the `carehook` binary, and
+//! everything only the command line needs. The server itself is the `carehook`
+//! library (`crates/server`); this crate depends on it, never the reverse.
+//!
+//! - this file: the commands ([`Cli`]), exit codes, and [`main`].
+//! - [`serve`]: `carehook serve`, flags and environment into `carehook::app::run`.
+//! - [`client`]: the one HTTP client of a running server, and the one place
+//!   `CAREHOOK_URL`/`CAREHOOK_TOKEN` are read; it checks carehook is what answers.
+//! - the commands that talk to a running server through it: `webhooks_cmd`,
+//!   `deliveries_cmd` (and `stats`), `tokens_cmd` (also offline on the database,
+//!   through the library), `events_client` (`events send|list`), `clinic` (also
+//!   `carehook demo`: the library's demo data sent over HTTP).
+//! - offline printers of what is compiled in: `events_cmd` (the catalog),
+//!   `presets_cmd`.
+//! - [`bench`]: `carehook bench`, a load benchmark against a `carehook serve` child.
+//!
+//! Names a person gets right the first time: carehook's own address is
+//! `--server` (or `CAREHOOK_URL`) in every command; `--url` is only ever a
+//! webhook's destination (`webhooks create --from-preset … --url …`), as in the
+//! webhook's JSON. A `--url` anywhere else fails with a hint.
 
+pub mod bench;
 pub mod client;
 mod clinic;
 mod deliveries_cmd;
 mod events_client;
-mod serve;
+mod events_cmd;
+mod presets_cmd;
+pub mod serve;
 mod tokens_cmd;
 mod webhooks_cmd;
 
@@ -16,7 +37,7 @@ use clap::{Parser, Subcommand};
 /// carehook sends an HTTP request, built from a template you write, to the
 /// services your clinic uses whenever something happens in the clinic.
 #[derive(Debug, Parser)]
-#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables\n  carehook serve --demo               start with a demo clinic (on an empty database)\n  carehook clinic --help              fire clinic events from the shell\n  carehook webhooks list              talk to a running server (--url, --token or CAREHOOK_URL, CAREHOOK_TOKEN)\n\nExit codes: 0 done; 1 failed (server unreachable, server error, a test send or retry that did not succeed); 2 bad input or usage (the server refused the request with a 4xx, a bad flag or file).")]
+#[command(name = "carehook", version, about, long_about = None, after_help = "Start here:\n  carehook serve                      run the server on ./carehook.db (SQLite)\n  carehook events                     list the events a clinic fires\n  carehook events kc_appointment_book show one event's variables\n  carehook serve --demo               start with a demo clinic (on an empty database)\n  carehook clinic --help              fire clinic events from the shell\n  carehook webhooks list              talk to a running server (--server, --token or CAREHOOK_URL, CAREHOOK_TOKEN)\n\nExit codes: 0 done; 1 failed (server unreachable, server error, a test send or retry that did not succeed); 2 bad input or usage (the server refused the request with a 4xx, a bad flag or file).")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -43,7 +64,7 @@ pub enum Command {
     ///   carehook bench -n 10000 -c 16 --rate 1000            (latency at a steady rate)
     ///   carehook bench --database-url postgres://postgres@127.0.0.1/bench
     #[command(verbatim_doc_comment)]
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// List the guide's integration presets, or show one.
     ///
     /// Create a webhook from one with POST /api/v1/webhooks
@@ -126,10 +147,10 @@ pub enum Command {
     ///
     /// Examples:
     ///   CAREHOOK_TOKEN=… carehook demo
-    ///   carehook demo --url http://127.0.0.1:8081 --token chk_…
+    ///   carehook demo --server http://127.0.0.1:8081 --token chk_…
     ///   (`carehook serve --demo` does the same at start, on an empty database)
     #[command(verbatim_doc_comment)]
-    Demo(crate::client::Remote),
+    Demo(clinic::Remote),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +161,35 @@ pub enum PresetsAction {
     Show { id: String },
 }
 
+/// The `carehook` binary: parses the command line, runs it. A usage error that
+/// involves `--url` says which address is which.
+pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => run(cli),
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: printed, exit 0.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = e.print();
+            if args
+                .iter()
+                .any(|a| a == "--url" || a.to_string_lossy().starts_with("--url="))
+            {
+                eprintln!("\n{URL_HINT}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Shown when `--url` was given where it means nothing.
+pub const URL_HINT: &str = "hint: carehook's own address is --server (or CAREHOOK_URL); \
+--url is only a webhook's destination, as in \
+`carehook webhooks create --from-preset slack_new_appointment --url https://hooks.slack.com/…`";
+
 /// Runs a parsed command line; the exit code is what scripts see.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
@@ -149,9 +199,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 Some(PresetsAction::Show { id }) => Some(id.as_str()),
                 Some(PresetsAction::List) | None => None,
             };
-            crate::presets_cmd::run(id, json, &mut std::io::stdout())
+            presets_cmd::run(id, json, &mut std::io::stdout())
         }
-        Command::Bench(args) => crate::bench::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Clinic(args) => clinic::run(args),
         Command::Demo(remote) => clinic::run_demo(remote),
         Command::Events {
@@ -159,7 +209,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ..
         } => events_client::run(command),
         Command::Events { event, json, .. } => {
-            crate::events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
+            events_cmd::run(event.as_deref(), json, &mut std::io::stdout())
         }
         Command::Webhooks(args) => webhooks_cmd::run(args),
         Command::Deliveries(args) => deliveries_cmd::run(args),
@@ -170,7 +220,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(crate::cli::exit_code(&e))
+            ExitCode::from(exit_code(&e))
         }
     }
 }

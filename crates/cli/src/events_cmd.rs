@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use carehook_core::catalog::{self, EventType};
 
-use crate::cli::UsageError;
+use crate::UsageError;
 
 pub fn run(event: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
     match event {
@@ -170,6 +170,6 @@ mod tests {
                 .contains("did you mean \"kc_appointment_book\""),
             "{e}"
         );
-        assert_eq!(crate::cli::exit_code(&e), 2);
+        assert_eq!(crate::exit_code(&e), 2);
     }
 }

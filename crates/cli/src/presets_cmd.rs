@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use carehook_core::presets::{self, Preset, PresetAuth};
 
-use crate::cli::UsageError;
+use crate::UsageError;
 
 /// The request a preset sends, rendered with the catalog's example values
 /// (the demo clinic), with placeholder values for what the admin gives.
@@ -151,13 +151,14 @@ fn show(p: &Preset, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `docs/integrations.md`, made from the presets so it cannot drift from
-/// them (a test compares the file with this).
-pub fn integrations_markdown() -> Result<String> {
+/// them (a test compares the file with this, and writes it on request).
+#[cfg(test)]
+fn integrations_markdown() -> Result<String> {
     let mut md = String::from(
         "# Integrations\n\n\
          The user guide's 15 integrations, each a preset: carehook fills in everything but what is\n\
          yours (a URL, a key, an account id). This page is generated from the presets\n\
-         (`CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook --lib integrations_doc`).\n\n\
+         (`CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook-cli --lib integrations_doc`).\n\n\
          Create one with the API (or `carehook presets show ID` to see it first):\n\n\
          ```sh\n\
          curl -X POST http://127.0.0.1:8080/api/v1/webhooks -H \"Authorization: Bearer $CAREHOOK_TOKEN\" \\\n\
@@ -236,7 +237,7 @@ mod tests {
         let actual = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             actual == expected,
-            "docs/integrations.md is out of date: run CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook --lib integrations_doc"
+            "docs/integrations.md is out of date: run CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook-cli --lib integrations_doc"
         );
     }
 

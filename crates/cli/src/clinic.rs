@@ -1,11 +1,95 @@
 //! `carehook clinic …` and `carehook demo`: clinic actions against a running carehook over
 //! HTTP, so a person can fire each event from the shell. Each command prints the record the
-//! server answered (JSON, with its `id` and the events it fired).
+//! server answered (JSON, with its `id` and the events it fired). `carehook demo` sends the
+//! library's demo clinic (`carehook::demo`) through [`ApiSink`].
 
+use carehook::demo::{DemoSink, SinkFuture};
+use carehook_core::clinic::{Kind, Ref};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, Remote};
+use crate::client::{Client, Refused, Server};
+
+/// Where the server is, how to get in, and who acts.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    #[command(flatten)]
+    pub server: Server,
+    /// The id of the clinic user acting (`current_user_id` in the events).
+    #[arg(long, env = "CAREHOOK_USER_ID")]
+    pub user_id: Option<i64>,
+}
+
+/// The client, with paths under `/api/v1` and a refusal read as the server wrote it:
+/// `422 invalid (email): "x" is not an e-mail address`.
+#[derive(Debug)]
+struct Records(Client);
+
+impl Records {
+    fn new(remote: Remote) -> anyhow::Result<Records> {
+        let client = Client::connect(&remote.server)?.with_user(remote.user_id);
+        if !client.has_token() {
+            return Err(crate::UsageError(
+                "no API token: pass --token or set CAREHOOK_TOKEN (the admin token `carehook serve` printed)"
+                    .into(),
+            )
+            .into());
+        }
+        Ok(Records(client))
+    }
+
+    /// `method` on `/api/v1{path}`; the answer's JSON, or the server's error as an error.
+    async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        self.0
+            .call(method, &format!("/api/v1{path}"), body)
+            .await
+            .map_err(|e| {
+                // A refusal reads with its status, code and field, and exits 2.
+                match e.downcast_ref::<Refused>() {
+                    Some(r) => {
+                        let err = &r.body["error"];
+                        let field = err["field"]
+                            .as_str()
+                            .filter(|f| !f.is_empty())
+                            .map(|f| format!(" ({f})"))
+                            .unwrap_or_default();
+                        let message = err["message"]
+                            .as_str()
+                            .map_or_else(|| r.message.clone(), String::from);
+                        crate::UsageError(format!(
+                            "{} {}{field}: {message}",
+                            r.status,
+                            err["code"].as_str().unwrap_or("error")
+                        ))
+                        .into()
+                    }
+                    None => e,
+                }
+            })
+    }
+}
+
+/// The demo clinic's records, sent to a running server's API.
+struct ApiSink<'a>(&'a Records);
+
+impl DemoSink for ApiSink<'_> {
+    fn create(&self, kind: Kind, parent: Option<(Ref, i64)>, body: Value) -> SinkFuture<'_, Value> {
+        Box::pin(async move {
+            let path = match parent {
+                Some((r, id)) => format!("/{}/{id}/{}", r.kind().collection(), kind.collection()),
+                None => format!("/{}", kind.collection()),
+            };
+            self.0.send("POST", &path, Some(&body)).await
+        })
+    }
+
+    fn update(&self, kind: Kind, id: i64, body: Value) -> SinkFuture<'_, ()> {
+        Box::pin(async move {
+            let path = format!("/{}/{id}", kind.collection());
+            self.0.send("PATCH", &path, Some(&body)).await.map(drop)
+        })
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct ClinicArgs {
@@ -123,14 +207,12 @@ fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
 }
 
 fn collection(kind: &str) -> anyhow::Result<String> {
-    let kind: carehook_core::clinic::Kind = kind
-        .parse()
-        .map_err(|e: String| crate::cli::UsageError(e))?;
+    let kind: Kind = kind.parse().map_err(|e: String| crate::UsageError(e))?;
     Ok(kind.collection())
 }
 
 pub fn run(args: ClinicArgs) -> anyhow::Result<()> {
-    let client = Client::new(args.remote)?;
+    let client = Records::new(args.remote)?;
     let (method, path, body) = match args.action {
         Action::AddPatient {
             clinic,
@@ -238,11 +320,11 @@ pub fn run(args: ClinicArgs) -> anyhow::Result<()> {
 
 /// `carehook demo`: the demo clinic, through a running server's API.
 pub fn run_demo(remote: Remote) -> anyhow::Result<()> {
-    let client = Client::new(remote)?;
+    let client = Records::new(remote)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let clinic = runtime.block_on(crate::demo::fill(crate::demo::Target::Remote(&client)))?;
+    let clinic = runtime.block_on(carehook::demo::fill(&ApiSink(&client)))?;
     println!("Added the demo clinic (Riverside Family Clinic) as clinic {clinic}.");
     Ok(())
 }

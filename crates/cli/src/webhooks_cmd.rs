@@ -1,11 +1,12 @@
-//! `carehook webhooks …`: manage webhooks on a running server.
+//! `carehook webhooks …`: manage webhooks on a running server. A webhook's
+//! destination is `--url`, as in its JSON; carehook's own address is `--server`.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::{
-    Client, ClientArgs, block_on, cell, clip, parse_data, print_json, print_table, read_json_file,
-    seg,
+use crate::client::{
+    Client, ClientArgs, block_on, cell, clip, expect_fields, parse_data, print_json, print_table,
+    read_json_file, seg,
 };
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ pub enum WebhooksCommand {
     /// Examples:
     ///   carehook webhooks create --file hook.json
     ///   echo '{"name":"Slack","events":["kc_appointment_book"],"url":"https://hooks.slack.com/services/T/B/X","body":"{\"text\":\"{{patient_name}}\"}"}' | carehook webhooks create --file -
-    ///   carehook webhooks create --from-preset slack_new_appointment --endpoint https://hooks.slack.com/services/T/B/X
+    ///   carehook webhooks create --from-preset slack_new_appointment --url https://hooks.slack.com/services/T/B/X
     ///   carehook webhooks create --from-preset twilio_sms_confirmation --value from_number=+15017122661 \
     ///       --auth-username AC123 --auth-secret "$TWILIO_TOKEN"
     #[command(verbatim_doc_comment)]
@@ -53,14 +54,20 @@ pub enum WebhooksCommand {
         /// A preset id; what it still needs is named if missing.
         #[arg(long)]
         from_preset: Option<String>,
-        /// With --from-preset: the endpoint URL the webhook sends to (`--url` is carehook's own).
-        #[arg(long, requires = "from_preset")]
-        endpoint: Option<String>,
+        /// With --from-preset: where the webhook sends its requests, the receiver's URL
+        /// (`--endpoint` too). carehook's own address is --server or CAREHOOK_URL.
+        #[arg(
+            long,
+            alias = "endpoint",
+            requires = "from_preset",
+            conflicts_with = "file"
+        )]
+        url: Option<String>,
         /// With --from-preset: a preset value, as KEY=VALUE (repeatable).
-        #[arg(long = "value", requires = "from_preset")]
+        #[arg(long = "value", requires = "from_preset", conflicts_with = "file")]
         values: Vec<String>,
         /// With --from-preset: the basic-auth username.
-        #[arg(long, requires = "from_preset")]
+        #[arg(long, requires = "from_preset", conflicts_with = "file")]
         auth_username: Option<String>,
         /// With --from-preset: the password, token or API key the preset's auth needs.
         #[arg(
@@ -151,7 +158,7 @@ pub fn run(args: WebhooksArgs) -> anyhow::Result<()> {
 async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
     match cmd {
         WebhooksCommand::List => {
-            let v = c.get("/api/v1/webhooks").await?;
+            let v = expect_fields(c.get("/api/v1/webhooks").await?, &["items"])?;
             if c.json {
                 print_json(&v);
                 return Ok(());
@@ -178,12 +185,12 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
         }
         WebhooksCommand::Get { id } => {
             let v = c.get(&format!("/api/v1/webhooks/{}", seg(&id))).await?;
-            show_webhook(&c, &v);
+            show_webhook(&c, &expect_fields(v, &["id"])?);
         }
         WebhooksCommand::Create {
             file,
             from_preset,
-            endpoint,
+            url,
             values,
             auth_username,
             auth_secret,
@@ -191,11 +198,14 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
             let spec = match (file, from_preset) {
                 (Some(file), _) => read_json_file(&file)?,
                 (None, Some(preset)) => {
-                    preset_body(&preset, endpoint, &values, auth_username, auth_secret)?
+                    preset_body(&preset, url, &values, auth_username, auth_secret)?
                 }
                 (None, None) => unreachable!("clap requires --file or --from-preset"),
             };
-            let v = c.post("/api/v1/webhooks", &spec).await?;
+            let v = expect_fields(
+                c.post("/api/v1/webhooks", &spec).await?,
+                &["id", "signing_secret"],
+            )?;
             if c.json {
                 print_json(&v);
             } else {
@@ -216,6 +226,7 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
                     Some(&patch),
                 )
                 .await?;
+            let v = expect_fields(v, &["id", "version"])?;
             if c.json {
                 print_json(&v);
             } else {
@@ -245,6 +256,7 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
                     &json!({}),
                 )
                 .await?;
+            let v = expect_fields(v, &["signing_secret"])?;
             if c.json {
                 print_json(&v);
             } else {
@@ -263,6 +275,7 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/api/v1/webhooks/{}/test", seg(&id)), &body)
                 .await?;
+            let v = expect_fields(v, &["outcome"])?;
             if c.json {
                 print_json(&v);
             } else {
@@ -292,7 +305,7 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
                 println!("logged as delivery {} (a test)", cell(&v["delivery_id"]));
             }
             if v["outcome"] != "succeeded" {
-                return Err(super::Failed("the test send did not succeed".into()).into());
+                return Err(crate::Failed("the test send did not succeed".into()).into());
             }
         }
         WebhooksCommand::Preview {
@@ -337,6 +350,7 @@ async fn set_enabled(c: &Client, id: &str, enabled: bool) -> anyhow::Result<()> 
             Some(&json!({ "enabled": enabled })),
         )
         .await?;
+    let v = expect_fields(v, &["id"])?;
     if c.json {
         print_json(&v);
     } else {
@@ -434,7 +448,7 @@ fn preset_body(
     let mut map = serde_json::Map::new();
     for v in values {
         let (k, val) = v.split_once('=').ok_or_else(|| {
-            crate::cli::UsageError(format!(
+            crate::UsageError(format!(
                 "--value {v}: write it as KEY=VALUE, e.g. from_number=+15017122661"
             ))
         })?;
