@@ -4,7 +4,9 @@
 //! - [`api`]: the HTTP API under `/api/v1` (clinic records in [`api::clinic`]).
 //! - [`ui`]: the admin UI under `/ui`.
 //! - [`intake`]: events in, with group commit.
-//! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
+//! - [`dispatcher`]: deliveries out: claim, render, sign, send, record; its
+//!   scheduling state (queues, caps, pacing) is the pure [`dispatcher::schedule`].
+//! - [`supervise`]: background tasks restarted after a panic; `/healthz` reports them.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
 //! - [`registry`]: webhooks compiled in memory.
 //! - [`metrics`]: Prometheus counters, `GET /metrics`.
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod presets_cmd;
 pub mod registry;
+pub mod supervise;
 pub mod time;
 pub mod ui;
 pub mod vault;
