@@ -39,6 +39,9 @@ pub const DEFAULT_JITTER: f64 = 0.2;
 /// Longest delay a schedule may hold; also caps every computed delay, so even
 /// an unvalidated policy cannot park a delivery for years.
 pub const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Longest `max_age`: past a year a clinic message means nothing, and the
+/// bound keeps every age in milliseconds far inside an `i64`.
+pub const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Most attempts a policy may ask for.
 pub const MAX_ATTEMPTS: u32 = 50;
 /// Largest jitter allowed: beyond ±50 % the schedule stops meaning anything.
@@ -189,6 +192,18 @@ impl RetryPolicy {
             return Err(RetryError::invalid(
                 "retry.max_age",
                 "must be longer than zero (use null for no limit)",
+            ));
+        }
+        if let Some(max_age) = self.max_age
+            && max_age > MAX_MAX_AGE
+        {
+            return Err(RetryError::invalid(
+                "retry.max_age",
+                format!(
+                    "{} is longer than the maximum of {} (use null for no limit)",
+                    format_duration(max_age),
+                    format_duration(MAX_MAX_AGE)
+                ),
             ));
         }
         if !(0.0..=MAX_JITTER).contains(&self.jitter) {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,13 @@ pub const MIN_TIMEOUT_MS: u64 = 100;
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 /// Default number of requests in flight to one webhook at once.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 8;
+/// Most requests in flight to one webhook at once.
+pub const MAX_MAX_IN_FLIGHT: u32 = 256;
+/// Bounds on a webhook's rate limit, in requests per second. The lower bound
+/// keeps the wait for the next token under 1000 s: a rate like `1e-300` would
+/// otherwise ask the dispatcher for a wait no `Duration` can hold.
+pub const MIN_RATE: f64 = 0.001;
+pub const MAX_RATE: f64 = 10_000.0;
 /// What a masked secret looks like in answers and logs.
 pub const MASK: &str = "********";
 
@@ -78,6 +86,58 @@ impl ContentType {
             ContentType::Form => Context::FormBody,
             ContentType::Text => Context::Text,
         }
+    }
+}
+
+/// A rate limit in requests per second, within [`MIN_RATE`]..=[`MAX_RATE`].
+/// Only [`Rate::new`] makes one, so every pacing figure derived from it
+/// (the interval between requests, the burst) is a small, finite number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Rate(f64);
+
+impl Rate {
+    /// `None` for anything outside the bounds (NaN and infinities included).
+    pub fn new(per_second: f64) -> Option<Rate> {
+        (MIN_RATE..=MAX_RATE)
+            .contains(&per_second)
+            .then_some(Rate(per_second))
+    }
+
+    pub fn per_second(self) -> f64 {
+        self.0
+    }
+
+    /// Time between two requests at this rate: 100 µs to 1000 s.
+    pub fn interval(self) -> Duration {
+        Duration::from_nanos((1e9 / self.0).round() as u64)
+    }
+
+    /// Requests that may go at once after an idle spell: a second's worth,
+    /// at least one (1 to 10 000).
+    pub fn burst(self) -> u32 {
+        (self.0.floor() as u32).max(1)
+    }
+}
+
+/// What the dispatcher needs from a webhook to schedule and send its
+/// deliveries, checked when the webhook is compiled: every figure is within
+/// bounds, so no arithmetic on them can overflow or panic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryLimits {
+    /// Requests in flight at once: 1 to [`MAX_MAX_IN_FLIGHT`].
+    pub max_in_flight: u32,
+    pub rate: Option<Rate>,
+    /// Per-attempt timeout: [`MIN_TIMEOUT_MS`] to [`MAX_TIMEOUT_MS`].
+    pub timeout: Duration,
+    /// Older deliveries are dropped unsent; at most [`crate::retry::MAX_MAX_AGE`].
+    pub max_age: Option<Duration>,
+}
+
+impl DeliveryLimits {
+    /// `max_age` in milliseconds, for comparing with stored timestamps.
+    pub fn max_age_ms(&self) -> Option<i64> {
+        self.max_age
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }
 
@@ -317,6 +377,8 @@ pub struct RenderedRequest {
 pub struct CompiledWebhook {
     pub spec: WebhookSpec,
     pub scope: Scope,
+    /// The spec's scheduling figures, validated.
+    pub limits: DeliveryLimits,
     url: Template,
     headers: Vec<(String, Template)>,
     query: Vec<(String, Template)>,
@@ -499,24 +561,34 @@ impl WebhookSpec {
         self.retry.validate().map_err(|e| {
             ValidationError::new(e.field().unwrap_or("retry").to_string(), e.to_string())
         })?;
-        if let Some(rate) = self.rate_limit
-            && !(rate > 0.0 && rate <= 10_000.0)
-        {
-            return Err(ValidationError::new(
-                "rate_limit",
-                "the rate limit must be between 0 and 10000 requests per second",
-            ));
-        }
-        if !(1..=256).contains(&self.max_in_flight) {
+        let rate = match self.rate_limit {
+            None => None,
+            Some(r) => Some(Rate::new(r).ok_or_else(|| {
+                ValidationError::new(
+                    "rate_limit",
+                    format!(
+                        "the rate limit must be between {MIN_RATE} and {MAX_RATE} requests per second (leave it out for no limit)"
+                    ),
+                )
+            })?),
+        };
+        if !(1..=MAX_MAX_IN_FLIGHT).contains(&self.max_in_flight) {
             return Err(ValidationError::new(
                 "max_in_flight",
-                "max_in_flight must be between 1 and 256",
+                format!("max_in_flight must be between 1 and {MAX_MAX_IN_FLIGHT}"),
             ));
         }
+        let limits = DeliveryLimits {
+            max_in_flight: self.max_in_flight,
+            rate,
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_age: self.retry.max_age,
+        };
 
         let compiled = CompiledWebhook {
             spec: self.clone(),
             scope,
+            limits,
             url,
             headers,
             query,
@@ -703,6 +775,94 @@ mod tests {
         get["method"] = json!("GET");
         get["body"] = json!("{}");
         assert_eq!(spec(get).compile().unwrap_err().field, "body");
+    }
+
+    #[test]
+    fn scheduling_figures_out_of_bounds_are_refused_naming_the_field() {
+        let base = json!({"name": "n", "events": ["kc_patient_add"], "url": "https://x.org/"});
+        let compile = |k: &str, v: serde_json::Value| {
+            let mut b = base.clone();
+            let (head, tail) = k.split_once('.').unwrap_or((k, ""));
+            if tail.is_empty() {
+                b[head] = v;
+            } else {
+                b[head] = json!({ tail: v });
+            }
+            spec(b).compile().map(|(c, _)| c.limits)
+        };
+        let field = |k: &str, v: serde_json::Value| compile(k, v).unwrap_err().field;
+        // The rate that stopped every delivery on a node, and its cousins.
+        for bad in [
+            json!(1e-300),
+            json!(5e-324),
+            json!(0.000_999),
+            json!(0),
+            json!(-1),
+            json!(10_000.5),
+            json!(1e308),
+        ] {
+            assert_eq!(field("rate_limit", bad.clone()), "rate_limit", "{bad}");
+        }
+        for (k, v) in [
+            ("max_in_flight", json!(0)),
+            ("max_in_flight", json!(257)),
+            ("max_in_flight", json!(u32::MAX)),
+            ("timeout_ms", json!(99)),
+            ("timeout_ms", json!(60_001)),
+            ("timeout_ms", json!(u64::MAX)),
+            ("retry.max_age", json!("366d")),
+            ("retry.max_age", json!(u64::MAX)),
+            ("retry.max_age", json!("0s")),
+            ("retry.jitter", json!(0.6)),
+            ("retry.jitter", json!(-0.1)),
+        ] {
+            assert_eq!(field(k, v.clone()), k, "{k} = {v}");
+        }
+        assert_eq!(field("retry.schedule", json!(["8d"])), "retry.schedule[0]");
+        assert_eq!(field("retry.max_attempts", json!(51)), "retry.max_attempts");
+
+        // The bounds themselves are accepted, and give bounded figures.
+        let slow = compile("rate_limit", json!(0.001)).unwrap();
+        let rate = slow.rate.unwrap();
+        assert_eq!(rate.interval(), Duration::from_secs(1000));
+        assert_eq!(rate.burst(), 1);
+        let fast = compile("rate_limit", json!(10_000)).unwrap().rate.unwrap();
+        assert_eq!(fast.interval(), Duration::from_micros(100));
+        assert_eq!(fast.burst(), 10_000);
+        assert_eq!(slow.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(slow.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        let old = compile("retry.max_age", json!("365d")).unwrap();
+        assert_eq!(old.max_age_ms(), Some(365 * 24 * 3600 * 1000));
+        assert_eq!(
+            compile("max_in_flight", json!(256)).unwrap().max_in_flight,
+            256
+        );
+        assert_eq!(
+            compile("retry.max_age", serde_json::Value::Null)
+                .unwrap()
+                .max_age_ms(),
+            None
+        );
+    }
+
+    #[test]
+    fn rates_outside_the_bounds_make_no_rate() {
+        for bad in [
+            0.0,
+            -1.0,
+            1e-300,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            1e308,
+        ] {
+            assert_eq!(Rate::new(bad), None, "{bad}");
+        }
+        assert_eq!(
+            Rate::new(2.5).unwrap().interval(),
+            Duration::from_millis(400)
+        );
+        assert_eq!(Rate::new(2.5).unwrap().burst(), 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The one seam: [`run`] starts carehook (API, dispatcher, background jobs)
-//! on a listener it is given and stops when `shutdown` completes. `carehook
+//! on a listener it is given and stops when `shutdown` completes, or with an
+//! error when a supervised background task keeps panicking. `carehook
 //! serve` and every integration test go through it, so tests run the real
 //! thing on port 0.
 
@@ -18,6 +19,7 @@ use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::outbound::{DestinationPolicy, Outbound};
 use crate::registry::Registry;
+use crate::supervise::Supervisor;
 use crate::time::now_ms;
 use crate::vault::Vault;
 
@@ -58,6 +60,8 @@ impl Settings {
 
 /// Runs carehook until `shutdown` completes, then drains: the API stops
 /// taking requests, the dispatcher finishes or releases what it holds.
+/// Returns an error, after the same drain, when a background task panicked
+/// [`crate::supervise::MAX_PANICS`] times (so the process exits non-zero).
 pub async fn run(
     settings: Settings,
     store: Arc<dyn Store>,
@@ -73,6 +77,9 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    // Every background task is supervised: restarted after a panic, and
+    // the process ends (an error from `run`) if one keeps panicking.
+    let (supervisor, mut fatal) = Supervisor::new(stop_rx.clone());
     let mut jobs = tokio::task::JoinSet::new();
     if let Some(config) = settings.dispatcher.clone() {
         let dispatcher = Dispatcher::new(
@@ -82,30 +89,41 @@ pub async fn run(
             config,
             metrics.clone(),
         );
-        jobs.spawn(dispatcher.run(stop_rx.clone()));
-        jobs.spawn(auto_disable_loop(
-            store.clone(),
-            registry.clone(),
-            settings.auto_disable_after,
-            stop_rx.clone(),
-        ));
+        let recorder = dispatcher.recorder();
+        jobs.spawn(supervisor.supervise("recorder", move || recorder.clone().run()));
+        let stop = stop_rx.clone();
+        jobs.spawn(
+            supervisor.supervise("dispatcher", move || dispatcher.clone().run(stop.clone())),
+        );
+        let (store, registry, stop) = (store.clone(), registry.clone(), stop_rx.clone());
+        let window = settings.auto_disable_after;
+        jobs.spawn(supervisor.supervise("auto_disable", move || {
+            auto_disable_loop(store.clone(), registry.clone(), window, stop.clone())
+        }));
     }
-    jobs.spawn(refresh_loop(
-        store.clone(),
-        registry.clone(),
-        settings.registry_refresh,
-        stop_rx.clone(),
-    ));
+    {
+        let (store, registry, stop) = (store.clone(), registry.clone(), stop_rx.clone());
+        let every = settings.registry_refresh;
+        jobs.spawn(supervisor.supervise("registry_refresh", move || {
+            refresh_loop(store.clone(), registry.clone(), every, stop.clone())
+        }));
+    }
+
+    // The writer ends once the API is gone (every `Intake` dropped), so it
+    // is not waited for with the jobs.
+    let (intake, writer) = Intake::new(store.clone(), metrics.clone());
+    tokio::spawn(supervisor.supervise("intake_writer", move || writer.clone().run()));
 
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
         registry,
-        intake: Intake::start(store.clone(), metrics.clone()),
+        intake,
         outbound,
         admin_token_hash: settings.admin_token_hash.clone(),
         metrics,
         token_touches: Default::default(),
         metrics_on_api: settings.metrics_listen.is_none(),
+        tasks: supervisor.board.clone(),
     }));
 
     if let Some(addr) = settings.metrics_listen {
@@ -147,11 +165,17 @@ pub async fn run(
         drop(listener);
     }
 
-    shutdown.await;
+    let failed = tokio::select! {
+        _ = shutdown => None,
+        why = fatal.recv() => why,
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     while jobs.join_next().await.is_some() {}
-    Ok(())
+    match failed {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// Reloads webhooks when the store says they changed (on PostgreSQL, also

@@ -30,36 +30,56 @@ pub struct Intake {
     tx: mpsc::Sender<(NewEvent, Reply)>,
 }
 
-impl Intake {
-    /// Starts the writer task; it ends when every `Intake` clone is dropped.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Intake {
-        let (tx, mut rx) = mpsc::channel::<(NewEvent, Reply)>(MAX_BATCH * 4);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (events, replies): (Vec<NewEvent>, Vec<Reply>) =
-                    std::mem::take(&mut batch).into_iter().unzip();
-                match store.record_events(events).await {
-                    Ok(recorded) => {
-                        let created = recorded.iter().filter(|r| !r.is_duplicate());
-                        let (events, deliveries) = created.fold((0, 0), |(e, d), r| {
-                            (e + 1, d + r.delivery_ids().len() as u64)
-                        });
-                        metrics.events_recorded(events, deliveries);
-                        for (reply, r) in replies.into_iter().zip(recorded) {
-                            let _ = reply.send(Ok(r));
-                        }
+/// The writer task's body, restartable: a writer started again after a
+/// panic takes up the same queue (the batch in hand is answered with an
+/// error when its replies drop). It ends when every `Intake` clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<(NewEvent, Reply)>>>,
+}
+
+impl Writer {
+    pub async fn run(self) {
+        let Writer { store, metrics, rx } = self;
+        let mut rx = rx.lock().await;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let (events, replies): (Vec<NewEvent>, Vec<Reply>) =
+                std::mem::take(&mut batch).into_iter().unzip();
+            match store.record_events(events).await {
+                Ok(recorded) => {
+                    let created = recorded.iter().filter(|r| !r.is_duplicate());
+                    let (events, deliveries) = created.fold((0, 0), |(e, d), r| {
+                        (e + 1, d + r.delivery_ids().len() as u64)
+                    });
+                    metrics.events_recorded(events, deliveries);
+                    for (reply, r) in replies.into_iter().zip(recorded) {
+                        let _ = reply.send(Ok(r));
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "recording events failed");
-                        for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recording events failed");
+                    for reply in replies {
+                        let _ = reply.send(Err(e.to_string()));
                     }
                 }
             }
-        });
-        Intake { tx }
+        }
+    }
+}
+
+impl Intake {
+    /// The intake and its writer; run the writer (supervised) alongside.
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> (Intake, Writer) {
+        let (tx, rx) = mpsc::channel::<(NewEvent, Reply)>(MAX_BATCH * 4);
+        let writer = Writer {
+            store,
+            metrics,
+            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+        };
+        (Intake { tx }, writer)
     }
 
     /// Records one event durably; returns once it is committed.

@@ -7,7 +7,9 @@
 //!   the only module that knows status codes.
 //! - [`ui`]: the admin UI under `/ui`.
 //! - [`intake`]: events in, with group commit.
-//! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
+//! - [`dispatcher`]: deliveries out: claim, render, sign, send, record; its
+//!   scheduling state (queues, caps, pacing) is the pure [`dispatcher::schedule`].
+//! - [`supervise`]: background tasks restarted after a panic; `/healthz` reports them.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
 //! - [`registry`]: webhooks compiled in memory (a broken one, whose secrets
 //!   do not open, stays listed and unsent).
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod registry;
 pub mod service;
+pub mod supervise;
 pub mod time;
 pub mod ui;
 pub mod vault;

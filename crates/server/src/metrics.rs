@@ -64,14 +64,21 @@ impl Metrics {
         self.test_sends.fetch_add(1, Relaxed);
     }
 
-    /// Counts finished attempts: `(webhook, record)` pairs.
+    /// Counts finished attempts: `(webhook, record, gave_up)`, where
+    /// `gave_up` says the retry policy ended the delivery after this
+    /// attempt: counted as `gave_up`, though the log calls it failed.
     pub fn attempts_recorded<'a>(
         &self,
-        batch: impl IntoIterator<Item = (Uuid, &'a AttemptRecord)>,
+        batch: impl IntoIterator<Item = (Uuid, &'a AttemptRecord, bool)>,
     ) {
         let mut failed: Vec<Uuid> = Vec::new();
-        for (webhook, r) in batch {
-            self.attempts[outcome_index(r.outcome)].fetch_add(1, Relaxed);
+        for (webhook, r, gave_up) in batch {
+            let outcome = if gave_up {
+                AttemptOutcome::GaveUp
+            } else {
+                r.outcome
+            };
+            self.attempts[outcome_index(outcome)].fetch_add(1, Relaxed);
             if r.outcome != AttemptOutcome::Succeeded {
                 failed.push(webhook);
             }
@@ -127,7 +134,7 @@ impl Metrics {
             self.test_sends.load(Relaxed),
         );
 
-        out.push_str("# HELP carehook_delivery_attempts_total Delivery attempts by outcome.\n");
+        out.push_str("# HELP carehook_delivery_attempts_total Delivery attempts by outcome (gave_up: the last attempt of a delivery its retry policy ended, or one dropped unsent).\n");
         out.push_str("# TYPE carehook_delivery_attempts_total counter\n");
         for o in OUTCOMES {
             let _ = writeln!(
@@ -218,7 +225,7 @@ mod tests {
             record(AttemptOutcome::Succeeded, 20),
             record(AttemptOutcome::Retry, 700),
         );
-        m.attempts_recorded([(w, &a), (w, &b)]);
+        m.attempts_recorded([(w, &a, false), (w, &b, false)]);
         let text = m.render(Some(QueueDepth {
             due: 1,
             scheduled: 2,

@@ -16,6 +16,7 @@ pub(crate) mod previews;
 pub mod tokens;
 pub(crate) mod webhooks;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -95,28 +96,47 @@ pub fn router(state: AppState) -> Router {
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct Health {
-    /// `ok`
+    /// `ok`, or `degraded` (with a 503) while a background task is
+    /// restarting after a panic or has failed.
     status: String,
     /// `sqlite` or `postgres`
     database: String,
+    /// Each background task: `running`, `restarting`, `stopped` or `failed`.
+    tasks: BTreeMap<String, crate::supervise::TaskState>,
+    /// Panics since the start, for each task that had any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    panics: BTreeMap<String, u32>,
 }
 
-/// Health check: the process answers and its database does. No token needed.
+/// Health check: the process answers, its database does, and every
+/// background task runs. No token needed.
 #[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
-    responses((status = 200, body = Health), (status = 500, body = error::ErrorBody)))]
+    responses((status = 200, body = Health), (status = 503, body = Health),
+        (status = 500, body = error::ErrorBody)))]
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Json<Health>, ApiError> {
+) -> Result<(axum::http::StatusCode, Json<Health>), ApiError> {
     // A cheap read proves the database answers.
     state
         .store
         .kv_get("schema")
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(Health {
-        status: "ok".into(),
-        database: state.store.backend().into(),
-    }))
+    let healthy = state.tasks.healthy();
+    let code = if healthy {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((
+        code,
+        Json(Health {
+            status: if healthy { "ok" } else { "degraded" }.into(),
+            database: state.store.backend().into(),
+            tasks: state.tasks.states(),
+            panics: state.tasks.panics(),
+        }),
+    ))
 }
 
 /// Prometheus metrics in the text format. No token needed (like `/healthz`):

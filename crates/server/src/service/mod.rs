@@ -50,6 +50,8 @@ pub struct Context {
     pub token_touches: Mutex<HashMap<Uuid, i64>>,
     /// False when `--metrics-listen` serves metrics elsewhere.
     pub metrics_on_api: bool,
+    /// Background tasks' liveness, for `/healthz`.
+    pub tasks: Arc<crate::supervise::TaskBoard>,
 }
 
 /// Who (or what) acts: kept where a change records its author (today, a
