@@ -221,15 +221,9 @@ async fn auto_disable_loop(
                         "every delivery failed for {}; fix the endpoint, then enable the webhook again",
                         carehook_core::retry::format_duration(window)
                     );
-                    let by = crate::service::Actor::System("auto-disable");
-                    let _ = crate::service::webhooks::disable_in(
-                        &*store,
-                        &registry,
-                        &by,
-                        id,
-                        Some(reason),
-                    )
-                    .await;
+                    let by = crate::domain::Actor::System("auto-disable");
+                    let _ =
+                        crate::registry::disable(&*store, &registry, &by, id, Some(reason)).await;
                 }
                 let _ = registry.refresh(&*store).await;
             }

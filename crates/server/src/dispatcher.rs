@@ -451,17 +451,9 @@ async fn record_loop(
         }
         for id in gone {
             let reason = "the endpoint answered 410 Gone, so carehook disabled the webhook";
-            let by = crate::service::Actor::System("dispatcher: endpoint answered 410 Gone");
-            match crate::service::webhooks::disable_in(
-                &*store,
-                &registry,
-                &by,
-                id,
-                Some(reason.into()),
-            )
-            .await
-            {
-                Ok(_) | Err(crate::service::Error::NotFound(_)) => {}
+            let by = crate::domain::Actor::System("dispatcher: endpoint answered 410 Gone");
+            match crate::registry::disable(&*store, &registry, &by, id, Some(reason.into())).await {
+                Ok(_) | Err(crate::domain::Error::NotFound(_)) => {}
                 Err(e) => {
                     tracing::error!(webhook = %id, error = %e.message(), "could not disable webhook")
                 }

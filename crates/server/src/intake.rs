@@ -16,9 +16,9 @@ use chrono::{SecondsFormat, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::domain::Error;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::service::Error;
 
 /// The most events one commit takes.
 pub const MAX_BATCH: usize = 512;

@@ -6,6 +6,7 @@
 //! - [`api`]: the HTTP API under `/api/v1` (clinic records in [`api::clinic`]);
 //!   the only module that knows status codes.
 //! - [`ui`]: the admin UI under `/ui`.
+//! - [`domain`]: who acts and what can go wrong, below everything that acts.
 //! - [`intake`]: events in, with group commit.
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record; its
 //!   scheduling state (queues, caps, pacing) is the pure [`dispatcher::schedule`].
@@ -27,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod demo;
 pub mod dispatcher;
+pub mod domain;
 pub mod intake;
 pub mod metrics;
 pub mod outbound;

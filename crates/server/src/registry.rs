@@ -20,6 +20,7 @@ use carehook_store::{Store, WebhookRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::Actor;
 use crate::vault::Vault;
 
 /// How long a rotated-out signing secret keeps signing.
@@ -318,4 +319,38 @@ impl Registry {
         *self.webhooks.write().expect("registry lock") = Arc::new(map);
         Ok(())
     }
+}
+
+/// Turns a webhook off, recording who (`actor`) and why (`reason`, if one is known): the one
+/// function every path that disables a webhook ends in (the API and the UI through
+/// `service::webhooks::disable`, the dispatcher on a 410, the auto-disable job). It lives
+/// here, below the service layer, so the background jobs reach it without depending on it.
+pub async fn disable(
+    store: &dyn Store,
+    registry: &Registry,
+    actor: &Actor,
+    id: Uuid,
+    reason: Option<String>,
+) -> crate::domain::Result<Arc<Loaded>> {
+    let _gate = registry.write_gate().await;
+    let record = Disabled {
+        by: Some(actor.to_string()),
+        reason: reason.clone(),
+    };
+    if !store
+        .set_webhook_enabled(id, false, Some(record.encode()))
+        .await?
+    {
+        return Err(crate::domain::Error::NotFound("webhook"));
+    }
+    match &reason {
+        Some(r) => tracing::warn!(webhook = %id, by = %actor, "webhook disabled: {r}"),
+        None => tracing::info!(webhook = %id, by = %actor, "webhook disabled"),
+    }
+    let row = store
+        .get_webhook(id)
+        .await?
+        .ok_or(crate::domain::Error::NotFound("webhook"))?;
+    Ok(registry
+        .put(Loaded::from_row(row, registry.vault()).map_err(crate::domain::Error::internal)?))
 }

@@ -21,7 +21,7 @@ use carehook_core::catalog::{self, EventType};
 use carehook_core::signing::SigningSecret;
 use carehook_core::webhook::{CompiledWebhook, MASK, ValidationError, Warning, WebhookSpec};
 use carehook_core::{Vars, presets};
-use carehook_store::{Claimed, NewDelivery, NewEvent, NewWebhook, Store, WebhookStats};
+use carehook_store::{Claimed, NewDelivery, NewEvent, NewWebhook, WebhookStats};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -32,7 +32,7 @@ use super::{Actor, Context, Error, Result, parse_json};
 use crate::dispatcher::{self, build_request};
 use crate::intake::overlay_data;
 use crate::registry::{
-    Disabled, Loaded, ROTATION_OVERLAP_MS, Registry, StoredSecret, StoredWebhook, seal_spec,
+    Disabled, Loaded, ROTATION_OVERLAP_MS, StoredSecret, StoredWebhook, seal_spec,
 };
 use crate::time::now_ms;
 
@@ -346,38 +346,7 @@ pub async fn disable(
     id: Uuid,
     reason: Option<String>,
 ) -> Result<Arc<Loaded>> {
-    disable_in(&*ctx.store, &ctx.registry, actor, id, reason).await
-}
-
-/// [`disable`] for the background jobs, which hold the store and the
-/// registry rather than a whole [`Context`].
-pub async fn disable_in(
-    store: &dyn Store,
-    registry: &Registry,
-    actor: &Actor,
-    id: Uuid,
-    reason: Option<String>,
-) -> Result<Arc<Loaded>> {
-    let _gate = registry.write_gate().await;
-    let record = Disabled {
-        by: Some(actor.to_string()),
-        reason: reason.clone(),
-    };
-    if !store
-        .set_webhook_enabled(id, false, Some(record.encode()))
-        .await?
-    {
-        return Err(Error::NotFound("webhook"));
-    }
-    match &reason {
-        Some(r) => tracing::warn!(webhook = %id, by = %actor, "webhook disabled: {r}"),
-        None => tracing::info!(webhook = %id, by = %actor, "webhook disabled"),
-    }
-    let row = store
-        .get_webhook(id)
-        .await?
-        .ok_or(Error::NotFound("webhook"))?;
-    Ok(registry.put(Loaded::from_row(row, registry.vault()).map_err(Error::internal)?))
+    crate::registry::disable(&*ctx.store, &ctx.registry, actor, id, reason).await
 }
 
 /// Reads one webhook into the registry; the caller holds the write gate.

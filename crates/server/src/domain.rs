@@ -1,0 +1,151 @@
+//! The domain's vocabulary, below every module that acts on it: who acts ([`Actor`]) and what
+//! can go wrong ([`Error`]), whatever the transport. The service layer re-exports both; the
+//! background jobs (intake, dispatcher) use them without depending on the service layer.
+
+use carehook_core::webhook::ValidationError;
+use carehook_store::StoreError;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// Who (or what) acts: kept where a change records its author (today, a
+/// webhook's `disabled_by`), and the hook for authorisation and audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A caller of the HTTP API, by token name (`admin` for the admin token).
+    Api(String),
+    /// Someone logged in to the admin UI, by the name of the token they used.
+    Ui(String),
+    /// carehook itself: the dispatcher, the auto-disable job, the demo.
+    System(&'static str),
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Api(name) if name == "admin" => f.write_str("api: the admin token"),
+            Actor::Api(name) => write!(f, "api token {name}"),
+            Actor::Ui(name) if name == "admin" => f.write_str("admin UI: the admin token"),
+            Actor::Ui(name) => write!(f, "admin UI: token {name}"),
+            Actor::System(what) => f.write_str(what),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the domain, whatever the transport.
+#[derive(Debug)]
+pub enum Error {
+    /// A field's value is wrong. `details` carries what helps fix it: a
+    /// template's `line`/`column`/`variable`, a preset's `missing` fields.
+    Invalid {
+        field: String,
+        message: String,
+        details: Map<String, Value>,
+    },
+    /// The input is not even the right shape (not an object, not JSON).
+    BadRequest(String),
+    /// No such thing; names what was looked for ("webhook", "delivery").
+    NotFound(&'static str),
+    /// The change clashes with what is stored.
+    Conflict(String),
+    /// The token is missing, mistyped or revoked.
+    Unauthorized(String),
+    /// carehook's own failure, already logged; the caller learns only that.
+    Internal,
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+            details: Map::new(),
+        }
+    }
+
+    /// An internal failure: logged here, once, and never shown to a client.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Error::Internal
+    }
+
+    /// The message a person reads (the UI shows it beside a form).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Invalid { message, .. } => message.clone(),
+            Error::BadRequest(m) | Error::Conflict(m) | Error::Unauthorized(m) => m.clone(),
+            Error::NotFound(what) => format!("no {what} with that id"),
+            Error::Internal => "carehook hit an internal error; see its log".into(),
+        }
+    }
+
+    /// The field at fault, for an invalid input.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<ValidationError> for Error {
+    fn from(e: ValidationError) -> Self {
+        let mut details = Map::new();
+        if let Some(l) = e.line {
+            details.insert("line".into(), l.into());
+        }
+        if let Some(c) = e.column {
+            details.insert("column".into(), c.into());
+        }
+        if let Some(v) = &e.variable {
+            details.insert("variable".into(), v.clone().into());
+        }
+        Error::Invalid {
+            field: e.field.clone(),
+            message: e.to_string(),
+            details,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(msg) => Error::BadRequest(msg),
+            StoreError::Rejected(f) => Error::invalid(f.field, f.message),
+            StoreError::Conflict(msg) => Error::Conflict(msg),
+            other => Error::internal(other),
+        }
+    }
+}
+
+/// Parses JSON into `T` with the path of the field at fault: a syntax error
+/// is [`Error::BadRequest`], a wrong or unknown field [`Error::Invalid`].
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    // Every body is an object. serde would also read a struct from an array
+    // of its fields in order (`[null, null]`), which no client means.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return if serde_json::from_slice::<Value>(bytes).is_ok() {
+            Err(Error::invalid("", "the body must be a JSON object"))
+        } else {
+            Err(Error::BadRequest("the body is not valid JSON".into()))
+        };
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::BadRequest(format!("the body is not valid JSON: {inner}"))
+        } else {
+            let mut msg = inner.to_string();
+            if let Some(i) = msg.rfind(" at line ") {
+                msg.truncate(i);
+            }
+            let field = if path == "." { String::new() } else { path };
+            Error::invalid(field, msg)
+        }
+    })
+}
