@@ -9,7 +9,8 @@
 //! out healthy endpoints. Finished attempts go to a recorder task that
 //! writes them in batches (one transaction for many results).
 //!
-//! Delivery is at-least-once: a crash leaves leases that expire, and the
+//! Delivery is at-least-once: a crash leaves leases, which the next start
+//! of this node or a live node's sweep releases (`node`), and the
 //! deliveries are claimed again; `webhook-id` is the delivery id, so a
 //! receiver can drop repeats.
 
@@ -46,6 +47,8 @@ pub struct DispatcherConfig {
     pub poll: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// This process as a node: claims are leased to it (see `node`).
+    pub node: crate::node::NodeConfig,
 }
 
 impl Default for DispatcherConfig {
@@ -56,6 +59,7 @@ impl Default for DispatcherConfig {
             lease: Duration::from_secs(150),
             poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            node: crate::node::NodeConfig::default(),
         }
     }
 }
@@ -210,6 +214,7 @@ impl Dispatcher {
                 match self
                     .store
                     .claim_due(
+                        &self.config.node.id,
                         now_ms(),
                         self.config.lease.as_millis() as i64,
                         limit,

@@ -5,6 +5,7 @@
 //! - [`ui`]: the admin UI under `/ui`.
 //! - [`intake`]: events in, with group commit.
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record.
+//! - [`node`]: this process's identity and heartbeat; frees dead nodes' leases.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
 //! - [`registry`]: webhooks compiled in memory.
 //! - [`metrics`]: Prometheus counters, `GET /metrics`.
@@ -23,6 +24,7 @@ pub mod dispatcher;
 pub mod events_cmd;
 pub mod intake;
 pub mod metrics;
+pub mod node;
 pub mod outbound;
 pub mod presets_cmd;
 pub mod registry;

@@ -2,8 +2,7 @@
 //!
 //! Everything the dialects share is written once, against this trait: its three primitives run
 //! a statement whose text both dialects accept, and its other methods are what really differs
-//! (claiming, the batch writes of events and attempts, releasing leases, notifying other
-//! nodes). A dialect is a value, so it can hold what only it needs (PostgreSQL's LISTEN task).
+//! (claiming, the batch inserts of events, deliveries and attempts, notifying other nodes). A dialect is a value, so it can hold what only it needs (PostgreSQL's LISTEN task).
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -12,7 +11,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::sql::Arg;
-use crate::types::{AttemptRecord, Claimed, NewEvent, NodeId, Recorded};
+use std::collections::HashSet;
+
+use crate::types::{AttemptRecord, Claimed, NewDelivery, NewEvent, NodeId};
 
 /// A connection of dialect `D`: inside a transaction, or taken from a pool.
 pub(crate) type Conn<D> = <<D as RunSql>::Db as Database>::Connection;
@@ -29,6 +30,16 @@ impl<T> Tuple for T where
 {
 }
 
+/// A claim's terms: lease due deliveries to `owner` until `lease_until`.
+#[derive(Debug)]
+pub(crate) struct Claim<'a> {
+    pub owner: &'a NodeId,
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: u32,
+    pub exclude: &'a [Uuid],
+}
+
 /// What a notification is about; each is one channel on PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Channel {
@@ -43,6 +54,9 @@ pub(crate) enum Channel {
 #[async_trait::async_trait]
 pub(crate) trait RunSql: Sized {
     type Db: Database;
+
+    /// Runs the dialect's migrations (see [`embedded_migrations!`]).
+    async fn migrate(pool: &Pool<Self::Db>) -> Result<()>;
 
     async fn fetch_all<T: Tuple>(
         conn: &mut Conn<Self>,
@@ -69,43 +83,47 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
     /// every lease (SQLite) rather than only those of its own earlier incarnation.
     const ONE_PROCESS: bool;
 
-    async fn migrate(&self, pool: &Pool<Self::Db>) -> Result<()>;
+    /// SQL for "the ids in `$1`" (an [`Arg::Ids`]), as in `id IN (…)`.
+    const ID_LIST: &'static str;
+
     /// A write transaction.
     async fn begin(&self, pool: &Pool<Self::Db>) -> Result<Transaction<'static, Self::Db>>;
 
-    /// Leases due deliveries to `owner`; see [`crate::QueueStore::claim_due`].
-    #[allow(clippy::too_many_arguments)]
-    async fn claim(
-        &self,
-        pool: &Pool<Self::Db>,
-        owner: &NodeId,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        exclude: &[Uuid],
-    ) -> Result<Vec<Claimed>>;
-    /// Writes events and their deliveries inside the caller's transaction (`record_events`
-    /// and clinic record changes): one answer per event, and whether any delivery was written.
-    async fn write_events(
+    /// Leases due deliveries; see [`crate::QueueStore::claim_due`].
+    async fn claim(&self, pool: &Pool<Self::Db>, c: &Claim<'_>) -> Result<Vec<Claimed>>;
+    /// Inserts `batch[i]` for each `i` in `candidates`, skipping an idempotency key taken
+    /// earlier; answers the ids written. (The rest of writing events is shared:
+    /// `sql_store::write_events`.)
+    async fn insert_events(
         conn: &mut Conn<Self>,
         batch: &[NewEvent],
-    ) -> Result<(Vec<Recorded>, bool)>;
+        candidates: &[usize],
+    ) -> Result<HashSet<String>>;
+    /// Inserts these deliveries (`pending`, due as given); tells other nodes on commit.
+    async fn insert_deliveries(
+        conn: &mut Conn<Self>,
+        deliveries: &[(&NewDelivery, &NewEvent)],
+    ) -> Result<()>;
     /// The attempts, the deliveries they move on, and the webhooks' failure streaks, inside
     /// the caller's transaction; see [`crate::QueueStore::record_attempts`].
     async fn write_attempts(conn: &mut Conn<Self>, batch: &[AttemptRecord]) -> Result<()>;
-    /// Clears the leases of these deliveries; the number cleared.
-    async fn release(conn: &mut Conn<Self>, ids: &[Uuid]) -> Result<u64>;
     /// Tells other nodes (not this one). Runs after the change committed.
     async fn notify(&self, pool: &Pool<Self::Db>, channel: Channel) -> Result<()>;
 }
 
-/// `run_shared_sql!(Dialect, sqlx database)`: its [`RunSql`], written once for both
-/// dialects' types without naming sqlx's bounds.
+/// `run_shared_sql!(dialect, sqlx database, migrations folder)`: its [`RunSql`], written once
+/// for both dialects' types without naming sqlx's bounds. A list of ids ([`Arg::Ids`]) is
+/// bound as the dialect's `id_list` makes it.
 macro_rules! run_shared_sql {
-    ($dialect:ty, $db:ty) => {
+    ($dialect:ty, $db:ty, $migrations:literal) => {
         #[async_trait::async_trait]
         impl $crate::dialect::RunSql for $dialect {
         type Db = $db;
+
+        async fn migrate(pool: &sqlx::Pool<$db>) -> $crate::error::Result<()> {
+            $crate::dialect::embedded_migrations!($migrations).run(pool).await?;
+            Ok(())
+        }
 
         async fn fetch_all<T: $crate::dialect::Tuple>(
             conn: &mut $crate::dialect::Conn<Self>,
@@ -148,6 +166,7 @@ macro_rules! run_shared_sql {
                 $crate::sql::Arg::Bool(b) => q.bind(b),
                 $crate::sql::Arg::NullText => q.bind(None::<String>),
                 $crate::sql::Arg::NullInt => q.bind(None::<i64>),
+                $crate::sql::Arg::Ids(ids) => q.bind(Self::id_list(ids)),
             };
         }
         q

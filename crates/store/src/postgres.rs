@@ -6,7 +6,7 @@
 //! with `NOTIFY carehook_deliveries` in the writing transaction; every store LISTENs and turns
 //! that into [`crate::QueueStore::watch_deliveries`] changes, so a node wakes for work another node recorded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::batch;
-use crate::dialect::{Channel, Dialect, embedded_migrations, run_shared_sql};
+use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::Result;
 use crate::rows::{self, assemble_claims, to_json};
 use crate::sql_store::SqlStore;
@@ -83,11 +83,18 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore<Pg>> {
     SqlStore::open(dialect, pool.clone(), pool, wake, webhooks).await
 }
 
+impl Pg {
+    /// Ids as a `text[]`.
+    fn id_list(ids: Vec<String>) -> Vec<String> {
+        ids
+    }
+}
+
 fn ids_text<'a>(ids: impl IntoIterator<Item = &'a Uuid>) -> Vec<String> {
     ids.into_iter().map(|i| i.to_string()).collect()
 }
 
-run_shared_sql!(Pg, Postgres);
+run_shared_sql!(Pg, Postgres, "postgres");
 
 #[async_trait::async_trait]
 impl Dialect for Pg {
@@ -95,26 +102,14 @@ impl Dialect for Pg {
     // `FOR UPDATE` keeps two changes of one record (or two payments of one bill) in turn.
     const LOCKS_ROWS: bool = true;
     const ONE_PROCESS: bool = false;
-
-    async fn migrate(&self, pool: &PgPool) -> Result<()> {
-        embedded_migrations!("postgres").run(pool).await?;
-        Ok(())
-    }
+    const ID_LIST: &'static str = "(SELECT unnest($1::text[]))";
 
     async fn begin(&self, pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
         Ok(pool.begin().await?)
     }
 
     /// One statement: lock (skipping rows other claimers hold), lease, and join the events.
-    async fn claim(
-        &self,
-        pool: &PgPool,
-        owner: &NodeId,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        exclude: &[Uuid],
-    ) -> Result<Vec<Claimed>> {
+    async fn claim(&self, pool: &PgPool, c: &Claim<'_>) -> Result<Vec<Claimed>> {
         // Each branch reads one partial index in order; see the migrations.
         #[allow(clippy::type_complexity)]
         let rows: Vec<(String, String, String, i64, i64, bool, i64, String, String)> =
@@ -140,11 +135,11 @@ impl Dialect for Pg {
                  c.next_attempt_at, e.event_type, e.vars \
                  FROM claimed c JOIN events e ON e.id = c.event_id",
             )
-            .bind(now)
-            .bind(lease_until)
-            .bind(i64::from(limit))
-            .bind(ids_text(exclude))
-            .bind(owner.as_str())
+            .bind(c.now)
+            .bind(c.lease_until)
+            .bind(i64::from(c.limit))
+            .bind(ids_text(c.exclude))
+            .bind(c.owner.as_str())
             .fetch_all(pool)
             .await?;
         let mut events = Vec::new();
@@ -158,13 +153,11 @@ impl Dialect for Pg {
         assemble_claims(leased, events)
     }
 
-    /// With the NOTIFY that other nodes get on commit (never for a rolled-back batch).
-    async fn write_events(
+    async fn insert_events(
         conn: &mut PgConnection,
         batch: &[NewEvent],
-    ) -> Result<(Vec<Recorded>, bool)> {
-        let plan = batch::plan_events(batch);
-        let candidates = &plan.candidates;
+        candidates: &[usize],
+    ) -> Result<HashSet<String>> {
         // A key committed earlier (or by a concurrent transaction, which this waits for) makes
         // the row conflict and be skipped; the `RETURNING` tells which were written.
         let inserted: Vec<(String,)> = sqlx::query_as(
@@ -204,86 +197,66 @@ impl Dialect for Pg {
         )
         .fetch_all(&mut *conn)
         .await?;
-        let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+        Ok(inserted.into_iter().map(|(id,)| id).collect())
+    }
 
-        // Keys that were already taken: find their first event and its deliveries.
-        let taken = plan.taken_keys(batch, &inserted);
-        let mut earlier = HashMap::new();
-        if !taken.is_empty() {
-            let firsts: Vec<(String, String)> = sqlx::query_as(
-                "SELECT idempotency_key, id FROM events WHERE idempotency_key = ANY($1)",
-            )
-            .bind(&taken)
-            .fetch_all(&mut *conn)
-            .await?;
-            let event_ids: Vec<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
-            let dels: Vec<(String, String)> = sqlx::query_as(
-                "SELECT event_id, id FROM deliveries WHERE event_id = ANY($1) ORDER BY id",
-            )
-            .bind(&event_ids)
-            .fetch_all(&mut *conn)
-            .await?;
-            earlier = batch::earlier_events(firsts, dels)?;
-        }
-
-        let deliveries = plan.deliveries(batch, &inserted);
-        if !deliveries.is_empty() {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
-             next_attempt_at, created_at, updated_at, is_test) \
-             SELECT d.id, d.event_id, d.webhook_id, 'pending', 0, d.next_at, d.created, \
-             d.created, d.is_test \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
-             $6::bool[]) AS d(id, event_id, webhook_id, next_at, created, is_test)",
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.id.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(_, e)| e.id.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.webhook_id.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.next_attempt_at)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(_, e)| e.created_at)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                deliveries
-                    .iter()
-                    .map(|(d, _)| d.is_test)
-                    .collect::<Vec<_>>(),
-            )
+    /// With the NOTIFY that other nodes get on commit (never for a rolled-back batch).
+    async fn insert_deliveries(
+        conn: &mut PgConnection,
+        deliveries: &[(&NewDelivery, &NewEvent)],
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
+         next_attempt_at, created_at, updated_at, is_test) \
+         SELECT d.id, d.event_id, d.webhook_id, 'pending', 0, d.next_at, d.created, \
+         d.created, d.is_test \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+         $6::bool[]) AS d(id, event_id, webhook_id, next_at, created, is_test)",
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, e)| e.id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.webhook_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.next_attempt_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, e)| e.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.is_test)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+        // Delivered to listeners on commit, never for a rolled-back batch.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
             .execute(&mut *conn)
             .await?;
-            // Delivered to listeners on commit, never for a rolled-back batch.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(NOTIFY_CHANNEL)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok((
-            plan.answers(batch, &inserted, &earlier)?,
-            !deliveries.is_empty(),
-        ))
+        Ok(())
     }
 
     async fn write_attempts(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> {
@@ -292,7 +265,8 @@ impl Dialect for Pg {
         let moved: Vec<(String, String, bool)> = sqlx::query_as(
             "UPDATE deliveries d SET attempts = GREATEST(d.attempts, a.attempt_no), \
              status = a.status, next_attempt_at = COALESCE(a.next_at, d.next_attempt_at), \
-             lease_until = NULL, lease_owner = NULL, last_status = a.last_status, last_error = a.last_error, \
+             lease_until = NULL, lease_owner = NULL, last_status = a.last_status, \
+             last_error = a.last_error, \
              updated_at = a.ended \
              FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], \
              $6::text[], $7::int8[]) AS a(id, attempt_no, status, next_at, last_status, \
@@ -380,12 +354,7 @@ impl Dialect for Pg {
         .await?;
 
         // Failure streaks of the webhooks concerned (test sends do not count).
-        let webhook_of: HashMap<String, String> = moved
-            .into_iter()
-            .filter(|(_, _, is_test)| !is_test)
-            .map(|(d, w, _)| (d, w))
-            .collect();
-        let mut per_webhook = batch::streak_inputs(batch, &webhook_of);
+        let mut per_webhook = batch::streak_inputs(batch, moved);
         if !per_webhook.is_empty() {
             // Locked in id order, so concurrent batches cannot deadlock on webhooks.
             let olds: Vec<(String, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
@@ -434,17 +403,6 @@ impl Dialect for Pg {
             .await?;
         }
         Ok(())
-    }
-
-    async fn release(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-             WHERE id = ANY($1) AND lease_until IS NOT NULL",
-        )
-        .bind(ids_text(ids))
-        .execute(conn)
-        .await?;
-        Ok(done.rows_affected())
     }
 
     async fn notify(&self, pool: &PgPool, channel: Channel) -> Result<()> {

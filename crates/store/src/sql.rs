@@ -136,6 +136,8 @@ pub(crate) enum Arg {
     Bool(bool),
     NullText,
     NullInt,
+    /// A list of ids, for `Dialect::RELEASE`; each dialect binds it its own way.
+    Ids(Vec<String>),
 }
 
 impl From<String> for Arg {

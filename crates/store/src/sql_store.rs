@@ -6,12 +6,15 @@
 //! process's watchers and, through the dialect, other nodes ([`SqlStore::announce`]); that
 //! side effect cannot fail the write, which has already happened.
 
+use std::collections::HashMap;
+
 use sqlx::Pool;
 use sqlx::pool::PoolConnection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::dialect::{Channel, Conn, Dialect};
+use crate::batch;
+use crate::dialect::{Channel, Claim, Conn, Dialect};
 use crate::error::{Result, StoreError};
 use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
 use crate::rows::{self, earliest, to_json};
@@ -72,7 +75,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Wakes this process's dispatcher only: other nodes heard of it through a NOTIFY sent
-    /// in the committed transaction (`Dialect::write_events`).
+    /// in the committed transaction (`Dialect::insert_deliveries`).
     fn wake_here(&self) {
         self.wake.send_modify(bump);
     }
@@ -93,6 +96,41 @@ impl<D: Dialect> SqlStore<D> {
             );
         }
     }
+}
+
+/// Writes events and their deliveries inside the caller's transaction (`record_events` and
+/// clinic record changes): one answer per event, and whether any delivery was written.
+async fn write_events<D: Dialect>(
+    conn: &mut Conn<D>,
+    batch: &[NewEvent],
+) -> Result<(Vec<Recorded>, bool)> {
+    let plan = batch::plan_events(batch);
+    let inserted = D::insert_events(conn, batch, &plan.candidates).await?;
+    // Keys that were already taken: find their first event and its deliveries.
+    let taken = plan.taken_keys(batch, &inserted);
+    let mut earlier = HashMap::new();
+    if !taken.is_empty() {
+        let sql = format!(
+            "SELECT idempotency_key, id FROM events WHERE idempotency_key IN {}",
+            D::ID_LIST
+        );
+        let firsts: Vec<(String, String)> = D::fetch_all(conn, &sql, vec![Arg::Ids(taken)]).await?;
+        let ids = firsts.iter().map(|(_, id)| id.clone()).collect();
+        let sql = format!(
+            "SELECT event_id, id FROM deliveries WHERE event_id IN {} ORDER BY id",
+            D::ID_LIST
+        );
+        let dels: Vec<(String, String)> = D::fetch_all(conn, &sql, vec![Arg::Ids(ids)]).await?;
+        earlier = batch::earlier_events(firsts, dels)?;
+    }
+    let deliveries = plan.deliveries(batch, &inserted);
+    if !deliveries.is_empty() {
+        D::insert_deliveries(conn, &deliveries).await?;
+    }
+    Ok((
+        plan.answers(batch, &inserted, &earlier)?,
+        !deliveries.is_empty(),
+    ))
 }
 
 /// Clinic record I/O inside one write transaction; see `records::change`.
@@ -138,7 +176,7 @@ impl<D: Dialect> RecordTx for RecordTxn<'_, D> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (answers, delivered) = D::write_events(self.conn, events).await?;
+        let (answers, delivered) = write_events::<D>(self.conn, events).await?;
         self.delivered |= delivered;
         Ok(answers)
     }
@@ -151,7 +189,7 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn migrate(&self) -> Result<()> {
-        self.dialect.migrate(&self.write).await
+        D::migrate(&self.write).await
     }
 }
 
@@ -264,7 +302,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let mut tx = self.dialect.begin(&self.write).await?;
-        let (answers, any_deliveries) = D::write_events(&mut tx, &batch).await?;
+        let (answers, any_deliveries) = write_events::<D>(&mut tx, &batch).await?;
         tx.commit().await?;
         if any_deliveries {
             self.wake_here();
@@ -284,9 +322,14 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let lease_until = now.saturating_add(lease_ms);
-        self.dialect
-            .claim(&self.write, owner, now, lease_until, limit, exclude)
-            .await
+        let terms = Claim {
+            owner,
+            now,
+            lease_until,
+            limit,
+            exclude,
+        };
+        self.dialect.claim(&self.write, &terms).await
     }
 
     async fn record_attempts(&self, batch: Vec<AttemptRecord>) -> Result<()> {
@@ -303,7 +346,13 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         if delivery_ids.is_empty() {
             return Ok(());
         }
-        D::release(&mut *self.writer().await?, delivery_ids).await?;
+        let ids = delivery_ids.iter().map(Uuid::to_string).collect();
+        let sql = format!(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+             WHERE id IN {} AND lease_until IS NOT NULL",
+            D::ID_LIST
+        );
+        D::execute(&mut *self.writer().await?, &sql, vec![Arg::Ids(ids)]).await?;
         self.announce(Channel::Deliveries).await;
         Ok(())
     }

@@ -7,21 +7,21 @@
 //! instead of failing half way. An in-memory database lives in one connection, so there both
 //! pools are that one connection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::json;
+use sqlx::Transaction;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Pool, Transaction};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::batch;
-use crate::dialect::{Channel, Dialect, embedded_migrations, run_shared_sql};
+use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::{Result, StoreError};
 use crate::rows::{self, assemble_claims, to_json};
 use crate::sql_store::SqlStore;
@@ -76,13 +76,20 @@ fn id_array<'a>(ids: impl IntoIterator<Item = &'a Uuid>) -> String {
     to_json(&ids.into_iter().map(|i| i.to_string()).collect::<Vec<_>>())
 }
 
+impl Sqlite {
+    /// Ids as one JSON array, read with `json_each`.
+    fn id_list(ids: Vec<String>) -> String {
+        to_json(&ids)
+    }
+}
+
 const GET_STREAK: &str =
     "SELECT last_success_at, failing_since, last_failure_at FROM webhooks WHERE id = $1";
 
 const SET_STREAK: &str = "UPDATE webhooks SET \
     last_success_at = $2, failing_since = $3, last_failure_at = $4 WHERE id = $1";
 
-run_shared_sql!(Sqlite, sqlx::Sqlite);
+run_shared_sql!(Sqlite, sqlx::Sqlite, "sqlite");
 
 #[async_trait::async_trait]
 impl Dialect for Sqlite {
@@ -90,11 +97,7 @@ impl Dialect for Sqlite {
     // One writer: the write transaction already excludes every other change.
     const LOCKS_ROWS: bool = false;
     const ONE_PROCESS: bool = true;
-
-    async fn migrate(&self, pool: &SqlitePool) -> Result<()> {
-        embedded_migrations!("sqlite").run(pool).await?;
-        Ok(())
-    }
+    const ID_LIST: &'static str = "(SELECT value FROM json_each($1))";
 
     /// `BEGIN IMMEDIATE`: another process (the CLI) waits on `busy_timeout` instead of
     /// failing half way.
@@ -102,15 +105,7 @@ impl Dialect for Sqlite {
         Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    async fn claim(
-        &self,
-        pool: &Pool<sqlx::Sqlite>,
-        owner: &NodeId,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        exclude: &[Uuid],
-    ) -> Result<Vec<Claimed>> {
+    async fn claim(&self, pool: &SqlitePool, c: &Claim<'_>) -> Result<Vec<Claimed>> {
         let mut tx = self.begin(pool).await?;
         // Each branch reads one partial index in order and stops at `limit`, so the outer sort
         // sees at most 2 × limit rows however large the backlog.
@@ -130,11 +125,11 @@ impl Dialect for Sqlite {
                ) ORDER BY next_attempt_at LIMIT $3) \
              RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at",
         )
-        .bind(now)
-        .bind(lease_until)
-        .bind(i64::from(limit))
-        .bind(id_array(exclude))
-        .bind(owner.as_str())
+        .bind(c.now)
+        .bind(c.lease_until)
+        .bind(i64::from(c.limit))
+        .bind(id_array(c.exclude))
+        .bind(c.owner.as_str())
         .fetch_all(&mut *tx)
         .await?;
         if leased.is_empty() {
@@ -154,13 +149,12 @@ impl Dialect for Sqlite {
         assemble_claims(leased, events)
     }
 
-    async fn write_events(
+    async fn insert_events(
         conn: &mut SqliteConnection,
         batch: &[NewEvent],
-    ) -> Result<(Vec<Recorded>, bool)> {
-        let plan = batch::plan_events(batch);
-        let events: Vec<serde_json::Value> = plan
-            .candidates
+        candidates: &[usize],
+    ) -> Result<HashSet<String>> {
+        let events: Vec<serde_json::Value> = candidates
             .iter()
             .map(|&i| {
                 let ev = &batch[i];
@@ -182,32 +176,15 @@ impl Dialect for Sqlite {
         .bind(to_json(&events))
         .fetch_all(&mut *conn)
         .await?;
-        let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+        Ok(inserted.into_iter().map(|(id,)| id).collect())
+    }
 
-        let taken = plan.taken_keys(batch, &inserted);
-        let mut earlier = HashMap::new();
-        if !taken.is_empty() {
-            let firsts: Vec<(String, String)> = sqlx::query_as(
-                "SELECT idempotency_key, id FROM events \
-             WHERE idempotency_key IN (SELECT value FROM json_each($1))",
-            )
-            .bind(to_json(&taken))
-            .fetch_all(&mut *conn)
-            .await?;
-            let ids: Vec<&str> = firsts.iter().map(|(_, id)| id.as_str()).collect();
-            let dels: Vec<(String, String)> = sqlx::query_as(
-                "SELECT event_id, id FROM deliveries \
-             WHERE event_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-            )
-            .bind(to_json(&ids))
-            .fetch_all(&mut *conn)
-            .await?;
-            earlier = batch::earlier_events(firsts, dels)?;
-        }
-
-        let deliveries: Vec<serde_json::Value> = plan
-            .deliveries(batch, &inserted)
-            .into_iter()
+    async fn insert_deliveries(
+        conn: &mut SqliteConnection,
+        deliveries: &[(&NewDelivery, &NewEvent)],
+    ) -> Result<()> {
+        let deliveries: Vec<serde_json::Value> = deliveries
+            .iter()
             .map(|(d, ev)| {
                 json!([
                     d.id.to_string(),
@@ -219,21 +196,16 @@ impl Dialect for Sqlite {
                 ])
             })
             .collect();
-        if !deliveries.is_empty() {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
              next_attempt_at, created_at, updated_at, is_test) \
              SELECT value->>0, value->>1, value->>2, 'pending', 0, value->>3, value->>4, \
              value->>4, value->>5 FROM json_each($1)",
-            )
-            .bind(to_json(&deliveries))
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok((
-            plan.answers(batch, &inserted, &earlier)?,
-            !deliveries.is_empty(),
-        ))
+        )
+        .bind(to_json(&deliveries))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     async fn write_attempts(conn: &mut SqliteConnection, batch: &[AttemptRecord]) -> Result<()> {
@@ -272,7 +244,8 @@ impl Dialect for Sqlite {
         let moved: Vec<(String, String, bool)> = sqlx::query_as(
             "UPDATE deliveries SET attempts = max(deliveries.attempts, a.attempt_no), \
              status = a.status, next_attempt_at = coalesce(a.next_at, deliveries.next_attempt_at), \
-             lease_until = NULL, lease_owner = NULL, last_status = a.last_status, last_error = a.last_error, \
+             lease_until = NULL, lease_owner = NULL, last_status = a.last_status, \
+             last_error = a.last_error, \
              updated_at = a.ended \
              FROM (SELECT value->>0 AS id, value->>1 AS attempt_no, value->>2 AS status, \
                    value->>3 AS next_at, value->>4 AS last_status, value->>5 AS last_error, \
@@ -295,12 +268,7 @@ impl Dialect for Sqlite {
         .execute(&mut *conn)
         .await?;
 
-        let webhook_of: HashMap<String, String> = moved
-            .into_iter()
-            .filter(|m| !m.2)
-            .map(|(d, w, _)| (d, w))
-            .collect();
-        for (webhook_id, mut seen) in batch::streak_inputs(batch, &webhook_of) {
+        for (webhook_id, mut seen) in batch::streak_inputs(batch, moved) {
             let old: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(GET_STREAK)
                 .bind(&webhook_id)
                 .fetch_optional(&mut *conn)
@@ -323,17 +291,6 @@ impl Dialect for Sqlite {
                 .await?;
         }
         Ok(())
-    }
-
-    async fn release(conn: &mut SqliteConnection, ids: &[Uuid]) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-             WHERE id IN (SELECT value FROM json_each($1)) AND lease_until IS NOT NULL",
-        )
-        .bind(id_array(ids))
-        .execute(conn)
-        .await?;
-        Ok(done.rows_affected())
     }
 
     async fn notify(&self, _pool: &SqlitePool, _channel: Channel) -> Result<()> {
