@@ -153,53 +153,6 @@ impl Dialect for Pg {
         assemble_claims(leased, events)
     }
 
-    async fn insert_events(
-        conn: &mut PgConnection,
-        batch: &[NewEvent],
-        candidates: &[usize],
-    ) -> Result<HashSet<String>> {
-        // A key committed earlier (or by a concurrent transaction, which this waits for) makes
-        // the row conflict and be skipped; the `RETURNING` tells which were written.
-        let inserted: Vec<(String,)> = sqlx::query_as(
-            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].id.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].event_type.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| to_json(&batch[i].vars))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].idempotency_key.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| batch[i].created_at)
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(inserted.into_iter().map(|(id,)| id).collect())
-    }
-
     /// With the NOTIFY that other nodes get on commit (never for a rolled-back batch).
     async fn insert_deliveries(
         conn: &mut PgConnection,
@@ -257,6 +210,53 @@ impl Dialect for Pg {
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    async fn insert_events(
+        conn: &mut PgConnection,
+        batch: &[NewEvent],
+        candidates: &[usize],
+    ) -> Result<HashSet<String>> {
+        // A key committed earlier (or by a concurrent transaction, which this waits for) makes
+        // the row conflict and be skipped; the `RETURNING` tells which were written.
+        let inserted: Vec<(String,)> = sqlx::query_as(
+            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|&i| batch[i].id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|&i| batch[i].event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|&i| to_json(&batch[i].vars))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|&i| batch[i].idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|&i| batch[i].created_at)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(inserted.into_iter().map(|(id,)| id).collect())
     }
 
     async fn write_attempts(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> {
