@@ -49,9 +49,17 @@ pub struct ServeArgs {
     /// Most requests in flight at once, across all webhooks.
     #[arg(long, env = "CAREHOOK_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
-    /// Seconds a claimed delivery stays leased; after a crash, it is sent again once this passes.
+    /// Seconds a claimed delivery stays leased while its node lives (a dead node's leases are
+    /// freed once its heartbeat is stale; see --node-stale-secs).
     #[arg(long, env = "CAREHOOK_LEASE_SECS", default_value_t = 150)]
     pub lease_secs: u64,
+    /// This node's id (letters, digits, `.-_:`). Keep it fixed across restarts, unique per
+    /// process, for a restart to free its earlier leases at once. Default: random per start.
+    #[arg(long, env = "CAREHOOK_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Seconds without a heartbeat after which a node is taken for dead and its leases freed.
+    #[arg(long, env = "CAREHOOK_NODE_STALE_SECS", default_value_t = 10)]
+    pub node_stale_secs: u64,
     /// Serve `GET /metrics` on this address (e.g. 127.0.0.1:9090) instead of the API's.
     #[arg(long, env = "CAREHOOK_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -129,9 +137,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.admin_token_hash = hash;
     settings.policy = DestinationPolicy::new(allowed);
     settings.api = !args.dispatcher_only;
+    let mut node = carehook::node::NodeConfig::default();
+    if let Some(id) = &args.node_id {
+        node.id = carehook_store::NodeId::parse(id).context("CAREHOOK_NODE_ID")?;
+    }
+    node.stale_after = Duration::from_secs(args.node_stale_secs.max(3));
     settings.dispatcher = (!args.api_only).then(|| DispatcherConfig {
         max_in_flight: args.max_in_flight.max(1),
         lease: Duration::from_secs(args.lease_secs.max(5)),
+        node,
         ..DispatcherConfig::default()
     });
     settings.auto_disable_after = args.auto_disable_after;

@@ -82,6 +82,13 @@ pub async fn run(
     let (supervisor, mut fatal) = Supervisor::new(stop_rx.clone());
     let mut jobs = tokio::task::JoinSet::new();
     if let Some(config) = settings.dispatcher.clone() {
+        // Before the first claim: free what this node's earlier run held.
+        crate::node::start(&*store, &config.node).await?;
+        jobs.spawn(crate::node::run(
+            store.clone(),
+            config.node.clone(),
+            stop_rx.clone(),
+        ));
         let dispatcher = Dispatcher::new(
             store.clone(),
             registry.clone(),

@@ -9,7 +9,8 @@
 //! out healthy endpoints. Finished attempts go to a recorder task that
 //! writes them in batches (one transaction for many results).
 //!
-//! Delivery is at-least-once: a crash leaves leases that expire, and the
+//! Delivery is at-least-once: a crash leaves leases, which the next start
+//! of this node or a live node's sweep releases (`node`), and the
 //! deliveries are claimed again; `webhook-id` is the delivery id, so a
 //! receiver can drop repeats.
 
@@ -52,6 +53,8 @@ pub struct DispatcherConfig {
     /// Makes the dispatcher panic, for tests of its supervision. Only code
     /// sets it: no setting, flag or API call reaches it.
     pub fault: Fault,
+    /// This process as a node: claims are leased to it (see `node`).
+    pub node: crate::node::NodeConfig,
 }
 
 impl Default for DispatcherConfig {
@@ -63,6 +66,7 @@ impl Default for DispatcherConfig {
             poll: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             fault: Fault::default(),
+            node: crate::node::NodeConfig::default(),
         }
     }
 }
@@ -254,6 +258,7 @@ impl Dispatcher {
                 match self
                     .store
                     .claim_due(
+                        &self.config.node.id,
                         now_ms(),
                         self.config.lease.as_millis() as i64,
                         limit,

@@ -11,6 +11,7 @@
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record; its
 //!   scheduling state (queues, caps, pacing) is the pure [`dispatcher::schedule`].
 //! - [`supervise`]: background tasks restarted after a panic; `/healthz` reports them.
+//! - [`node`]: this process's identity and heartbeat; frees dead nodes' leases.
 //! - [`outbound`]: the HTTP client and the destination (SSRF) policy.
 //! - [`registry`]: webhooks compiled in memory (a broken one, whose secrets
 //!   do not open, stays listed and unsent).
@@ -31,6 +32,7 @@ pub mod dispatcher;
 pub mod domain;
 pub mod intake;
 pub mod metrics;
+pub mod node;
 pub mod outbound;
 pub mod registry;
 pub mod service;

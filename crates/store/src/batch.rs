@@ -139,10 +139,17 @@ pub(crate) fn latest_per_delivery(batch: &[AttemptRecord]) -> Vec<&AttemptRecord
 
 /// `(started_at, succeeded)` of the batch's attempts per webhook, for the failure streaks.
 /// `webhook_of` maps the deliveries that moved (and are not test sends) to their webhook.
+/// `moved`: (delivery, webhook, is_test) of the deliveries the attempts moved on; test sends
+/// do not count.
 pub(crate) fn streak_inputs(
     batch: &[AttemptRecord],
-    webhook_of: &HashMap<String, String>,
+    moved: Vec<(String, String, bool)>,
 ) -> BTreeMap<String, Vec<(i64, bool)>> {
+    let webhook_of: HashMap<String, String> = moved
+        .into_iter()
+        .filter(|(_, _, is_test)| !is_test)
+        .map(|(d, w, _)| (d, w))
+        .collect();
     let mut per_webhook: BTreeMap<String, Vec<(i64, bool)>> = BTreeMap::new();
     for a in batch {
         if let Some(w) = webhook_of.get(&a.delivery_id.to_string()) {

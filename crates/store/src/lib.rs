@@ -1,8 +1,17 @@
-//! carehook's storage: the [`Store`] trait, on SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]).
+//! carehook's storage: what it keeps, behind traits by role, on SQLite or PostgreSQL.
 //!
-//! The server holds an `Arc<dyn Store>` from [`connect`] and never sees SQL. Each dialect has its
-//! own migrations (`migrations/sqlite`, `migrations/postgres`), embedded in the binary and run by
-//! [`Store::migrate`] (which `connect` calls).
+//! The server holds an `Arc<dyn Store>` from [`connect`] and never sees SQL. [`Store`] is every
+//! role at once; a part of the server that needs one role names that trait:
+//! [`WebhookStore`], [`QueueStore`] (events in, deliveries claimed and moved on),
+//! [`LogStore`] (the delivery log read back), [`NodeStore`] (processes and their heartbeats),
+//! [`TokenStore`], [`RecordStore`] (clinic records) and [`SettingsStore`].
+//!
+//! Layout: the store is written once, in `sql_store` (`SqlStore<D>`), over a small dialect seam
+//! (`dialect`: run a statement, claim, write events and attempts, release, notify) that
+//! `sqlite` and `postgres` implement. Shared SQL text lives in `sql`, `stats` and `records`;
+//! rows become public types in `rows`; the per-row work of batch writes is decided in `batch`.
+//! Each dialect has its own migrations (`migrations/sqlite`, `migrations/postgres`), embedded
+//! in the binary and run by [`Store::migrate`] (which `connect` calls).
 //!
 //! Decisions a reader might otherwise undo:
 //! - Times are `i64` unix milliseconds, chosen by the caller wherever the trait takes one (so
@@ -10,6 +19,9 @@
 //!   of webhooks, `updated_at` of deliveries ended by a webhook delete) come from the system clock.
 //! - Ids are UUID v7 stored as text (it sorts by time); JSON is stored as text in both dialects:
 //!   the store never looks inside, and text gives back exactly what the server wrote.
+//! - Shared statements use `$N` placeholders, which SQLite reads as PostgreSQL does; their
+//!   arguments are a list of `sql::Arg` each dialect binds, so the shared code names no sqlx
+//!   bounds.
 //! - Write paths take batches and run each in one transaction (group commit) of a few
 //!   set-based statements that take whole columns at once (SQLite: a JSON array read with
 //!   `json_each`; PostgreSQL: arrays and `UNNEST`), not one statement per row: on SQLite that
@@ -18,15 +30,22 @@
 //!   the pool instead of failing with `SQLITE_BUSY`.
 //! - A claim reads two index ranges (unleased due work, expired leases) so deliveries in flight
 //!   cost a claim nothing; see the migrations.
+//! - A lease belongs to a node ([`NodeId`]). A node that starts releases its earlier
+//!   incarnation's leases (on SQLite, where one process owns the file, every lease), and a
+//!   node whose heartbeat is stale has its leases released by any live one
+//!   ([`NodeStore::release_dead_nodes`]): after a crash, work moves on in seconds, not when the
+//!   lease ends.
 //! - Deleting a webhook keeps its deliveries and attempts (the log outlives it); its pending
 //!   deliveries end as `failed` with `last_error = "webhook deleted"`.
 //! - Auto-disable reads a failure streak kept on the webhook row by `record_attempts`, not a scan
-//!   of the delivery history; see [`Store::webhooks_failing_since`].
+//!   of the delivery history; see [`WebhookStore::webhooks_failing_since`].
 //! - Clinic records (ten kinds, integer ids) share one generic path: see `records` for the
-//!   tables' one shape and for [`Store::change_record`], which writes a record and the events it
-//!   fires in one transaction.
-//! - [`Store::watch_deliveries`] wakes the dispatcher when new work may be due; on PostgreSQL it
-//!   is fed by `NOTIFY carehook_deliveries`, so it works across nodes.
+//!   tables' one shape and for [`RecordStore::change_record`], which writes a record and the
+//!   events it fires in one transaction.
+//! - [`QueueStore::watch_deliveries`] wakes the dispatcher when new work may be due; on
+//!   PostgreSQL it is fed by `NOTIFY carehook_deliveries`, so it works across nodes. A NOTIFY
+//!   sent after a commit that fails is logged, and the write still answers success: it did
+//!   commit, and other nodes poll anyway.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -35,15 +54,17 @@ use carehook_core::clinic::{Kind, Record};
 use uuid::Uuid;
 
 mod batch;
+mod dialect;
 mod error;
+mod postgres;
 mod records;
 mod rows;
 mod sql;
+mod sql_store;
+mod sqlite;
 mod stats;
 mod types;
 
-pub mod postgres;
-pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -55,17 +76,9 @@ pub use stats::{
 };
 pub use types::*;
 
-/// Everything carehook keeps. Object safe; use it as `Arc<dyn Store>`.
+/// Webhooks: their definitions and whether they are failing.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.
-    fn backend(&self) -> &'static str;
-
-    /// Brings the schema up to date. `connect` already did; running it again is a no-op.
-    async fn migrate(&self) -> Result<()>;
-
-    // --- webhooks -------------------------------------------------------------------------
-
+pub trait WebhookStore: Send + Sync {
     /// Version 1, `created_at = updated_at = now`. A duplicate id is `Conflict`.
     async fn create_webhook(&self, w: NewWebhook) -> Result<WebhookRow>;
     async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRow>>;
@@ -93,21 +106,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the webhook; its deliveries and attempts stay (the log), and its pending
     /// deliveries end as `failed` with `last_error = "webhook deleted"`. False if there was none.
     async fn delete_webhook(&self, id: Uuid) -> Result<bool>;
+    /// Enabled webhooks that have been failing for the whole window: no successful attempt
+    /// since their current failure streak began, that streak began at or before `since`, and
+    /// they failed again at or after `since`. Test sends do not count. (A webhook that failed
+    /// once yesterday, or has had no traffic for a month, is not "failing for 5 days".)
+    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<Uuid>>;
+    /// Changes whenever a webhook is created, changed or deleted; on PostgreSQL also when
+    /// another node did so (`NOTIFY carehook_webhooks`), so every node reloads it at once.
+    fn watch_webhooks(&self) -> tokio::sync::watch::Receiver<u64>;
+}
 
-    // --- events and delivery ----------------------------------------------------------------
-
+/// The delivery queue: events in, deliveries claimed under a lease, attempts recorded.
+#[async_trait::async_trait]
+pub trait QueueStore: Send + Sync {
     /// Writes the whole batch in one transaction: each event with its deliveries (`pending`,
     /// no attempts). An idempotency key seen before — in an earlier call or earlier in this
     /// batch — writes nothing and answers the first event with its deliveries. One answer per
     /// event, in order. When this returns, the batch is durable.
     async fn record_events(&self, batch: Vec<NewEvent>) -> Result<Vec<Recorded>>;
     /// Leases up to `limit` due deliveries (pending, `next_attempt_at <= now`, no lease or
-    /// `lease_until < now`) until `now + lease_ms`, oldest due first. Concurrent callers (tasks
-    /// or nodes) never get the same delivery while its lease holds.
+    /// `lease_until < now`) to `owner` until `now + lease_ms`, oldest due first. Concurrent
+    /// callers (tasks or nodes) never get the same delivery while its lease holds.
     /// Deliveries of the webhooks in `exclude` are left alone (the dispatcher
     /// leaves out webhooks already at their in-flight cap).
     async fn claim_due(
         &self,
+        owner: &NodeId,
         now: i64,
         lease_ms: i64,
         limit: u32,
@@ -126,16 +150,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Changes whenever new deliveries may be due sooner than `next_due_at` said (recorded,
     /// retried, released). On PostgreSQL also when another node did so. Wait with `changed()`.
     fn watch_deliveries(&self) -> tokio::sync::watch::Receiver<u64>;
-    /// Changes whenever a webhook is created, changed or deleted; on PostgreSQL also when
-    /// another node did so (`NOTIFY carehook_webhooks`), so every node reloads it at once.
-    fn watch_webhooks(&self) -> tokio::sync::watch::Receiver<u64>;
-
-    // --- the delivery log -------------------------------------------------------------------
-
-    /// The delivery and its attempts (in attempt order).
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>>;
-    /// Newest first, keyset-paged on `(created_at, id)`. A bad cursor is `Invalid`.
-    async fn list_deliveries(&self, f: DeliveryFilter) -> Result<Page<DeliveryRow>>;
+    /// How many deliveries are pending, due at `now` or later, or leased. Cheap: three counts
+    /// over partial indexes.
+    async fn queue_depth(&self, now: i64) -> Result<QueueDepth>;
     /// Any status → `pending`, due `now`, lease cleared. `None` if there is no such delivery.
     async fn retry_delivery(&self, id: Uuid, now: i64) -> Result<Option<DeliveryRow>>;
     /// The webhook's `failed` deliveries created in `[since, until)` → `pending`, due `now`.
@@ -146,24 +163,42 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         until: i64,
         now: i64,
     ) -> Result<Vec<Uuid>>;
-    /// Enabled webhooks that have been failing for the whole window: no successful attempt
-    /// since their current failure streak began, that streak began at or before `since`, and
-    /// they failed again at or after `since`. Test sends do not count. (A webhook that failed
-    /// once yesterday, or has had no traffic for a month, is not "failing for 5 days".)
-    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<Uuid>>;
+}
+
+/// The delivery log, read back: events, deliveries with their attempts, statistics.
+#[async_trait::async_trait]
+pub trait LogStore: Send + Sync {
+    /// The delivery and its attempts (in attempt order).
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>>;
+    /// Newest first, keyset-paged on `(created_at, id)`. A bad cursor is `Invalid`.
+    async fn list_deliveries(&self, f: DeliveryFilter) -> Result<Page<DeliveryRow>>;
+    async fn get_event(&self, id: Uuid) -> Result<Option<EventRow>>;
+    /// Newest first, keyset-paged on `(created_at, id)`; `limit` as in [`DeliveryFilter`].
+    async fn list_events(&self, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>>;
     /// A webhook's deliveries and attempts over the last hour, day and week.
     /// Zeros for a webhook with no traffic, or none at all.
     async fn webhook_stats(&self, webhook_id: Uuid, now: i64) -> Result<WebhookStats>;
-    /// How many deliveries are pending, due at `now` or later, or leased. Cheap: three counts
-    /// over partial indexes.
-    async fn queue_depth(&self, now: i64) -> Result<QueueDepth>;
+}
 
-    async fn get_event(&self, id: Uuid) -> Result<Option<crate::EventRow>>;
-    /// Newest first, keyset-paged on `(created_at, id)`; `limit` as in [`DeliveryFilter`].
-    async fn list_events(&self, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>>;
+/// The processes that claim deliveries, and their heartbeats. Times are the callers' clocks,
+/// so nodes' clocks should agree to well within the staleness they allow.
+#[async_trait::async_trait]
+pub trait NodeStore: Send + Sync {
+    /// Registers `node` as started at `now` and releases the leases its earlier incarnation
+    /// held (on SQLite, where one process owns the file: every lease). Call it before the
+    /// node claims anything. Answers how many leases were released.
+    async fn start_node(&self, node: &NodeId, now: i64) -> Result<u64>;
+    /// `node` is alive at `now`; registers it again if it had been taken for dead.
+    async fn heartbeat(&self, node: &NodeId, now: i64) -> Result<()>;
+    /// Releases the leases of every node not heard from since `stale_before` (and of owners
+    /// no longer registered), and forgets those nodes. Any live node may call it; answers how
+    /// many leases were released.
+    async fn release_dead_nodes(&self, stale_before: i64) -> Result<u64>;
+}
 
-    // --- API tokens and small settings --------------------------------------------------------
-
+/// API tokens (their hashes only).
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
     /// A duplicate hash (or id) is `Conflict`.
     async fn insert_token(&self, id: Uuid, name: &str, token_hash: &str, now: i64) -> Result<()>;
     /// The token with this hash, if it exists and is not revoked.
@@ -175,12 +210,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_tokens(&self) -> Result<Vec<TokenRow>>;
     /// False if there is no such token or it was already revoked.
     async fn revoke_token(&self, id: Uuid, now: i64) -> Result<bool>;
+}
 
-    async fn kv_get(&self, key: &str) -> Result<Option<String>>;
-    async fn kv_set(&self, key: &str, value: &str) -> Result<()>;
-
-    // --- clinic records (see `records` for the order of a change) ----------------------------
-
+/// Clinic records (see `records` for the order of a change).
+#[async_trait::async_trait]
+pub trait RecordStore: Send + Sync {
     /// Creates, updates or deletes one clinic record and, in the same transaction, writes the
     /// events `logic` fires with their deliveries: all of it commits, or none of it. A missing
     /// record is `NotFound`; a reference to a missing record, or whatever `logic` refuses, is
@@ -199,6 +233,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_records(&self, kind: Kind, filter: RecordFilter) -> Result<Page<Record>>;
 }
 
+/// Small settings by key (the admin token's hash).
+#[async_trait::async_trait]
+pub trait SettingsStore: Send + Sync {
+    async fn kv_get(&self, key: &str) -> Result<Option<String>>;
+    async fn kv_set(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// Everything carehook keeps: every role at once. Object safe; use it as `Arc<dyn Store>`,
+/// and pass `&dyn QueueStore` (and so on) where one role is enough.
+#[async_trait::async_trait]
+pub trait Store:
+    WebhookStore
+    + QueueStore
+    + LogStore
+    + NodeStore
+    + TokenStore
+    + RecordStore
+    + SettingsStore
+    + std::fmt::Debug
+{
+    /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.
+    fn backend(&self) -> &'static str;
+
+    /// Brings the schema up to date. `connect` already did; running it again is a no-op.
+    async fn migrate(&self) -> Result<()>;
+}
+
 /// Opens the database named by `url` and runs the migrations.
 ///
 /// - `sqlite://path/to/file.db` (relative to the working directory; created if missing),
@@ -206,9 +267,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 /// - `postgres://…` or `postgresql://…`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::connect(url).await?))
     } else {
         let scheme = url.split_once(':').map_or(url, |(s, _)| s);
         Err(StoreError::Invalid(format!(

@@ -1,6 +1,6 @@
 //! Clinic records: the dialect-free half. Both dialects run the same SQL text here (generated
 //! per kind from carehook-core's field table, so ten tables cost one code path), and the same
-//! change algorithm ([`change`]) over a small per-dialect [`RecordTx`].
+//! change algorithm ([`change`]) over a small [`RecordTx`].
 //!
 //! A change runs in one transaction, in this order, and any error rolls all of it back:
 //! 1. read (and on PostgreSQL lock) the record being updated or deleted;
@@ -104,7 +104,8 @@ pub struct RecordFilter {
     pub cursor: Option<String>,
 }
 
-/// One transaction's worth of record I/O; each dialect implements it on its transaction.
+/// One transaction's worth of record I/O, implemented once over the dialect seam
+/// (`sql_store::RecordTxn`).
 #[async_trait::async_trait]
 pub(crate) trait RecordTx: Send {
     /// `lock`: hold the row until commit (PostgreSQL `FOR UPDATE`; SQLite has one writer).
@@ -116,82 +117,6 @@ pub(crate) trait RecordTx: Send {
     async fn payments_of(&mut self, bill_id: i64) -> Result<Vec<Record>>;
     async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>>;
 }
-
-/// The [`RecordTx`] of a dialect: `record_txn!(connection type, whether rows can be locked)`.
-/// The SQL is this module's and the same for both; what differs is the connection type, and
-/// `bind_all`/`write_events`, which each dialect's module defines and this expands beside.
-macro_rules! record_txn {
-    ($conn:ty, $lock:literal) => {
-        /// Clinic record I/O inside one write transaction; see `records::change`.
-        struct RecordTxn<'t> {
-            conn: &'t mut $conn,
-            /// Whether a delivery was written: wake the dispatcher after commit.
-            delivered: bool,
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::records::RecordTx for RecordTxn<'_> {
-            async fn fetch(&mut self, kind: Kind, id: i64, lock: bool) -> Result<Option<Record>> {
-                let sql = $crate::records::select_sql(kind, lock && $lock);
-                let t: Option<RecordTuple> = sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(id)
-                    .fetch_optional(&mut *self.conn)
-                    .await?;
-                t.map(|t| $crate::records::record(kind, t)).transpose()
-            }
-
-            async fn write(
-                &mut self,
-                kind: Kind,
-                sql: &str,
-                args: Vec<Arg>,
-            ) -> Result<Option<Record>> {
-                let t: Option<RecordTuple> =
-                    bind_all(sqlx::query_as(AssertSqlSafe(sql.to_owned())), args)
-                        .fetch_optional(&mut *self.conn)
-                        .await?;
-                t.map(|t| $crate::records::record(kind, t)).transpose()
-            }
-
-            async fn exists(&mut self, sql: &str, id: i64) -> Result<bool> {
-                let (found,): (bool,) = sqlx::query_as(AssertSqlSafe(sql.to_owned()))
-                    .bind(id)
-                    .fetch_one(&mut *self.conn)
-                    .await?;
-                Ok(found)
-            }
-
-            async fn next_bill_seq(&mut self, clinic_id: i64) -> Result<i64> {
-                let (seq,): (i64,) = sqlx::query_as($crate::records::NEXT_BILL_SEQ)
-                    .bind(clinic_id)
-                    .fetch_one(&mut *self.conn)
-                    .await?;
-                Ok(seq)
-            }
-
-            async fn payments_of(&mut self, bill_id: i64) -> Result<Vec<Record>> {
-                let ts: Vec<RecordTuple> =
-                    sqlx::query_as(AssertSqlSafe($crate::records::payments_sql()))
-                        .bind(bill_id)
-                        .fetch_all(&mut *self.conn)
-                        .await?;
-                ts.into_iter()
-                    .map(|t| $crate::records::record(carehook_core::clinic::Kind::Payment, t))
-                    .collect()
-            }
-
-            async fn write_events(&mut self, events: &[NewEvent]) -> Result<Vec<Recorded>> {
-                if events.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let (answers, delivered) = write_events(self.conn, events).await?;
-                self.delivered |= delivered;
-                Ok(answers)
-            }
-        }
-    };
-}
-pub(crate) use record_txn;
 
 /// Runs one change; the caller commits afterwards (and wakes the dispatcher if any delivery
 /// was written).

@@ -1,6 +1,7 @@
 //! SQL text both dialects run as is. SQLite reads `$N` as "the N-th argument" just as
 //! PostgreSQL does, and both have `RETURNING`, `ON CONFLICT` and row values, so only the
-//! statements that really differ (claiming, batch writes) live in `sqlite.rs`/`postgres.rs`.
+//! statements that really differ (claiming, batch writes, releasing a list of leases) live in
+//! `sqlite.rs`/`postgres.rs`. Arguments travel as [`Arg`]s, which each dialect binds.
 
 use uuid::Uuid;
 
@@ -39,18 +40,13 @@ pub(crate) const SET_WEBHOOK_ENABLED: &str = "UPDATE webhooks SET \
 pub(crate) const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE id = $1";
 
 pub(crate) const FAIL_DELIVERIES_OF_DELETED_WEBHOOK: &str = "UPDATE deliveries SET \
-    status = 'failed', last_error = 'webhook deleted', lease_until = NULL, updated_at = $2 \
+    status = 'failed', last_error = 'webhook deleted', lease_until = NULL, lease_owner = NULL, \
+    updated_at = $2 \
     WHERE webhook_id = $1 AND status = 'pending'";
 
 pub(crate) const WEBHOOKS_FAILING_SINCE: &str = "SELECT id FROM webhooks \
     WHERE enabled = TRUE AND failing_since IS NOT NULL AND failing_since <= $1 \
     AND last_failure_at >= $1 ORDER BY id";
-
-pub(crate) const GET_STREAK: &str =
-    "SELECT last_success_at, failing_since, last_failure_at FROM webhooks WHERE id = $1";
-
-pub(crate) const SET_STREAK: &str = "UPDATE webhooks SET \
-    last_success_at = $2, failing_since = $3, last_failure_at = $4 WHERE id = $1";
 
 pub(crate) const EVENT_COLS: &str = "id, event_type, vars, idempotency_key, created_at";
 
@@ -70,10 +66,10 @@ pub(crate) const GET_ATTEMPTS: &str = "SELECT id, delivery_id, attempt_no, start
     FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no, started_at, id";
 
 pub(crate) const RETRY_DELIVERY: &str = "UPDATE deliveries SET status = 'pending', \
-    next_attempt_at = $2, lease_until = NULL, updated_at = $2 WHERE id = $1";
+    next_attempt_at = $2, lease_until = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1";
 
 pub(crate) const RETRY_FAILED: &str = "UPDATE deliveries SET status = 'pending', \
-    next_attempt_at = $4, lease_until = NULL, updated_at = $4 \
+    next_attempt_at = $4, lease_until = NULL, lease_owner = NULL, updated_at = $4 \
     WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3 \
     RETURNING id";
 
@@ -103,14 +99,90 @@ pub(crate) const KV_GET: &str = "SELECT value FROM kv WHERE key = $1";
 pub(crate) const KV_SET: &str = "INSERT INTO kv (key, value) VALUES ($1, $2) \
     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-/// A bind value of a query built at run time.
+/// A node says it is alive; the first time, it is registered.
+pub(crate) const HEARTBEAT: &str = "INSERT INTO nodes (id, started_at, heartbeat_at) \
+    VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// A node (re)starts: a new incarnation under the same id.
+pub(crate) const START_NODE: &str = "INSERT INTO nodes (id, started_at, heartbeat_at) \
+    VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, \
+    heartbeat_at = excluded.heartbeat_at";
+
+/// The leases a node's earlier incarnation held (it has claimed nothing yet itself).
+pub(crate) const RELEASE_OWN_LEASES: &str = "UPDATE deliveries \
+    SET lease_until = NULL, lease_owner = NULL \
+    WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_owner = $1";
+
+/// Every lease: where one process owns the database, none can be live at its start.
+pub(crate) const RELEASE_ALL_LEASES: &str = "UPDATE deliveries \
+    SET lease_until = NULL, lease_owner = NULL \
+    WHERE status = 'pending' AND lease_until IS NOT NULL";
+
+/// Leases whose owner has not said it is alive since `$1` (or is not registered at all:
+/// its row was removed as dead, then it came back). Leases without an owner (claimed before
+/// nodes existed) are left to expire. Reads the partial index of leased deliveries.
+pub(crate) const RELEASE_DEAD_LEASES: &str = "UPDATE deliveries \
+    SET lease_until = NULL, lease_owner = NULL \
+    WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_owner IS NOT NULL \
+    AND lease_owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1)";
+
+pub(crate) const FORGET_DEAD_NODES: &str = "DELETE FROM nodes WHERE heartbeat_at < $1";
+
+/// A bind value: shared SQL takes its arguments as a list each dialect binds.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    Bool(bool),
     NullText,
     NullInt,
+    /// A list of ids, for `Dialect::RELEASE`; each dialect binds it its own way.
+    Ids(Vec<String>),
 }
+
+impl From<String> for Arg {
+    fn from(s: String) -> Arg {
+        Arg::Text(s)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Arg {
+        Arg::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(i: i64) -> Arg {
+        Arg::Int(i)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(b: bool) -> Arg {
+        Arg::Bool(b)
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(s: Option<String>) -> Arg {
+        s.map_or(Arg::NullText, Arg::Text)
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(i: Option<i64>) -> Arg {
+        i.map_or(Arg::NullInt, Arg::Int)
+    }
+}
+
+/// `args![a, b]`: the arguments `$1`, `$2` of a shared statement.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        vec![$($crate::sql::Arg::from($a)),*]
+    };
+}
+pub(crate) use args;
 
 /// A query built at run time. The SQL holds only placeholders, never caller text.
 #[derive(Debug)]

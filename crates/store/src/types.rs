@@ -282,3 +282,43 @@ mod tests {
         assert!("done".parse::<DeliveryStatus>().is_err());
     }
 }
+
+/// A running carehook process that claims deliveries. Its leases carry its id, and its
+/// heartbeat in the store tells other nodes it is alive; see [`crate::NodeStore`].
+///
+/// A fixed id (say the host's name) lets a restarted process release its earlier
+/// incarnation's leases at once; a random one (the default) is never shared by two live
+/// processes by mistake, and a dead one's leases are released once its heartbeat is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `:`.
+    pub fn parse(s: &str) -> Result<NodeId, StoreError> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+        if ok {
+            Ok(NodeId(s.to_owned()))
+        } else {
+            Err(StoreError::Invalid(format!(
+                "bad node id {s:?}: use 1 to 64 letters, digits, '.', '_', '-' or ':'"
+            )))
+        }
+    }
+
+    /// A fresh id no other process has.
+    pub fn random() -> NodeId {
+        NodeId(format!("node-{}", Uuid::now_v7().simple()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

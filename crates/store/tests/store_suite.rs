@@ -15,6 +15,11 @@ use uuid::Uuid;
 const T: i64 = 1_700_000_000_000;
 const LEASE: i64 = 30_000;
 
+/// The node the suite's claims are made by.
+fn node() -> NodeId {
+    NodeId::parse("suite-node").unwrap()
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -265,7 +270,7 @@ async fn deleting_a_webhook_fails_its_pending_deliveries_and_keeps_the_log(db: &
         DeliveryStatus::Pending
     );
     let claimed: Vec<Uuid> = store
-        .claim_due(T + 10, LEASE, 10, &[])
+        .claim_due(&node(), T + 10, LEASE, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -424,11 +429,14 @@ async fn claim_due_leaves_excluded_webhooks_alone(db: &TestDatabase) {
     // The busy webhook's deliveries are older, so they come first unless excluded.
     let busy_ids = record_one(&*store, event(&[busy], T - 5_000)).await;
     let idle_ids = record_one(&*store, event(&[idle], T)).await;
-    let claimed = store.claim_due(T, LEASE, 10, &[busy]).await.unwrap();
+    let claimed = store
+        .claim_due(&node(), T, LEASE, 10, &[busy])
+        .await
+        .unwrap();
     let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(ids, idle_ids);
     // Not leased by that claim: available once no longer excluded.
-    let claimed = store.claim_due(T, LEASE, 10, &[]).await.unwrap();
+    let claimed = store.claim_due(&node(), T, LEASE, 10, &[]).await.unwrap();
     let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(ids, busy_ids);
 }
@@ -443,15 +451,21 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
 
     assert!(
         store
-            .claim_due(T - 2_000, LEASE, 10, &[])
+            .claim_due(&node(), T - 2_000, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty(),
         "nothing due yet"
     );
-    assert!(store.claim_due(T, LEASE, 0, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(&node(), T, LEASE, 0, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    let claimed = store.claim_due(T, LEASE, 10, &[]).await.unwrap();
+    let claimed = store.claim_due(&node(), T, LEASE, 10, &[]).await.unwrap();
     let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(
         ids,
@@ -475,14 +489,14 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     // Leased: nobody else gets them while the lease holds, even once "later" is due too.
     assert!(
         store
-            .claim_due(T + 1, LEASE, 10, &[])
+            .claim_due(&node(), T + 1, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(store.next_due_at().await.unwrap(), Some(T + LEASE + 1));
     let at_60s: Vec<Uuid> = store
-        .claim_due(T + 60_000, LEASE, 10, &[])
+        .claim_due(&node(), T + 60_000, LEASE, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -492,7 +506,7 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     assert_eq!(at_60s, vec![older, now_ids[0], later]);
     assert!(
         store
-            .claim_due(T + 60_000, LEASE, 10, &[])
+            .claim_due(&node(), T + 60_000, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty()
@@ -505,7 +519,7 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     }
     assert_eq!(
         store
-            .claim_due(T + 200_000, LEASE, 2, &[])
+            .claim_due(&node(), T + 200_000, LEASE, 2, &[])
             .await
             .unwrap()
             .len(),
@@ -525,7 +539,10 @@ async fn concurrent_claims_never_hand_out_a_delivery_twice(db: &TestDatabase) {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_due(T + 1_000, LEASE, 7, &[]).await.unwrap();
+                    let got = store
+                        .claim_due(&node(), T + 1_000, LEASE, 7, &[])
+                        .await
+                        .unwrap();
                     if got.is_empty() {
                         break;
                     }
@@ -552,7 +569,14 @@ async fn record_attempts_moves_deliveries_on(db: &TestDatabase) {
     let w = webhook(&*store, "w").await;
     let ids = record_one(&*store, event(&[w, w, w], T)).await;
     let (retry, ok, fail) = (ids[0], ids[1], ids[2]);
-    assert_eq!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim_due(&node(), T, LEASE, 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     store.record_attempts(vec![]).await.unwrap();
     store
         .record_attempts(vec![
@@ -601,13 +625,16 @@ async fn record_attempts_moves_deliveries_on(db: &TestDatabase) {
     // The retry's lease is gone and it is due at its new time, not before.
     assert!(
         store
-            .claim_due(T + 4_999, LEASE, 10, &[])
+            .claim_due(&node(), T + 4_999, LEASE, 10, &[])
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(store.next_due_at().await.unwrap(), Some(T + 5_000));
-    let again = store.claim_due(T + 5_000, LEASE, 10, &[]).await.unwrap();
+    let again = store
+        .claim_due(&node(), T + 5_000, LEASE, 10, &[])
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].delivery_id, again[0].attempts), (retry, 1));
     store
@@ -663,10 +690,10 @@ async fn a_late_attempt_cannot_undo_a_success(db: &TestDatabase) {
     let store = db.connect().await;
     let w = webhook(&*store, "w").await;
     let id = record_one(&*store, event(&[w], T)).await[0];
-    store.claim_due(T, LEASE, 10, &[]).await.unwrap();
+    store.claim_due(&node(), T, LEASE, 10, &[]).await.unwrap();
     // The lease expired, another worker took it and succeeded; then the first one reports.
     store
-        .claim_due(T + LEASE + 1, LEASE, 10, &[])
+        .claim_due(&node(), T + LEASE + 1, LEASE, 10, &[])
         .await
         .unwrap();
     store
@@ -788,7 +815,10 @@ async fn list_deliveries_filters_and_pages_each_row_once(db: &TestDatabase) {
     );
 
     let one = patients[0].id;
-    store.claim_due(T + 1_000, LEASE, 100, &[]).await.unwrap();
+    store
+        .claim_due(&node(), T + 1_000, LEASE, 100, &[])
+        .await
+        .unwrap();
     store
         .record_attempts(vec![attempt(
             one,
@@ -851,7 +881,10 @@ async fn retry_delivery_and_retry_failed_make_deliveries_due_now(db: &TestDataba
         batch.push(event(&[a, b], T + i * 1_000));
     }
     let recorded = store.record_events(batch).await.unwrap();
-    store.claim_due(T + 10_000, LEASE, 100, &[]).await.unwrap();
+    store
+        .claim_due(&node(), T + 10_000, LEASE, 100, &[])
+        .await
+        .unwrap();
     let mut attempts = Vec::new();
     for r in &recorded {
         for &d in r.delivery_ids() {
@@ -883,7 +916,7 @@ async fn retry_delivery_and_retry_failed_make_deliveries_due_now(db: &TestDataba
         store.retry_delivery(Uuid::now_v7(), now).await.unwrap(),
         None
     );
-    let claimed = store.claim_due(now, LEASE, 10, &[]).await.unwrap();
+    let claimed = store.claim_due(&node(), now, LEASE, 10, &[]).await.unwrap();
     assert_eq!(
         (claimed[0].delivery_id, claimed[0].attempts),
         (failed_a[0], 1)
@@ -1047,8 +1080,21 @@ async fn release_clears_leases_and_new_work_wakes_watchers(db: &TestDatabase) {
         .expect("record_events wakes watchers")
         .unwrap();
 
-    assert_eq!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().len(), 2);
-    assert!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .claim_due(&node(), T, LEASE, 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .claim_due(&node(), T, LEASE, 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     watch.borrow_and_update();
     store.release(&[ids[0]]).await.unwrap();
     store.release(&[]).await.unwrap();
@@ -1057,7 +1103,7 @@ async fn release_clears_leases_and_new_work_wakes_watchers(db: &TestDatabase) {
         .expect("release wakes watchers")
         .unwrap();
     let again: Vec<Uuid> = store
-        .claim_due(T, LEASE, 10, &[])
+        .claim_due(&node(), T, LEASE, 10, &[])
         .await
         .unwrap()
         .iter()
@@ -1160,7 +1206,10 @@ async fn a_new_connection_sees_what_record_events_returned(db: &TestDatabase) {
         .unwrap()
         .expect("event survives reconnect");
     assert_eq!(got.vars, ev.vars);
-    let claimed = reopened.claim_due(T, LEASE, 10, &[]).await.unwrap();
+    let claimed = reopened
+        .claim_due(&node(), T, LEASE, 10, &[])
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].delivery_id, ev.deliveries[0].id);
 }
@@ -1193,7 +1242,10 @@ async fn two_stores_on_one_database_write_at_once(db: &TestDatabase) {
                 for i in 0..20 {
                     let batch = (0..20).map(|j| event(&[w], T + i * 20 + j)).collect();
                     store.record_events(batch).await.unwrap();
-                    store.claim_due(T + 1_000, LEASE, 10, &[]).await.unwrap();
+                    store
+                        .claim_due(&node(), T + 1_000, LEASE, 10, &[])
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -1233,7 +1285,14 @@ async fn an_in_memory_sqlite_store_works_for_quick_tests() {
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 1);
-    assert_eq!(store.claim_due(T, LEASE, 10, &[]).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_due(&node(), T, LEASE, 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -1367,7 +1426,7 @@ async fn queue_depth_counts_due_scheduled_and_leased(db: &TestDatabase) {
         .unwrap();
     let q = store.queue_depth(T).await.unwrap();
     assert_eq!((q.due, q.scheduled, q.in_flight), (2, 1, 0));
-    let claimed = store.claim_due(T, LEASE, 1, &[]).await.unwrap();
+    let claimed = store.claim_due(&node(), T, LEASE, 1, &[]).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let q = store.queue_depth(T).await.unwrap();
     assert_eq!((q.due, q.scheduled, q.in_flight), (1, 1, 1));

@@ -12,6 +12,10 @@ use uuid::Uuid;
 const N: usize = 20_000;
 const BATCH: usize = 500;
 
+fn node() -> NodeId {
+    NodeId::parse("throughput").unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check; run with --release"]
 async fn deliveries_per_second() {
@@ -62,7 +66,10 @@ async fn deliveries_per_second() {
         let t1 = Instant::now();
         let mut done = 0;
         loop {
-            let claimed = store.claim_due(2, 30_000, BATCH as u32, &[]).await.unwrap();
+            let claimed = store
+                .claim_due(&node(), 2, 30_000, BATCH as u32, &[])
+                .await
+                .unwrap();
             if claimed.is_empty() {
                 break;
             }
