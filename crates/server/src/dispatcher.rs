@@ -2,9 +2,10 @@
 //! and schedules the next one.
 //!
 //! One loop owns all scheduling state, so there are no locks to reason
-//! about: it claims batches under a lease, keeps a small queue per webhook,
-//! and starts a task per request while the webhook is under its in-flight
-//! cap and rate limit. A webhook at its cap is excluded from the next claim,
+//! about: it claims batches under a lease, and [`schedule::Schedule`] (pure,
+//! tested with a fake clock) keeps a small queue per webhook and says which
+//! requests may start under the in-flight caps and rate limits; the loop
+//! starts a task per request. A webhook at its cap is excluded from the next claim,
 //! so a dead endpoint's backlog stays in the database instead of crowding
 //! out healthy endpoints. Finished attempts go to a recorder task that
 //! writes them in batches (one transaction for many results).
@@ -12,7 +13,8 @@
 //! Delivery is at-least-once: a crash leaves leases, which the next start
 //! of this node or a live node's sweep releases (`node`), and the
 //! deliveries are claimed again; `webhook-id` is the delivery id, so a
-//! receiver can drop repeats.
+//! receiver can drop repeats. A run that panicked is replaced by a fresh one
+//! (see [`crate::supervise`]), which first releases what the dead run held.
 
 pub mod schedule;
 
