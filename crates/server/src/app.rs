@@ -84,11 +84,10 @@ pub async fn run(
     if let Some(config) = settings.dispatcher.clone() {
         // Before the first claim: free what this node's earlier run held.
         crate::node::start(&*store, &config.node).await?;
-        jobs.spawn(crate::node::run(
-            store.clone(),
-            config.node.clone(),
-            stop_rx.clone(),
-        ));
+        let (node_store, node, stop) = (store.clone(), config.node.clone(), stop_rx.clone());
+        jobs.spawn(supervisor.supervise("node_heartbeat", move || {
+            crate::node::run(node_store.clone(), node.clone(), stop.clone())
+        }));
         let dispatcher = Dispatcher::new(
             store.clone(),
             registry.clone(),
