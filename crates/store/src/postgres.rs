@@ -98,12 +98,6 @@ run_shared_sql!(Pg, Postgres, "postgres");
 
 #[async_trait::async_trait]
 impl Dialect for Pg {
-    const NAME: &'static str = "postgres";
-    // `FOR UPDATE` keeps two changes of one record (or two payments of one bill) in turn.
-    const LOCKS_ROWS: bool = true;
-    const ONE_PROCESS: bool = false;
-    const ID_LIST: &'static str = "(SELECT unnest($1::text[]))";
-
     async fn begin(&self, pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
         Ok(pool.begin().await?)
     }
@@ -416,4 +410,11 @@ impl Dialect for Pg {
             .await?;
         Ok(())
     }
+
+    // What this dialect is: the seam's constants.
+    const NAME: &'static str = "postgres";
+    // `FOR UPDATE` keeps two changes of one record (or two payments of one bill) in turn.
+    const LOCKS_ROWS: bool = true;
+    const ONE_PROCESS: bool = false;
+    const ID_LIST: &'static str = "(SELECT unnest($1::text[]))";
 }
