@@ -134,6 +134,8 @@ async fn create_webhook(client: &reqwest::Client, base: &str, url: &str) -> Stri
     let spec = json!({
         "name": "crash test", "events": ["kc_appointment_book"], "url": url,
         "body": "{\"n\": \"{{appointment_id}}\"}",
+        // Room to drain the backlog fast: what is measured is how soon leases are freed.
+        "max_in_flight": 64,
         "retry": {"schedule": ["200ms"], "max_attempts": 50, "jitter": 0.0}
     });
     let r = client
@@ -241,12 +243,32 @@ async fn sigkill_under_load_loses_no_accepted_event() {
     // Every accepted event arrives within RECOVERY of the last restart, though
     // the killed processes' leases had minutes to run: the restart freed them.
     let missing = missing_after(&rx, &accepted, restarted + RECOVERY).await;
+    // Arrived is not finished: the store must say every delivery succeeded (a request sent just
+    // before a kill may have arrived unrecorded, its lease left to the dead process).
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let unfinished = loop {
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM deliveries WHERE status <> 'succeeded'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if left == 0 || Instant::now() > restarted + RECOVERY {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let recovered_in = restarted.elapsed();
+    pool.close().await;
     node.terminate();
     assert!(
         missing.is_empty(),
         "{} of {} accepted events had not arrived {RECOVERY:?} after the restart",
         missing.len(),
         accepted.len()
+    );
+    assert_eq!(
+        unfinished, 0,
+        "{unfinished} deliveries were not recorded as succeeded {RECOVERY:?} after the restart"
     );
     // Repeats (at-least-once) carry the same webhook-id and the same body.
     let mut bodies: HashMap<String, Vec<u8>> = HashMap::new();
@@ -259,10 +281,11 @@ async fn sigkill_under_load_loses_no_accepted_event() {
         }
     }
     eprintln!(
-        "crash test: {} accepted, {} requests received, {} repeats",
+        "crash test: {} accepted, {} requests received, {} repeats; all recorded succeeded {:.1} s after the restart",
         accepted.len(),
         rx.count(),
-        rx.count() - bodies.len()
+        rx.count() - bodies.len(),
+        recovered_in.as_secs_f64()
     );
 }
 
@@ -381,7 +404,6 @@ async fn when_one_of_two_postgres_nodes_dies_the_other_finishes_its_work() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    pool.close().await;
     assert!(
         accepted.len() > 50,
         "only {} events were accepted",
@@ -389,6 +411,21 @@ async fn when_one_of_two_postgres_nodes_dies_the_other_finishes_its_work() {
     );
 
     let missing = missing_after(&rx, &accepted, killed_at + RECOVERY).await;
+    // A request A sent just before it died may have arrived without A recording it: the work
+    // is finished only when the store says every delivery succeeded, none left leased to A.
+    let unfinished = loop {
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM deliveries WHERE status <> 'succeeded'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if left == 0 || Instant::now() > killed_at + RECOVERY {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let recovered_in = killed_at.elapsed();
+    pool.close().await;
     b.terminate();
     drop(a);
     db.cleanup().await;
@@ -403,8 +440,14 @@ async fn when_one_of_two_postgres_nodes_dies_the_other_finishes_its_work() {
         missing.len(),
         accepted.len()
     );
+    assert_eq!(
+        unfinished, 0,
+        "{unfinished} deliveries were not recorded as succeeded {RECOVERY:?} after node A was killed"
+    );
     eprintln!(
-        "two-node crash test: {} accepted, node A held {held_by_a} leases when killed",
-        accepted.len()
+        "two-node crash test: {} accepted, node A held {held_by_a} leases when killed; \
+         all recorded succeeded {:.1} s after the kill",
+        accepted.len(),
+        recovered_in.as_secs_f64()
     );
 }
