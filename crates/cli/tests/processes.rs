@@ -302,13 +302,25 @@ async fn two_nodes_on_one_postgres_send_each_delivery_once() {
     let a = Node::start(db.url(), free_port(), dir.path()).await;
     let b = Node::start(db.url(), free_port(), dir.path()).await;
     create_webhook(&client, &a.base, &rx.url("/hook")).await;
-    // No warm-up on node B: NOTIFY carehook_webhooks tells it about the new
-    // webhook; give that a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No warm-up on node B: NOTIFY carehook_webhooks tells it about the new webhook. Until it
+    // has, an event B accepts matches nothing (no delivery); wait for the first that matches.
+    let mut accepted: HashSet<String> = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(d) = push(&client, &b.base, 0).await {
+            accepted.insert(d);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node B never learnt of the webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let total = 600;
     let mut sends = tokio::task::JoinSet::new();
-    for i in 0..total {
+    for i in 1..=total {
         let (c, base) = (
             client.clone(),
             if i % 2 == 0 {
@@ -319,27 +331,46 @@ async fn two_nodes_on_one_postgres_send_each_delivery_once() {
         );
         sends.spawn(async move { push(&c, &base, i).await });
         if sends.len() >= 16 {
-            sends.join_next().await.unwrap().unwrap().expect("accepted");
+            accepted.insert(sends.join_next().await.unwrap().unwrap().expect("accepted"));
         }
     }
     while let Some(r) = sends.join_next().await {
-        r.unwrap().expect("accepted");
+        accepted.insert(r.unwrap().expect("accepted"));
     }
-    rx.wait_for(total, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(accepted.len(), total + 1);
+    rx.wait_for(accepted.len(), Duration::from_secs(60)).await;
+    // Settled: the store records every delivery succeeded, so nothing more will be sent.
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (left,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM deliveries WHERE status <> 'succeeded'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} deliveries never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.close().await;
     let ids: Vec<String> = rx
         .received()
         .iter()
         .map(|r| r.header("webhook-id").unwrap().to_string())
         .collect();
-    let unique: HashSet<&String> = ids.iter().collect();
+    let unique: HashSet<String> = ids.iter().cloned().collect();
     a.terminate();
     b.terminate();
     db.cleanup().await;
-    assert_eq!(unique.len(), total);
+    assert_eq!(
+        unique, accepted,
+        "every accepted delivery arrived, and nothing else"
+    );
     assert_eq!(
         ids.len(),
-        total,
+        unique.len(),
         "{} deliveries were sent twice",
         ids.len() - unique.len()
     );
