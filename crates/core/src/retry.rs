@@ -70,6 +70,14 @@ impl RetryError {
         }
     }
 
+    /// What is wrong, without the setting's name (a 422 names it in its own field).
+    pub fn message(&self) -> String {
+        match self {
+            RetryError::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The setting at fault, when the error is about one.
     pub fn field(&self) -> Option<&str> {
         match self {

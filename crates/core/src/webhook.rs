@@ -559,7 +559,7 @@ impl WebhookSpec {
             ));
         }
         self.retry.validate().map_err(|e| {
-            ValidationError::new(e.field().unwrap_or("retry").to_string(), e.to_string())
+            ValidationError::new(e.field().unwrap_or("retry").to_string(), e.message())
         })?;
         let rate = match self.rate_limit {
             None => None,
@@ -575,7 +575,7 @@ impl WebhookSpec {
         if !(1..=MAX_MAX_IN_FLIGHT).contains(&self.max_in_flight) {
             return Err(ValidationError::new(
                 "max_in_flight",
-                format!("max_in_flight must be between 1 and {MAX_MAX_IN_FLIGHT}"),
+                format!("must be between 1 and {MAX_MAX_IN_FLIGHT} requests at once"),
             ));
         }
         let limits = DeliveryLimits {
@@ -790,7 +790,12 @@ mod tests {
             }
             spec(b).compile().map(|(c, _)| c.limits)
         };
-        let field = |k: &str, v: serde_json::Value| compile(k, v).unwrap_err().field;
+        // The field, named once: the message says what is wrong, the field says where.
+        let field = |k: &str, v: serde_json::Value| {
+            let e = compile(k, v).unwrap_err();
+            assert_eq!(e.to_string().matches(e.field.as_str()).count(), 1, "{e}");
+            e.field
+        };
         // The rate that stopped every delivery on a node, and its cousins.
         for bad in [
             json!(1e-300),
