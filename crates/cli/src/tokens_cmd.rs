@@ -108,7 +108,7 @@ async fn offline(url: &str, cmd: &TokensCommand) -> anyhow::Result<Value> {
             Ok(json!({ "items": rows.iter().map(view).collect::<Vec<_>>() }))
         }
         TokensCommand::Revoke { id } => {
-            let id: uuid::Uuid = id
+            let id: carehook_core::ids::TokenId = id
                 .parse()
                 .map_err(|_| UsageError(format!("{id:?} is not a token id")))?;
             if !store.revoke_token(id, carehook::time::now_ms()).await? {

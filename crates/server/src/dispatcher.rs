@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use carehook_core::ids::{DeliveryId, WebhookId};
 use carehook_core::retry::{self, NextAttempt};
 use carehook_core::signing;
 use carehook_core::template::RenderError;
@@ -31,7 +32,6 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Outgoing, SendError};
@@ -103,7 +103,7 @@ impl std::fmt::Debug for Fault {
 /// What a finished attempt reports back to the loop.
 #[derive(Debug)]
 pub struct Done {
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     pub record: AttemptRecord,
     /// A 410 answer: the endpoint is gone for good.
     pub gone: bool,
@@ -116,9 +116,9 @@ pub struct Done {
 /// Deliveries this node claimed and has not yet recorded an outcome for.
 /// It outlives a dispatcher that panicked, so the next one hands them back
 /// at once instead of leaving them to wait out their lease.
-type Held = Arc<Mutex<HashSet<Uuid>>>;
+type Held = Arc<Mutex<HashSet<DeliveryId>>>;
 
-fn lock(held: &Held) -> MutexGuard<'_, HashSet<Uuid>> {
+fn lock(held: &Held) -> MutexGuard<'_, HashSet<DeliveryId>> {
     // Nothing panics while holding it; a poisoned set is still right.
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -200,7 +200,7 @@ impl Dispatcher {
 
     /// Hands back deliveries an earlier run claimed and never finished.
     async fn release_orphans(&self) {
-        let orphans: Vec<Uuid> = lock(&self.held).drain().collect();
+        let orphans: Vec<DeliveryId> = lock(&self.held).drain().collect();
         if orphans.is_empty() {
             return;
         }
@@ -276,7 +276,7 @@ impl Dispatcher {
                         let mut release = Vec::new();
                         // A webhook made on another node may not be in this
                         // node's registry yet: read it before calling it gone.
-                        let unknown: HashSet<Uuid> = claimed
+                        let unknown: HashSet<WebhookId> = claimed
                             .iter()
                             .map(|c| c.webhook_id)
                             .filter(|id| self.registry.get(*id).is_none())
@@ -385,7 +385,7 @@ impl Dispatcher {
         }
 
         // Shutting down: hand queued work back, let requests in flight finish.
-        let unstarted: Vec<Uuid> = schedule
+        let unstarted: Vec<DeliveryId> = schedule
             .drain()
             .into_iter()
             .map(|(_, c)| c.delivery_id)

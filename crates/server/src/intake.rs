@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use carehook_core::Vars;
 use carehook_core::catalog::{self, EventType};
+use carehook_core::ids::{DeliveryId, EventId};
 use carehook_store::{NewDelivery, NewEvent, Recorded, Store};
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use crate::domain::Error;
 use crate::metrics::Metrics;
@@ -101,7 +101,7 @@ impl Intake {
 /// filled in, and anything unknown refused with the name at fault.
 pub fn snapshot_from_data(
     event: &EventType,
-    event_id: Uuid,
+    event_id: EventId,
     data: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vars, Error> {
     // Variables the sender left out are simply absent: a template renders
@@ -177,7 +177,7 @@ pub fn match_deliveries(
         .values()
         .filter(|w| w.row.enabled && w.compiled.wants(event.name, vars))
         .map(|w| NewDelivery {
-            id: Uuid::now_v7(),
+            id: DeliveryId::new(),
             webhook_id: w.row.id,
             next_attempt_at: now,
             is_test: false,

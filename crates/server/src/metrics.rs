@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use carehook_core::ids::WebhookId;
 use carehook_store::{AttemptOutcome, AttemptRecord, QueueDepth};
-use uuid::Uuid;
 
 /// Upper bounds of the attempt-duration histogram, in seconds.
 pub const DURATION_BUCKETS: [f64; 12] = [
@@ -37,7 +37,7 @@ pub struct Metrics {
     duration_sum_ms: AtomicU64,
     /// Failed attempts (anything but success) per webhook. Touched once per
     /// recorded batch, off the send path.
-    webhook_failures: Mutex<HashMap<Uuid, u64>>,
+    webhook_failures: Mutex<HashMap<WebhookId, u64>>,
 }
 
 fn outcome_index(o: AttemptOutcome) -> usize {
@@ -69,9 +69,9 @@ impl Metrics {
     /// attempt: counted as `gave_up`, though the log calls it failed.
     pub fn attempts_recorded<'a>(
         &self,
-        batch: impl IntoIterator<Item = (Uuid, &'a AttemptRecord, bool)>,
+        batch: impl IntoIterator<Item = (WebhookId, &'a AttemptRecord, bool)>,
     ) {
-        let mut failed: Vec<Uuid> = Vec::new();
+        let mut failed: Vec<WebhookId> = Vec::new();
         for (webhook, r, gave_up) in batch {
             let outcome = if gave_up {
                 AttemptOutcome::GaveUp
@@ -198,11 +198,12 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use carehook_core::ids::DeliveryId;
     use carehook_store::DeliveryNext;
 
     fn record(outcome: AttemptOutcome, ms: i64) -> AttemptRecord {
         AttemptRecord {
-            delivery_id: Uuid::nil(),
+            delivery_id: DeliveryId::from_uuid(uuid::Uuid::nil()),
             attempt_no: 1,
             started_at: 0,
             duration_ms: ms,
@@ -220,7 +221,7 @@ mod tests {
     fn the_text_format_has_every_family_with_cumulative_buckets() {
         let m = Metrics::new();
         m.events_recorded(2, 3);
-        let w = Uuid::now_v7();
+        let w = WebhookId::new();
         let (a, b) = (
             record(AttemptOutcome::Succeeded, 20),
             record(AttemptOutcome::Retry, 700),

@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
+use carehook_core::ids::WebhookId;
 use carehook_core::signing::SigningSecret;
 use carehook_core::webhook::{CompiledWebhook, MASK, WebhookSpec};
 use carehook_store::{Store, WebhookRow};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::domain::Actor;
 use crate::vault::Vault;
@@ -221,7 +221,7 @@ pub fn seal_spec(mut spec: WebhookSpec, vault: &Vault) -> WebhookSpec {
 #[derive(Debug)]
 pub struct Registry {
     vault: Vault,
-    webhooks: RwLock<Arc<HashMap<Uuid, Arc<Loaded>>>>,
+    webhooks: RwLock<Arc<HashMap<WebhookId, Arc<Loaded>>>>,
     /// Held by a refresh from read to swap, and by an API write from the
     /// store write to `put`: without it a refresh that read the store just
     /// before a write could swap in a map that lacks the new webhook.
@@ -247,13 +247,13 @@ impl Registry {
     }
 
     /// Every webhook, as of now; cheap (an `Arc` clone).
-    pub fn snapshot(&self) -> Arc<HashMap<Uuid, Arc<Loaded>>> {
+    pub fn snapshot(&self) -> Arc<HashMap<WebhookId, Arc<Loaded>>> {
         self.webhooks.read().expect("registry lock").clone()
     }
 
     /// The webhooks that cannot be sent now; the dispatcher leaves their
     /// deliveries in the queue.
-    pub fn broken_ids(&self) -> Vec<Uuid> {
+    pub fn broken_ids(&self) -> Vec<WebhookId> {
         self.snapshot()
             .values()
             .filter(|w| w.broken.is_some())
@@ -261,7 +261,7 @@ impl Registry {
             .collect()
     }
 
-    pub fn get(&self, id: Uuid) -> Option<Arc<Loaded>> {
+    pub fn get(&self, id: WebhookId) -> Option<Arc<Loaded>> {
         self.snapshot().get(&id).cloned()
     }
 
@@ -274,7 +274,7 @@ impl Registry {
         loaded
     }
 
-    pub fn remove(&self, id: Uuid) {
+    pub fn remove(&self, id: WebhookId) {
         let mut guard = self.webhooks.write().expect("registry lock");
         let mut map = (**guard).clone();
         map.remove(&id);
@@ -285,7 +285,7 @@ impl Registry {
     pub async fn load_one(
         &self,
         store: &dyn Store,
-        id: Uuid,
+        id: WebhookId,
     ) -> anyhow::Result<Option<Arc<Loaded>>> {
         let _gate = self.gate.lock().await;
         match store.get_webhook(id).await? {
@@ -329,7 +329,7 @@ pub async fn disable(
     store: &dyn Store,
     registry: &Registry,
     actor: &Actor,
-    id: Uuid,
+    id: WebhookId,
     reason: Option<String>,
 ) -> crate::domain::Result<Arc<Loaded>> {
     let _gate = registry.write_gate().await;

@@ -593,7 +593,7 @@ async fn shutdown_lets_a_request_in_flight_finish() {
     rx.answer(|_, _| Answer::ok().delay(Duration::from_millis(800)));
     server.create_webhook(slack_like(&rx.url("/hook"))).await;
     let pushed = server.push("kc_appointment_book", json!({})).await;
-    let id: uuid::Uuid = pushed["deliveries"][0].as_str().unwrap().parse().unwrap();
+    let id: carehook_store::DeliveryId = pushed["deliveries"][0].as_str().unwrap().parse().unwrap();
     rx.wait_for(1, WAIT).await;
     let store = server.store.clone();
     server.stop().await; // returns once the dispatcher has drained

@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use uuid::Uuid;
-
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
@@ -68,7 +66,7 @@ impl EventPlan {
         &self,
         batch: &[NewEvent],
         inserted: &HashSet<String>,
-        earlier: &HashMap<String, (Uuid, Vec<Uuid>)>,
+        earlier: &HashMap<String, (EventId, Vec<DeliveryId>)>,
     ) -> Result<Vec<Recorded>> {
         let mut out: Vec<Recorded> = Vec::with_capacity(batch.len());
         for (i, ev) in batch.iter().enumerate() {
@@ -106,18 +104,18 @@ impl EventPlan {
 pub(crate) fn earlier_events(
     firsts: Vec<(String, String)>,
     deliveries: Vec<(String, String)>,
-) -> Result<HashMap<String, (Uuid, Vec<Uuid>)>> {
-    let mut by_event: HashMap<String, Vec<Uuid>> = HashMap::new();
+) -> Result<HashMap<String, (EventId, Vec<DeliveryId>)>> {
+    let mut by_event: HashMap<String, Vec<DeliveryId>> = HashMap::new();
     for (event_id, id) in deliveries {
         by_event
             .entry(event_id)
             .or_default()
-            .push(crate::rows::uuid(&id)?);
+            .push(crate::rows::uuid(&id)?.into());
     }
     let mut out = HashMap::new();
     for (key, id) in firsts {
         let ds = by_event.remove(&id).unwrap_or_default();
-        out.insert(key, (crate::rows::uuid(&id)?, ds));
+        out.insert(key, (crate::rows::uuid(&id)?.into(), ds));
     }
     Ok(out)
 }
@@ -125,7 +123,7 @@ pub(crate) fn earlier_events(
 /// One state change per delivery: the batch's highest-numbered attempt decides it (a
 /// set-based UPDATE must not see the same row twice).
 pub(crate) fn latest_per_delivery(batch: &[AttemptRecord]) -> Vec<&AttemptRecord> {
-    let mut latest: BTreeMap<Uuid, &AttemptRecord> = BTreeMap::new();
+    let mut latest: BTreeMap<DeliveryId, &AttemptRecord> = BTreeMap::new();
     for a in batch {
         if latest
             .get(&a.delivery_id)

@@ -7,13 +7,12 @@
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, Pool, Transaction};
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::sql::Arg;
 use std::collections::HashSet;
 
-use crate::types::{AttemptRecord, Claimed, NewDelivery, NewEvent, NodeId};
+use crate::types::{AttemptRecord, Claimed, NewDelivery, NewEvent, NodeId, WebhookId};
 
 /// A connection of dialect `D`: inside a transaction, or taken from a pool.
 pub(crate) type Conn<D> = <<D as RunSql>::Db as Database>::Connection;
@@ -37,7 +36,7 @@ pub(crate) struct Claim<'a> {
     pub now: i64,
     pub lease_until: i64,
     pub limit: u32,
-    pub exclude: &'a [Uuid],
+    pub exclude: &'a [WebhookId],
 }
 
 /// What a notification is about; each is one channel on PostgreSQL.

@@ -18,7 +18,10 @@
 //!   tests control the clock). The few times the store stamps itself (`created_at`/`updated_at`
 //!   of webhooks, `updated_at` of deliveries ended by a webhook delete) come from the system clock.
 //! - Ids are UUID v7 stored as text (it sorts by time); JSON is stored as text in both dialects:
-//!   the store never looks inside, and text gives back exactly what the server wrote.
+//!   the store never looks inside, and text gives back exactly what the server wrote. The
+//!   traits and rows take and give typed ids (`WebhookId`, `DeliveryId`, `EventId`, `TokenId`
+//!   from `carehook_core::ids`, re-exported here), so a webhook id cannot be passed where a
+//!   delivery id belongs; an attempt's own id, which nothing looks up, stays a bare `Uuid`.
 //! - Shared statements use `$N` placeholders, which SQLite reads as PostgreSQL does; their
 //!   arguments are a list of `sql::Arg` each dialect binds, so the shared code names no sqlx
 //!   bounds.
@@ -51,7 +54,6 @@
 use std::sync::Arc;
 
 use carehook_core::clinic::{Kind, Record};
-use uuid::Uuid;
 
 mod batch;
 mod dialect;
@@ -81,14 +83,14 @@ pub use types::*;
 pub trait WebhookStore: Send + Sync {
     /// Version 1, `created_at = updated_at = now`. A duplicate id is `Conflict`.
     async fn create_webhook(&self, w: NewWebhook) -> Result<WebhookRow>;
-    async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRow>>;
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<WebhookRow>>;
     /// Oldest first.
     async fn list_webhooks(&self) -> Result<Vec<WebhookRow>>;
     /// Replaces the webhook's fields, `version += 1`. A changed config or a re-enable resets its
     /// failure streak (old failures say nothing about the new setup). `None` if there is no such webhook.
     async fn update_webhook(
         &self,
-        id: Uuid,
+        id: WebhookId,
         name: String,
         enabled: bool,
         events: Vec<String>,
@@ -99,18 +101,18 @@ pub trait WebhookStore: Send + Sync {
     /// failure streak. False if there is no such webhook.
     async fn set_webhook_enabled(
         &self,
-        id: Uuid,
+        id: WebhookId,
         enabled: bool,
         reason: Option<String>,
     ) -> Result<bool>;
     /// Deletes the webhook; its deliveries and attempts stay (the log), and its pending
     /// deliveries end as `failed` with `last_error = "webhook deleted"`. False if there was none.
-    async fn delete_webhook(&self, id: Uuid) -> Result<bool>;
+    async fn delete_webhook(&self, id: WebhookId) -> Result<bool>;
     /// Enabled webhooks that have been failing for the whole window: no successful attempt
     /// since their current failure streak began, that streak began at or before `since`, and
     /// they failed again at or after `since`. Test sends do not count. (A webhook that failed
     /// once yesterday, or has had no traffic for a month, is not "failing for 5 days".)
-    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<Uuid>>;
+    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<WebhookId>>;
     /// Changes whenever a webhook is created, changed or deleted; on PostgreSQL also when
     /// another node did so (`NOTIFY carehook_webhooks`), so every node reloads it at once.
     fn watch_webhooks(&self) -> tokio::sync::watch::Receiver<u64>;
@@ -135,7 +137,7 @@ pub trait QueueStore: Send + Sync {
         now: i64,
         lease_ms: i64,
         limit: u32,
-        exclude: &[Uuid],
+        exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>>;
     /// In one transaction: inserts the attempts and moves each delivery on (`attempts`, status,
     /// `next_attempt_at`, lease cleared, `last_status`, `last_error`, `updated_at` = end of the
@@ -143,7 +145,7 @@ pub trait QueueStore: Send + Sync {
     /// expired lease cannot undo a success); its attempt is still logged.
     async fn record_attempts(&self, batch: Vec<AttemptRecord>) -> Result<()>;
     /// Clears leases (graceful shutdown) so other workers may take them at once.
-    async fn release(&self, delivery_ids: &[Uuid]) -> Result<()>;
+    async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<()>;
     /// The earliest time `claim_due` could return something: the earliest due time of an
     /// unleased pending delivery, or the earliest lease expiry. `None`: nothing pending.
     async fn next_due_at(&self) -> Result<Option<i64>>;
@@ -154,30 +156,30 @@ pub trait QueueStore: Send + Sync {
     /// over partial indexes.
     async fn queue_depth(&self, now: i64) -> Result<QueueDepth>;
     /// Any status → `pending`, due `now`, lease cleared. `None` if there is no such delivery.
-    async fn retry_delivery(&self, id: Uuid, now: i64) -> Result<Option<DeliveryRow>>;
+    async fn retry_delivery(&self, id: DeliveryId, now: i64) -> Result<Option<DeliveryRow>>;
     /// The webhook's `failed` deliveries created in `[since, until)` → `pending`, due `now`.
     async fn retry_failed(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         since: i64,
         until: i64,
         now: i64,
-    ) -> Result<Vec<Uuid>>;
+    ) -> Result<Vec<DeliveryId>>;
 }
 
 /// The delivery log, read back: events, deliveries with their attempts, statistics.
 #[async_trait::async_trait]
 pub trait LogStore: Send + Sync {
     /// The delivery and its attempts (in attempt order).
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>>;
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>>;
     /// Newest first, keyset-paged on `(created_at, id)`. A bad cursor is `Invalid`.
     async fn list_deliveries(&self, f: DeliveryFilter) -> Result<Page<DeliveryRow>>;
-    async fn get_event(&self, id: Uuid) -> Result<Option<EventRow>>;
+    async fn get_event(&self, id: EventId) -> Result<Option<EventRow>>;
     /// Newest first, keyset-paged on `(created_at, id)`; `limit` as in [`DeliveryFilter`].
     async fn list_events(&self, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>>;
     /// A webhook's deliveries and attempts over the last hour, day and week.
     /// Zeros for a webhook with no traffic, or none at all.
-    async fn webhook_stats(&self, webhook_id: Uuid, now: i64) -> Result<WebhookStats>;
+    async fn webhook_stats(&self, webhook_id: WebhookId, now: i64) -> Result<WebhookStats>;
 }
 
 /// The processes that claim deliveries, and their heartbeats. Times are the callers' clocks,
@@ -200,16 +202,17 @@ pub trait NodeStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait TokenStore: Send + Sync {
     /// A duplicate hash (or id) is `Conflict`.
-    async fn insert_token(&self, id: Uuid, name: &str, token_hash: &str, now: i64) -> Result<()>;
+    async fn insert_token(&self, id: TokenId, name: &str, token_hash: &str, now: i64)
+    -> Result<()>;
     /// The token with this hash, if it exists and is not revoked.
     async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRow>>;
     /// Sets `last_used_at`. A write: the server should call it sparingly (say once a minute per
     /// token), not on every request.
-    async fn touch_token(&self, id: Uuid, now: i64) -> Result<()>;
+    async fn touch_token(&self, id: TokenId, now: i64) -> Result<()>;
     /// All tokens, revoked ones too, oldest first.
     async fn list_tokens(&self) -> Result<Vec<TokenRow>>;
     /// False if there is no such token or it was already revoked.
-    async fn revoke_token(&self, id: Uuid, now: i64) -> Result<bool>;
+    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool>;
 }
 
 /// Clinic records (see `records` for the order of a change).

@@ -90,7 +90,7 @@ impl Pg {
     }
 }
 
-fn ids_text<'a>(ids: impl IntoIterator<Item = &'a Uuid>) -> Vec<String> {
+fn ids_text<'a>(ids: impl IntoIterator<Item = &'a WebhookId>) -> Vec<String> {
     ids.into_iter().map(|i| i.to_string()).collect()
 }
 

@@ -65,7 +65,7 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
 pub(crate) fn webhook(t: WebhookTuple) -> Result<WebhookRow> {
     let (id, name, enabled, events, config, version, disabled_reason, created_at, updated_at) = t;
     Ok(WebhookRow {
-        id: uuid(&id)?,
+        id: uuid(&id)?.into(),
         name,
         enabled,
         events: json("webhooks.events", &events)?,
@@ -80,7 +80,7 @@ pub(crate) fn webhook(t: WebhookTuple) -> Result<WebhookRow> {
 pub(crate) fn event(t: EventTuple) -> Result<EventRow> {
     let (id, event_type, vars, idempotency_key, created_at) = t;
     Ok(EventRow {
-        id: uuid(&id)?,
+        id: uuid(&id)?.into(),
         event_type,
         vars: json("events.vars", &vars)?,
         idempotency_key,
@@ -104,9 +104,9 @@ pub(crate) fn delivery(t: DeliveryTuple) -> Result<DeliveryRow> {
         is_test,
     ) = t;
     Ok(DeliveryRow {
-        id: uuid(&id)?,
-        event_id: uuid(&event_id)?,
-        webhook_id: uuid(&webhook_id)?,
+        id: uuid(&id)?.into(),
+        event_id: uuid(&event_id)?.into(),
+        webhook_id: uuid(&webhook_id)?.into(),
         event_type,
         status: status
             .parse()
@@ -137,7 +137,7 @@ pub(crate) fn attempt(t: AttemptTuple) -> Result<AttemptRow> {
     ) = t;
     Ok(AttemptRow {
         id: uuid(&id)?,
-        delivery_id: uuid(&delivery_id)?,
+        delivery_id: uuid(&delivery_id)?.into(),
         attempt_no,
         started_at,
         duration_ms,
@@ -157,7 +157,7 @@ pub(crate) fn attempt(t: AttemptTuple) -> Result<AttemptRow> {
 pub(crate) fn token(t: TokenTuple) -> Result<TokenRow> {
     let (id, name, created_at, last_used_at, revoked_at) = t;
     Ok(TokenRow {
-        id: uuid(&id)?,
+        id: uuid(&id)?.into(),
         name,
         created_at,
         last_used_at,
@@ -258,9 +258,9 @@ pub(crate) fn assemble_claims(
                     StoreError::Corrupt(format!("delivery {id} has no event {event_id}"))
                 })?;
                 Ok(Claimed {
-                    delivery_id: uuid(&id)?,
-                    event_id: uuid(&event_id)?,
-                    webhook_id: uuid(&webhook_id)?,
+                    delivery_id: uuid(&id)?.into(),
+                    event_id: uuid(&event_id)?.into(),
+                    webhook_id: uuid(&webhook_id)?.into(),
                     event_type: event_type.clone(),
                     vars: json("events.vars", vars)?,
                     attempts,

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use sqlx::Pool;
 use sqlx::pool::PoolConnection;
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use crate::batch;
 use crate::dialect::{Channel, Claim, Conn, Dialect};
@@ -211,7 +210,7 @@ impl<D: Dialect> WebhookStore for SqlStore<D> {
         rows::webhook(t)
     }
 
-    async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRow>> {
+    async fn get_webhook(&self, id: WebhookId) -> Result<Option<WebhookRow>> {
         let t: Option<rows::WebhookTuple> = D::fetch_optional(
             &mut *self.reader().await?,
             sql::GET_WEBHOOK,
@@ -229,7 +228,7 @@ impl<D: Dialect> WebhookStore for SqlStore<D> {
 
     async fn update_webhook(
         &self,
-        id: Uuid,
+        id: WebhookId,
         name: String,
         enabled: bool,
         events: Vec<String>,
@@ -255,7 +254,7 @@ impl<D: Dialect> WebhookStore for SqlStore<D> {
 
     async fn set_webhook_enabled(
         &self,
-        id: Uuid,
+        id: WebhookId,
         enabled: bool,
         reason: Option<String>,
     ) -> Result<bool> {
@@ -268,7 +267,7 @@ impl<D: Dialect> WebhookStore for SqlStore<D> {
         Ok(changed)
     }
 
-    async fn delete_webhook(&self, id: Uuid) -> Result<bool> {
+    async fn delete_webhook(&self, id: WebhookId) -> Result<bool> {
         let mut tx = self.dialect.begin(&self.write).await?;
         if D::execute(&mut tx, sql::DELETE_WEBHOOK, args![id.to_string()]).await? == 0 {
             return Ok(false);
@@ -280,14 +279,16 @@ impl<D: Dialect> WebhookStore for SqlStore<D> {
         Ok(true)
     }
 
-    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<Uuid>> {
+    async fn webhooks_failing_since(&self, since: i64) -> Result<Vec<WebhookId>> {
         let ids: Vec<(String,)> = D::fetch_all(
             &mut *self.reader().await?,
             sql::WEBHOOKS_FAILING_SINCE,
             args![since],
         )
         .await?;
-        ids.iter().map(|(i,)| rows::uuid(i)).collect()
+        ids.iter()
+            .map(|(i,)| rows::uuid(i).map(WebhookId::from))
+            .collect()
     }
 
     fn watch_webhooks(&self) -> watch::Receiver<u64> {
@@ -316,7 +317,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         now: i64,
         lease_ms: i64,
         limit: u32,
-        exclude: &[Uuid],
+        exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -342,11 +343,11 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         Ok(())
     }
 
-    async fn release(&self, delivery_ids: &[Uuid]) -> Result<()> {
+    async fn release(&self, delivery_ids: &[DeliveryId]) -> Result<()> {
         if delivery_ids.is_empty() {
             return Ok(());
         }
-        let ids = delivery_ids.iter().map(Uuid::to_string).collect();
+        let ids = delivery_ids.iter().map(DeliveryId::to_string).collect();
         let sql = format!(
             "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
              WHERE id IN {} AND lease_until IS NOT NULL",
@@ -379,7 +380,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         })
     }
 
-    async fn retry_delivery(&self, id: Uuid, now: i64) -> Result<Option<DeliveryRow>> {
+    async fn retry_delivery(&self, id: DeliveryId, now: i64) -> Result<Option<DeliveryRow>> {
         let mut tx = self.dialect.begin(&self.write).await?;
         D::execute(&mut tx, sql::RETRY_DELIVERY, args![id.to_string(), now]).await?;
         let t: Option<rows::DeliveryTuple> =
@@ -393,11 +394,11 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
 
     async fn retry_failed(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         since: i64,
         until: i64,
         now: i64,
-    ) -> Result<Vec<Uuid>> {
+    ) -> Result<Vec<DeliveryId>> {
         let args = args![webhook_id.to_string(), since, until, now];
         let ids: Vec<(String,)> =
             D::fetch_all(&mut *self.writer().await?, sql::RETRY_FAILED, args).await?;
@@ -406,7 +407,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         }
         let mut ids = ids
             .iter()
-            .map(|(i,)| rows::uuid(i))
+            .map(|(i,)| rows::uuid(i).map(DeliveryId::from))
             .collect::<Result<Vec<_>>>()?;
         ids.sort_unstable();
         Ok(ids)
@@ -450,7 +451,7 @@ impl<D: Dialect> NodeStore for SqlStore<D> {
 
 #[async_trait::async_trait]
 impl<D: Dialect> LogStore for SqlStore<D> {
-    async fn get_delivery(&self, id: Uuid) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>> {
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<(DeliveryRow, Vec<AttemptRow>)>> {
         let mut conn = self.reader().await?;
         let t: Option<rows::DeliveryTuple> =
             D::fetch_optional(&mut conn, sql::GET_DELIVERY, args![id.to_string()]).await?;
@@ -474,10 +475,12 @@ impl<D: Dialect> LogStore for SqlStore<D> {
             .into_iter()
             .map(rows::delivery)
             .collect::<Result<Vec<_>>>()?;
-        Ok(sql::into_page(items, built.limit, |d| (d.created_at, d.id)))
+        Ok(sql::into_page(items, built.limit, |d| {
+            (d.created_at, d.id.as_uuid())
+        }))
     }
 
-    async fn get_event(&self, id: Uuid) -> Result<Option<EventRow>> {
+    async fn get_event(&self, id: EventId) -> Result<Option<EventRow>> {
         let t: Option<rows::EventTuple> = D::fetch_optional(
             &mut *self.reader().await?,
             sql::GET_EVENT,
@@ -495,10 +498,12 @@ impl<D: Dialect> LogStore for SqlStore<D> {
             .into_iter()
             .map(rows::event)
             .collect::<Result<Vec<_>>>()?;
-        Ok(sql::into_page(items, built.limit, |e| (e.created_at, e.id)))
+        Ok(sql::into_page(items, built.limit, |e| {
+            (e.created_at, e.id.as_uuid())
+        }))
     }
 
-    async fn webhook_stats(&self, webhook_id: Uuid, now: i64) -> Result<WebhookStats> {
+    async fn webhook_stats(&self, webhook_id: WebhookId, now: i64) -> Result<WebhookStats> {
         let id = webhook_id.to_string();
         let (h1, h24, d7, lookback) = stats::bounds(now);
         let mut conn = self.reader().await?;
@@ -528,7 +533,13 @@ impl<D: Dialect> LogStore for SqlStore<D> {
 
 #[async_trait::async_trait]
 impl<D: Dialect> TokenStore for SqlStore<D> {
-    async fn insert_token(&self, id: Uuid, name: &str, token_hash: &str, now: i64) -> Result<()> {
+    async fn insert_token(
+        &self,
+        id: TokenId,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<()> {
         let args = args![id.to_string(), name, token_hash, now];
         D::execute(&mut *self.writer().await?, sql::INSERT_TOKEN, args).await?;
         Ok(())
@@ -544,7 +555,7 @@ impl<D: Dialect> TokenStore for SqlStore<D> {
         t.map(rows::token).transpose()
     }
 
-    async fn touch_token(&self, id: Uuid, now: i64) -> Result<()> {
+    async fn touch_token(&self, id: TokenId, now: i64) -> Result<()> {
         let args = args![id.to_string(), now];
         D::execute(&mut *self.writer().await?, sql::TOUCH_TOKEN, args).await?;
         Ok(())
@@ -556,7 +567,7 @@ impl<D: Dialect> TokenStore for SqlStore<D> {
         ts.into_iter().map(rows::token).collect()
     }
 
-    async fn revoke_token(&self, id: Uuid, now: i64) -> Result<bool> {
+    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool> {
         let args = args![id.to_string(), now];
         Ok(D::execute(&mut *self.writer().await?, sql::REVOKE_TOKEN, args).await? == 1)
     }

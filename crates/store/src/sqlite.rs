@@ -72,7 +72,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore<Sqlite>> {
 
 /// A JSON array of ids, for `IN (SELECT value FROM json_each($n))`: one statement for any
 /// number of ids, and one cached prepared statement.
-fn id_array<'a>(ids: impl IntoIterator<Item = &'a Uuid>) -> String {
+fn id_array<'a>(ids: impl IntoIterator<Item = &'a WebhookId>) -> String {
     to_json(&ids.into_iter().map(|i| i.to_string()).collect::<Vec<_>>())
 }
 

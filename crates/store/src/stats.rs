@@ -100,7 +100,7 @@ pub struct StatsWindow {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LastDelivery {
-    pub delivery_id: uuid::Uuid,
+    pub delivery_id: carehook_core::ids::DeliveryId,
     pub status: DeliveryStatus,
     pub http_status: Option<i64>,
     pub error: Option<String>,
@@ -179,7 +179,7 @@ pub(crate) fn assemble(
         .map(
             |(id, status, http_status, error, at)| -> crate::Result<LastDelivery> {
                 Ok(LastDelivery {
-                    delivery_id: crate::rows::uuid(&id)?,
+                    delivery_id: crate::rows::uuid(&id)?.into(),
                     status: status.parse()?,
                     http_status,
                     error,

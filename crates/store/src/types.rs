@@ -7,11 +7,12 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 use crate::error::StoreError;
+pub use carehook_core::ids::{DeliveryId, EventId, Millis, TokenId, WebhookId};
 
 /// A webhook as stored. `config` is the server's whole webhook spec, opaque to the store.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookRow {
-    pub id: Uuid,
+    pub id: WebhookId,
     pub name: String,
     pub enabled: bool,
     pub events: Vec<String>,
@@ -25,7 +26,7 @@ pub struct WebhookRow {
 
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
-    pub id: Uuid,
+    pub id: WebhookId,
     pub name: String,
     pub enabled: bool,
     pub events: Vec<String>,
@@ -35,7 +36,7 @@ pub struct NewWebhook {
 /// An event and the deliveries the server decided it gets (one per matching enabled webhook).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub id: Uuid,
+    pub id: EventId,
     pub event_type: String,
     pub vars: carehook_core::Vars,
     pub idempotency_key: Option<String>,
@@ -45,8 +46,8 @@ pub struct NewEvent {
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub id: Uuid,
-    pub webhook_id: Uuid,
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
     pub next_attempt_at: i64,
     pub is_test: bool,
 }
@@ -56,25 +57,25 @@ pub struct NewDelivery {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Recorded {
     Created {
-        event_id: Uuid,
-        delivery_ids: Vec<Uuid>,
+        event_id: EventId,
+        delivery_ids: Vec<DeliveryId>,
     },
     /// The idempotency key was seen before (earlier, or earlier in the same batch): the first
     /// event's id and deliveries; nothing was written for this one.
     Duplicate {
-        event_id: Uuid,
-        delivery_ids: Vec<Uuid>,
+        event_id: EventId,
+        delivery_ids: Vec<DeliveryId>,
     },
 }
 
 impl Recorded {
-    pub fn event_id(&self) -> Uuid {
+    pub fn event_id(&self) -> EventId {
         match self {
             Recorded::Created { event_id, .. } | Recorded::Duplicate { event_id, .. } => *event_id,
         }
     }
 
-    pub fn delivery_ids(&self) -> &[Uuid] {
+    pub fn delivery_ids(&self) -> &[DeliveryId] {
         match self {
             Recorded::Created { delivery_ids, .. } | Recorded::Duplicate { delivery_ids, .. } => {
                 delivery_ids
@@ -90,9 +91,9 @@ impl Recorded {
 /// A delivery leased to one worker, with what it needs to render the request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Claimed {
-    pub delivery_id: Uuid,
-    pub event_id: Uuid,
-    pub webhook_id: Uuid,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub webhook_id: WebhookId,
     pub event_type: String,
     pub vars: carehook_core::Vars,
     /// Attempts made so far; the next one is `attempts + 1`.
@@ -123,7 +124,7 @@ pub enum DeliveryNext {
 /// One attempt as the dispatcher made it, and what it means for the delivery.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     pub attempt_no: i64,
     pub started_at: i64,
     pub duration_ms: i64,
@@ -148,9 +149,9 @@ pub enum DeliveryStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeliveryRow {
-    pub id: Uuid,
-    pub event_id: Uuid,
-    pub webhook_id: Uuid,
+    pub id: DeliveryId,
+    pub event_id: EventId,
+    pub webhook_id: WebhookId,
     pub event_type: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
@@ -165,7 +166,7 @@ pub struct DeliveryRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRow {
     pub id: Uuid,
-    pub delivery_id: Uuid,
+    pub delivery_id: DeliveryId,
     pub attempt_no: i64,
     pub started_at: i64,
     pub duration_ms: i64,
@@ -179,7 +180,7 @@ pub struct AttemptRow {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventRow {
-    pub id: Uuid,
+    pub id: EventId,
     pub event_type: String,
     pub vars: carehook_core::Vars,
     pub idempotency_key: Option<String>,
@@ -189,7 +190,7 @@ pub struct EventRow {
 /// An API token. The hash is not here: nothing outside the lookup needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenRow {
-    pub id: Uuid,
+    pub id: TokenId,
     pub name: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -199,7 +200,7 @@ pub struct TokenRow {
 /// Filters for `list_deliveries`; all optional, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
-    pub webhook_id: Option<Uuid>,
+    pub webhook_id: Option<WebhookId>,
     pub status: Option<DeliveryStatus>,
     pub event_type: Option<String>,
     /// `created_at >= since`

@@ -8,7 +8,6 @@ use carehook_core::clinic::{FieldError, Kind, Record, Valid, validate};
 use carehook_store::testing::{Backend, TestDatabase};
 use carehook_store::*;
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 const T: i64 = 1_700_000_000_000;
 
@@ -49,7 +48,7 @@ on_both_backends!(
 struct Logic {
     kind: Kind,
     input: Value,
-    webhook: Option<Uuid>,
+    webhook: Option<WebhookId>,
     refuse: bool,
     seen: Mutex<Vec<String>>,
 }
@@ -95,7 +94,7 @@ impl RecordLogic for Logic {
         vars.insert("payments".into(), a.linked.payments.len().to_string());
         Ok(Fired {
             events: vec![NewEvent {
-                id: Uuid::now_v7(),
+                id: EventId::new(),
                 event_type: format!("{:?}:{:?}", a.record.kind, a.op),
                 vars,
                 idempotency_key: None,
@@ -103,7 +102,7 @@ impl RecordLogic for Logic {
                 deliveries: self
                     .webhook
                     .map(|w| NewDelivery {
-                        id: Uuid::now_v7(),
+                        id: DeliveryId::new(),
                         webhook_id: w,
                         next_attempt_at: T,
                         is_test: false,
@@ -160,7 +159,7 @@ async fn event_count(store: &dyn Store) -> usize {
 async fn a_record_and_its_event_and_deliveries_commit_together(store: &dyn Store) {
     let hook = store
         .create_webhook(NewWebhook {
-            id: Uuid::now_v7(),
+            id: WebhookId::new(),
             name: "h".into(),
             enabled: true,
             events: vec!["*".into()],

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use carehook_store::testing::{Backend, TestDatabase};
 use carehook_store::*;
 use serde_json::json;
-use uuid::Uuid;
 
 const T: i64 = 1_700_000_000_000;
 /// Far longer than any test: a delivery claimed again was released, not expired.
@@ -45,10 +44,10 @@ fn node(name: &str) -> NodeId {
 }
 
 /// `n` deliveries due at `T`, to one new webhook.
-async fn pending(store: &dyn Store, n: usize) -> HashSet<Uuid> {
+async fn pending(store: &dyn Store, n: usize) -> HashSet<DeliveryId> {
     let w = store
         .create_webhook(NewWebhook {
-            id: Uuid::now_v7(),
+            id: WebhookId::new(),
             name: "w".into(),
             enabled: true,
             events: vec!["kc_appointment_book".into()],
@@ -59,13 +58,13 @@ async fn pending(store: &dyn Store, n: usize) -> HashSet<Uuid> {
         .id;
     let batch = (0..n)
         .map(|_| NewEvent {
-            id: Uuid::now_v7(),
+            id: EventId::new(),
             event_type: "kc_appointment_book".into(),
             vars: Default::default(),
             idempotency_key: None,
             created_at: T,
             deliveries: vec![NewDelivery {
-                id: Uuid::now_v7(),
+                id: DeliveryId::new(),
                 webhook_id: w,
                 next_attempt_at: T,
                 is_test: false,
@@ -79,7 +78,7 @@ async fn pending(store: &dyn Store, n: usize) -> HashSet<Uuid> {
         .collect()
 }
 
-async fn claim(store: &dyn Store, by: &NodeId, now: i64, limit: u32) -> HashSet<Uuid> {
+async fn claim(store: &dyn Store, by: &NodeId, now: i64, limit: u32) -> HashSet<DeliveryId> {
     store
         .claim_due(by, now, LEASE, limit, &[])
         .await

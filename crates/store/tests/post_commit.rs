@@ -10,13 +10,12 @@ use carehook_store::testing::{Backend, TestDatabase};
 use carehook_store::*;
 use serde_json::json;
 use sqlx::Connection;
-use uuid::Uuid;
 
 const T: i64 = 1_700_000_000_000;
 
 fn new_webhook() -> NewWebhook {
     NewWebhook {
-        id: Uuid::now_v7(),
+        id: WebhookId::new(),
         name: "w".into(),
         enabled: true,
         events: vec!["kc_appointment_book".into()],
@@ -24,15 +23,15 @@ fn new_webhook() -> NewWebhook {
     }
 }
 
-fn event(webhook: Uuid) -> NewEvent {
+fn event(webhook: WebhookId) -> NewEvent {
     NewEvent {
-        id: Uuid::now_v7(),
+        id: EventId::new(),
         event_type: "kc_appointment_book".into(),
         vars: Default::default(),
         idempotency_key: None,
         created_at: T,
         deliveries: vec![NewDelivery {
-            id: Uuid::now_v7(),
+            id: DeliveryId::new(),
             webhook_id: webhook,
             next_attempt_at: T,
             is_test: false,

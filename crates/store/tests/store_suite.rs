@@ -70,7 +70,7 @@ on_both_backends!(
 
 fn new_webhook(name: &str) -> NewWebhook {
     NewWebhook {
-        id: Uuid::now_v7(),
+        id: WebhookId::new(),
         name: name.into(),
         enabled: true,
         events: vec!["kc_appointment_book".into()],
@@ -78,7 +78,7 @@ fn new_webhook(name: &str) -> NewWebhook {
     }
 }
 
-async fn webhook(store: &dyn Store, name: &str) -> Uuid {
+async fn webhook(store: &dyn Store, name: &str) -> WebhookId {
     store.create_webhook(new_webhook(name)).await.unwrap().id
 }
 
@@ -90,9 +90,9 @@ fn vars(pairs: &[(&str, &str)]) -> carehook_core::Vars {
 }
 
 /// An event of `event_type` at `at` with one delivery per webhook, due at `at`.
-fn event_of(event_type: &str, webhooks: &[Uuid], at: i64, key: Option<&str>) -> NewEvent {
+fn event_of(event_type: &str, webhooks: &[WebhookId], at: i64, key: Option<&str>) -> NewEvent {
     NewEvent {
-        id: Uuid::now_v7(),
+        id: EventId::new(),
         event_type: event_type.into(),
         vars: vars(&[
             ("patient_name", "Zoë O\"Brien 🏥"),
@@ -103,7 +103,7 @@ fn event_of(event_type: &str, webhooks: &[Uuid], at: i64, key: Option<&str>) -> 
         deliveries: webhooks
             .iter()
             .map(|&w| NewDelivery {
-                id: Uuid::now_v7(),
+                id: DeliveryId::new(),
                 webhook_id: w,
                 next_attempt_at: at,
                 is_test: false,
@@ -112,17 +112,17 @@ fn event_of(event_type: &str, webhooks: &[Uuid], at: i64, key: Option<&str>) -> 
     }
 }
 
-fn event(webhooks: &[Uuid], at: i64) -> NewEvent {
+fn event(webhooks: &[WebhookId], at: i64) -> NewEvent {
     event_of("kc_appointment_book", webhooks, at, None)
 }
 
-async fn record_one(store: &dyn Store, ev: NewEvent) -> Vec<Uuid> {
+async fn record_one(store: &dyn Store, ev: NewEvent) -> Vec<DeliveryId> {
     let r = store.record_events(vec![ev]).await.unwrap();
     r[0].delivery_ids().to_vec()
 }
 
 fn attempt(
-    delivery_id: Uuid,
+    delivery_id: DeliveryId,
     attempt_no: i64,
     at: i64,
     outcome: AttemptOutcome,
@@ -148,7 +148,7 @@ fn attempt(
     }
 }
 
-async fn delivery(store: &dyn Store, id: Uuid) -> DeliveryRow {
+async fn delivery(store: &dyn Store, id: DeliveryId) -> DeliveryRow {
     store
         .get_delivery(id)
         .await
@@ -176,7 +176,7 @@ async fn webhook_crud_bumps_the_version(db: &TestDatabase) {
     );
 
     let second = webhook(&*store, "second").await;
-    let listed: Vec<Uuid> = store
+    let listed: Vec<WebhookId> = store
         .list_webhooks()
         .await
         .unwrap()
@@ -217,7 +217,7 @@ async fn webhook_crud_bumps_the_version(db: &TestDatabase) {
     let enabled = store.get_webhook(new.id).await.unwrap().unwrap();
     assert!(enabled.enabled && enabled.disabled_reason.is_none() && enabled.version == 4);
 
-    let missing = Uuid::now_v7();
+    let missing = WebhookId::new();
     assert!(
         store
             .update_webhook(missing, "x".into(), true, vec![], json!({}), None)
@@ -269,7 +269,7 @@ async fn deleting_a_webhook_fails_its_pending_deliveries_and_keeps_the_log(db: &
         delivery(&*store, ids[1]).await.status,
         DeliveryStatus::Pending
     );
-    let claimed: Vec<Uuid> = store
+    let claimed: Vec<DeliveryId> = store
         .claim_due(&node(), T + 10, LEASE, 10, &[])
         .await
         .unwrap()
@@ -319,7 +319,7 @@ async fn recorded_events_have_pending_deliveries(db: &TestDatabase) {
         "UTF-8, quotes and emoji come back untouched"
     );
     assert_eq!((ev.created_at, ev.idempotency_key), (T, None));
-    assert_eq!(store.get_event(Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(store.get_event(EventId::new()).await.unwrap(), None);
 
     let (d, attempts) = store
         .get_delivery(first.deliveries[1].id)
@@ -345,7 +345,7 @@ async fn recorded_events_have_pending_deliveries(db: &TestDatabase) {
     );
     assert!(attempts.is_empty());
     assert!(delivery(&*store, second.deliveries[0].id).await.is_test);
-    assert_eq!(store.get_delivery(Uuid::now_v7()).await.unwrap(), None);
+    assert_eq!(store.get_delivery(DeliveryId::new()).await.unwrap(), None);
     assert_eq!(store.next_due_at().await.unwrap(), Some(T));
 }
 
@@ -433,11 +433,11 @@ async fn claim_due_leaves_excluded_webhooks_alone(db: &TestDatabase) {
         .claim_due(&node(), T, LEASE, 10, &[busy])
         .await
         .unwrap();
-    let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
+    let ids: Vec<DeliveryId> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(ids, idle_ids);
     // Not leased by that claim: available once no longer excluded.
     let claimed = store.claim_due(&node(), T, LEASE, 10, &[]).await.unwrap();
-    let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
+    let ids: Vec<DeliveryId> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(ids, busy_ids);
 }
 
@@ -466,7 +466,7 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
     );
 
     let claimed = store.claim_due(&node(), T, LEASE, 10, &[]).await.unwrap();
-    let ids: Vec<Uuid> = claimed.iter().map(|c| c.delivery_id).collect();
+    let ids: Vec<DeliveryId> = claimed.iter().map(|c| c.delivery_id).collect();
     assert_eq!(
         ids,
         vec![older, now_ids[0]],
@@ -495,7 +495,7 @@ async fn claim_due_respects_due_time_and_leases(db: &TestDatabase) {
             .is_empty()
     );
     assert_eq!(store.next_due_at().await.unwrap(), Some(T + LEASE + 1));
-    let at_60s: Vec<Uuid> = store
+    let at_60s: Vec<DeliveryId> = store
         .claim_due(&node(), T + 60_000, LEASE, 10, &[])
         .await
         .unwrap()
@@ -557,7 +557,7 @@ async fn concurrent_claims_never_hand_out_a_delivery_twice(db: &TestDatabase) {
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let unique: HashSet<Uuid> = all.iter().copied().collect();
+    let unique: HashSet<DeliveryId> = all.iter().copied().collect();
     assert_eq!(all.len(), 100, "every delivery claimed exactly once");
     assert_eq!(unique.len(), 100);
 }
@@ -676,7 +676,7 @@ async fn record_attempts_moves_deliveries_on(db: &TestDatabase) {
     // An attempt for a delivery that does not exist is dropped, not an error for the batch.
     store
         .record_attempts(vec![attempt(
-            Uuid::now_v7(),
+            DeliveryId::new(),
             1,
             T,
             AttemptOutcome::Failed,
@@ -735,7 +735,7 @@ async fn list_deliveries_filters_and_pages_each_row_once(db: &TestDatabase) {
         batch.push(event_of("kc_patient_add", &[a], T + 100 + i, None));
     }
     let recorded = store.record_events(batch).await.unwrap();
-    let all: HashSet<Uuid> = recorded
+    let all: HashSet<DeliveryId> = recorded
         .iter()
         .flat_map(|r| r.delivery_ids().to_vec())
         .collect();
@@ -858,13 +858,13 @@ async fn list_deliveries_filters_and_pages_each_row_once(db: &TestDatabase) {
 async fn list_events_pages_newest_first(db: &TestDatabase) {
     let store = db.connect().await;
     let batch: Vec<NewEvent> = (0..7).map(|i| event(&[], T + i)).collect();
-    let ids: Vec<Uuid> = batch.iter().rev().map(|e| e.id).collect();
+    let ids: Vec<EventId> = batch.iter().rev().map(|e| e.id).collect();
     store.record_events(batch).await.unwrap();
     let p1 = store.list_events(3, None).await.unwrap();
     let p2 = store.list_events(3, p1.next_cursor.clone()).await.unwrap();
     let p3 = store.list_events(3, p2.next_cursor.clone()).await.unwrap();
     assert_eq!(p3.next_cursor, None);
-    let got: Vec<Uuid> = [p1.items, p2.items, p3.items]
+    let got: Vec<EventId> = [p1.items, p2.items, p3.items]
         .concat()
         .iter()
         .map(|e| e.id)
@@ -913,7 +913,7 @@ async fn retry_delivery_and_retry_failed_make_deliveries_due_now(db: &TestDataba
         (DeliveryStatus::Pending, now, 1)
     );
     assert_eq!(
-        store.retry_delivery(Uuid::now_v7(), now).await.unwrap(),
+        store.retry_delivery(DeliveryId::new(), now).await.unwrap(),
         None
     );
     let claimed = store.claim_due(&node(), now, LEASE, 10, &[]).await.unwrap();
@@ -1102,7 +1102,7 @@ async fn release_clears_leases_and_new_work_wakes_watchers(db: &TestDatabase) {
         .await
         .expect("release wakes watchers")
         .unwrap();
-    let again: Vec<Uuid> = store
+    let again: Vec<DeliveryId> = store
         .claim_due(&node(), T, LEASE, 10, &[])
         .await
         .unwrap()
@@ -1128,14 +1128,14 @@ async fn release_clears_leases_and_new_work_wakes_watchers(db: &TestDatabase) {
 
 async fn tokens_are_found_by_hash_until_revoked(db: &TestDatabase) {
     let store = db.connect().await;
-    let (id, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let (id, other) = (TokenId::new(), TokenId::new());
     store.insert_token(id, "admin", "hash-1", T).await.unwrap();
     store
         .insert_token(other, "ci", "hash-2", T + 1)
         .await
         .unwrap();
     assert!(matches!(
-        store.insert_token(Uuid::now_v7(), "dup", "hash-1", T).await,
+        store.insert_token(TokenId::new(), "dup", "hash-1", T).await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -1167,7 +1167,7 @@ async fn tokens_are_found_by_hash_until_revoked(db: &TestDatabase) {
         !store.revoke_token(id, T + 200).await.unwrap(),
         "already revoked"
     );
-    assert!(!store.revoke_token(Uuid::now_v7(), T).await.unwrap());
+    assert!(!store.revoke_token(TokenId::new(), T).await.unwrap());
     assert_eq!(store.find_token("hash-1").await.unwrap(), None);
     let listed = store.list_tokens().await.unwrap();
     assert_eq!(
@@ -1397,7 +1397,7 @@ async fn webhook_stats_count_windows_and_leave_tests_out(db: &TestDatabase) {
     assert_eq!(last.status, DeliveryStatus::Failed);
     assert_eq!(last.http_status, Some(503));
 
-    let none = store.webhook_stats(Uuid::now_v7(), now).await.unwrap();
+    let none = store.webhook_stats(WebhookId::new(), now).await.unwrap();
     assert!(none.last.is_none());
     assert!(
         none.windows

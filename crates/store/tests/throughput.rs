@@ -7,7 +7,6 @@ use std::time::Instant;
 use carehook_store::testing::{Backend, TestDatabase};
 use carehook_store::*;
 use serde_json::json;
-use uuid::Uuid;
 
 const N: usize = 20_000;
 const BATCH: usize = 500;
@@ -26,7 +25,7 @@ async fn deliveries_per_second() {
         let store = db.connect().await;
         let w = store
             .create_webhook(NewWebhook {
-                id: Uuid::now_v7(),
+                id: WebhookId::new(),
                 name: "w".into(),
                 enabled: true,
                 events: vec!["*".into()],
@@ -47,13 +46,13 @@ async fn deliveries_per_second() {
         for chunk in 0..N / BATCH {
             let batch = (0..BATCH)
                 .map(|i| NewEvent {
-                    id: Uuid::now_v7(),
+                    id: EventId::new(),
                     event_type: "kc_appointment_book".into(),
                     vars: vars.clone(),
                     idempotency_key: Some(format!("k-{chunk}-{i}")),
                     created_at: 1,
                     deliveries: vec![NewDelivery {
-                        id: Uuid::now_v7(),
+                        id: DeliveryId::new(),
                         webhook_id: w,
                         next_attempt_at: 1,
                         is_test: false,

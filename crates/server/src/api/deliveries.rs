@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use carehook_core::ids::DeliveryId;
 use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, DeliveryStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -146,7 +147,7 @@ async fn list(
     let page = deliveries::list(
         &state,
         DeliveryFilter {
-            webhook_id: q.webhook_id,
+            webhook_id: q.webhook_id.map(Into::into),
             status,
             event_type,
             since: time("since", q.since)?,
@@ -179,7 +180,7 @@ pub fn check_limit(limit: Option<u32>) -> ApiResult<u32> {
 async fn get_one(
     State(state): State<AppState>,
     _: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<DeliveryId>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
     let (d, attempts) = deliveries::get(&state, id).await?;
     Ok(Json(DeliveryWithAttempts {
@@ -194,7 +195,7 @@ async fn get_one(
 pub(crate) async fn retry(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<DeliveryId>,
 ) -> ApiResult<Json<Delivery>> {
     let d = deliveries::retry(&state, &caller.actor(), id).await?;
     Ok(Json(delivery(&d)))
@@ -202,9 +203,9 @@ pub(crate) async fn retry(
 
 fn fields(d: &DeliveryRow) -> DeliveryFields {
     DeliveryFields {
-        id: d.id,
-        event_id: d.event_id,
-        webhook_id: d.webhook_id,
+        id: d.id.into(),
+        event_id: d.event_id.into(),
+        webhook_id: d.webhook_id.into(),
         event: d.event_type.clone(),
         status: d.status.to_string(),
         next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use carehook_core::catalog;
+use carehook_core::ids::EventId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -133,9 +134,9 @@ async fn push_event(
     Ok((
         status,
         Json(Pushed {
-            id: recorded.event_id(),
+            id: recorded.event_id().into(),
             event: name.to_string(),
-            deliveries: recorded.delivery_ids().to_vec(),
+            deliveries: recorded.delivery_ids().iter().map(|&d| d.into()).collect(),
             duplicate: recorded.is_duplicate(),
         }),
     ))
@@ -190,7 +191,7 @@ async fn list_events(
 async fn get_event(
     State(state): State<AppState>,
     _: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<EventId>,
 ) -> ApiResult<Json<Event>> {
     let e = events::get(&state, id).await?;
     Ok(Json(event(e)))
@@ -198,7 +199,7 @@ async fn get_event(
 
 fn event(e: carehook_store::EventRow) -> Event {
     Event {
-        id: e.id,
+        id: e.id.into(),
         event: e.event_type,
         data: e.vars,
         idempotency_key: e.idempotency_key,

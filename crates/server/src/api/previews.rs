@@ -4,9 +4,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use carehook_core::ids::WebhookId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::error::{ApiJson, ApiPath, ApiResult, ErrorBody, OptionalJson};
 use super::{AppState, Caller};
@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn test_send(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
     OptionalJson(body): OptionalJson<TryOut>,
 ) -> ApiResult<Json<TestResult>> {
     Ok(Json(
@@ -47,7 +47,7 @@ async fn test_send(
 async fn preview(
     State(state): State<AppState>,
     _: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
     OptionalJson(body): OptionalJson<TryOut>,
 ) -> ApiResult<Json<Preview>> {
     Ok(Json(webhooks::preview(&state, id, body).await?))

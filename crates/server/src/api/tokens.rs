@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use carehook_core::ids::TokenId;
 use carehook_store::TokenRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -60,7 +61,7 @@ struct TokenList {
 
 fn view(t: &TokenRow) -> Token {
     Token {
-        id: t.id,
+        id: t.id.into(),
         name: t.name.clone(),
         created_at: rfc3339(t.created_at),
         last_used_at: t.last_used_at.map(rfc3339),
@@ -102,7 +103,7 @@ async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<TokenL
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<TokenId>,
 ) -> ApiResult<StatusCode> {
     tokens::revoke(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)

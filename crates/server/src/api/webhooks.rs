@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use carehook_core::ids::WebhookId;
 use carehook_core::webhook::WebhookSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -212,7 +213,7 @@ async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>
 async fn get_one(
     State(state): State<AppState>,
     _: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(webhooks::loaded(&state, id).await?.view()))
 }
@@ -226,7 +227,7 @@ async fn get_one(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
     ApiJson(patch): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
@@ -240,7 +241,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<StatusCode> {
     webhooks::delete(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -253,7 +254,7 @@ async fn remove(
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(
         webhooks::rotate_secret(&state, &caller.actor(), id).await?,
@@ -287,7 +288,7 @@ pub(crate) struct Retried {
 async fn retry_failed(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
     ApiJson(body): ApiJson<RetryFailed>,
 ) -> ApiResult<Json<Retried>> {
     let time = |field: &str, v: Option<String>, default: i64| -> ApiResult<i64> {
@@ -307,7 +308,7 @@ async fn retry_failed(
     let retried = webhooks::retry_failed(&state, &caller.actor(), id, since, until).await?;
     Ok(Json(Retried {
         count: retried.len(),
-        retried,
+        retried: retried.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -370,11 +371,11 @@ struct LastDeliveryView {
 async fn stats(
     State(state): State<AppState>,
     _: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Stats>> {
     let s = webhooks::stats(&state, id).await?;
     Ok(Json(Stats {
-        webhook_id: id,
+        webhook_id: id.into(),
         windows: s
             .windows
             .into_iter()
@@ -397,7 +398,7 @@ async fn stats(
             })
             .collect(),
         last: s.last.map(|l| LastDeliveryView {
-            delivery_id: l.delivery_id,
+            delivery_id: l.delivery_id.into(),
             status: l.status.to_string(),
             http_status: l.http_status,
             error: l.error,

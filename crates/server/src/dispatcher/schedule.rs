@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use carehook_core::ids::WebhookId;
 use carehook_core::webhook::{DeliveryLimits, Rate};
-use uuid::Uuid;
 
 /// Paces one webhook's requests (GCRA, the token bucket written as "the
 /// time the next request is due"): `rate` a second, a burst of
@@ -76,7 +76,7 @@ impl<T> Endpoint<T> {
 #[derive(Debug)]
 pub struct Tick<T> {
     /// Start these now (each counted in flight until `finished`).
-    pub start: Vec<(Uuid, T)>,
+    pub start: Vec<(WebhookId, T)>,
     /// The earliest time a rate-limited webhook's next request may go.
     pub wake_at: Option<Duration>,
 }
@@ -85,11 +85,11 @@ pub struct Tick<T> {
 #[derive(Debug)]
 pub struct Schedule<T> {
     max_in_flight: usize,
-    endpoints: BTreeMap<Uuid, Endpoint<T>>,
+    endpoints: BTreeMap<WebhookId, Endpoint<T>>,
     in_flight: usize,
     queued: usize,
     /// The webhook after which the next tick starts its first round.
-    turn: Option<Uuid>,
+    turn: Option<WebhookId>,
 }
 
 impl<T> Schedule<T> {
@@ -109,7 +109,7 @@ impl<T> Schedule<T> {
     /// handed back (`Err`) to be released to the database.
     pub fn offer(
         &mut self,
-        webhook: Uuid,
+        webhook: WebhookId,
         limits: &DeliveryLimits,
         item: T,
         now: Duration,
@@ -147,7 +147,7 @@ impl<T> Schedule<T> {
         let mut start = Vec::new();
         let mut wake_at: Option<Duration> = None;
         // Webhooks in turn order: those after the last one served, then the rest.
-        let order: Vec<Uuid> = match self.turn {
+        let order: Vec<WebhookId> = match self.turn {
             Some(t) => {
                 let after = self
                     .endpoints
@@ -159,7 +159,7 @@ impl<T> Schedule<T> {
             }
             None => self.endpoints.keys().copied().collect(),
         };
-        let mut ready: Vec<Uuid> = order
+        let mut ready: Vec<WebhookId> = order
             .into_iter()
             .filter(|id| !self.endpoints[id].queue.is_empty())
             .collect();
@@ -193,7 +193,7 @@ impl<T> Schedule<T> {
     }
 
     /// A request started by a tick has finished.
-    pub fn finished(&mut self, webhook: Uuid) {
+    pub fn finished(&mut self, webhook: WebhookId) {
         if let Some(ep) = self.endpoints.get_mut(&webhook)
             && ep.in_flight > 0
         {
@@ -212,7 +212,7 @@ impl<T> Schedule<T> {
     /// Webhooks holding as much as their cap: left out of the next claim,
     /// so a slow endpoint's backlog stays in the database and does not
     /// crowd out the others.
-    pub fn saturated(&self) -> Vec<Uuid> {
+    pub fn saturated(&self) -> Vec<WebhookId> {
         self.endpoints
             .iter()
             .filter(|(_, ep)| ep.holds() >= ep.cap)
@@ -249,8 +249,10 @@ mod tests {
         }
     }
 
-    fn ids(n: u128) -> Vec<Uuid> {
-        (1..=n).map(Uuid::from_u128).collect()
+    fn ids(n: u128) -> Vec<WebhookId> {
+        (1..=n)
+            .map(|i| WebhookId::from_uuid(uuid::Uuid::from_u128(i)))
+            .collect()
     }
 
     #[test]
@@ -284,7 +286,7 @@ mod tests {
 
     #[test]
     fn rate_pacing_is_exact_on_a_fake_clock() {
-        let a = Uuid::from_u128(1);
+        let a = ids(1)[0];
         let mut s = Schedule::new(100);
         // 2 a second: a burst of two, then one every 500 ms.
         for i in 0..6 {
@@ -309,7 +311,7 @@ mod tests {
 
     #[test]
     fn the_slowest_accepted_rate_waits_a_bounded_time() {
-        let a = Uuid::from_u128(1);
+        let a = ids(1)[0];
         let mut s = Schedule::new(10);
         for i in 0..2 {
             s.offer(a, &limits(10, Some(0.001)), i, Duration::ZERO)
@@ -358,7 +360,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let mut served = BTreeMap::<Uuid, usize>::new();
+        let mut served = BTreeMap::<WebhookId, usize>::new();
         for round in 0..12u32 {
             let now = round * MS;
             let started = s.tick(now).start;
@@ -396,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_changed_rate_takes_effect_and_idle_pacers_are_dropped() {
-        let a = Uuid::from_u128(1);
+        let a = ids(1)[0];
         let mut s = Schedule::new(10);
         s.offer(a, &limits(10, Some(1.0)), 0, Duration::ZERO)
             .unwrap();

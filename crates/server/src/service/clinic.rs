@@ -19,13 +19,13 @@ use carehook_core::catalog;
 use carehook_core::clinic::{
     self, FieldError, Kind, Occasion, Op, Record, Ref, Subject, Valid, validate,
 };
+use carehook_core::ids::EventId;
 use carehook_store::{
     Applied, Changed, Fired, Linked, NewEvent, Page, RecordFilter, RecordLogic, Store, StoreError,
     Target,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use super::{Actor, Context, Error, Result};
 use crate::intake::match_deliveries;
@@ -360,7 +360,7 @@ impl RecordLogic for ChangeLogic<'_> {
         for name in &names {
             let event = catalog::lookup(name)
                 .ok_or_else(|| StoreError::Corrupt(format!("{name} is not in the catalog")))?;
-            let id = Uuid::now_v7();
+            let id = EventId::new();
             let event_id = id.to_string();
             let mut s = subject.clone();
             if *name == "kc_appointment_status_change" {

@@ -1,9 +1,9 @@
 //! The delivery log: deliveries with their attempts, and manual retries.
 
+use carehook_core::ids::DeliveryId;
 use carehook_store::{AttemptRow, DeliveryFilter, DeliveryRow, MAX_PAGE, Page};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{Actor, Context, Error, Result};
 use crate::time::now_ms;
@@ -32,7 +32,7 @@ pub async fn list(ctx: &Context, filter: DeliveryFilter) -> Result<Page<Delivery
     Ok(ctx.store.list_deliveries(filter).await?)
 }
 
-pub async fn get(ctx: &Context, id: Uuid) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
+pub async fn get(ctx: &Context, id: DeliveryId) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
     ctx.store
         .get_delivery(id)
         .await?
@@ -40,7 +40,7 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<(DeliveryRow, Vec<AttemptRow
 }
 
 /// Sends a delivery again now, whatever its status.
-pub async fn retry(ctx: &Context, actor: &Actor, id: Uuid) -> Result<DeliveryRow> {
+pub async fn retry(ctx: &Context, actor: &Actor, id: DeliveryId) -> Result<DeliveryRow> {
     let d = ctx
         .store
         .retry_delivery(id, now_ms())

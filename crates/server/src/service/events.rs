@@ -1,8 +1,8 @@
 //! Events pushed by a clinic system (`POST /events`), and the event log.
 
 use carehook_core::catalog;
+use carehook_core::ids::EventId;
 use carehook_store::{EventRow, NewEvent, Page, Recorded};
-use uuid::Uuid;
 
 use super::{Actor, Context, Error, Result};
 use crate::intake::{match_deliveries, snapshot_from_data};
@@ -41,7 +41,7 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<(&'static st
             "an idempotency key must be 1 to 255 characters",
         ));
     }
-    let id = Uuid::now_v7();
+    let id = EventId::new();
     let vars = snapshot_from_data(event, id, &p.data)?;
     let now = now_ms();
     let deliveries = match_deliveries(&ctx.registry, event, &vars, now);
@@ -63,7 +63,7 @@ pub async fn list(ctx: &Context, limit: u32, cursor: Option<String>) -> Result<P
     Ok(ctx.store.list_events(limit, cursor).await?)
 }
 
-pub async fn get(ctx: &Context, id: Uuid) -> Result<EventRow> {
+pub async fn get(ctx: &Context, id: EventId) -> Result<EventRow> {
     ctx.store
         .get_event(id)
         .await?

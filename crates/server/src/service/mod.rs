@@ -25,8 +25,8 @@ pub mod webhooks;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use carehook_core::ids::TokenId;
 use carehook_store::Store;
-use uuid::Uuid;
 
 pub use crate::domain::{Actor, Error, Result, parse_json};
 
@@ -46,7 +46,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// When each API token's `last_used_at` was last written: a token is
     /// touched at most once a minute, not on every request.
-    pub token_touches: Mutex<HashMap<Uuid, i64>>,
+    pub token_touches: Mutex<HashMap<TokenId, i64>>,
     /// False when `--metrics-listen` serves metrics elsewhere.
     pub metrics_on_api: bool,
     /// Background tasks' liveness, for `/healthz`.

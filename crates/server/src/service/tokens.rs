@@ -4,10 +4,10 @@
 //! login both ask [`authenticate`], so they accept exactly the same tokens.
 
 use base64::Engine as _;
+use carehook_core::ids::TokenId;
 use carehook_store::{Store, TokenRow};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use super::{Actor, Context, Error, Result};
 use crate::time::now_ms;
@@ -63,7 +63,7 @@ fn is_admin(ctx: &Context, hash: &str) -> bool {
 
 /// Records that a token was used, at most once a minute per token and off
 /// the request's path (a lost touch only makes `last_used_at` a minute old).
-fn touch(ctx: &Context, id: Uuid) {
+fn touch(ctx: &Context, id: TokenId) {
     let now = now_ms();
     {
         let mut touches = ctx.token_touches.lock().expect("touch lock");
@@ -107,7 +107,7 @@ pub fn check_name(name: &str) -> Result<String, String> {
 /// create --database-url`); answers its row and the token, shown once.
 pub async fn create_token(store: &dyn Store, name: &str) -> anyhow::Result<(TokenRow, String)> {
     let token = generate_token()?;
-    let id = Uuid::now_v7();
+    let id = TokenId::new();
     let now = now_ms();
     store
         .insert_token(id, name, &hash_token(&token), now)
@@ -139,7 +139,7 @@ pub async fn list(ctx: &Context) -> Result<Vec<TokenRow>> {
 }
 
 /// Revokes an API token; its UI sessions end on their next request.
-pub async fn revoke(ctx: &Context, actor: &Actor, id: Uuid) -> Result<()> {
+pub async fn revoke(ctx: &Context, actor: &Actor, id: TokenId) -> Result<()> {
     if !ctx.store.revoke_token(id, now_ms()).await? {
         return Err(Error::NotFound("active token"));
     }

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use carehook_core::catalog::{self, EventType};
+use carehook_core::ids::{DeliveryId, EventId, WebhookId};
 use carehook_core::signing::SigningSecret;
 use carehook_core::webhook::{CompiledWebhook, MASK, ValidationError, Warning, WebhookSpec};
 use carehook_core::{Vars, presets};
@@ -51,7 +52,7 @@ pub const READ_ONLY: &[&str] = &[
 ];
 
 /// The registry's copy, or a fresh read when another node changed it.
-pub async fn loaded(ctx: &Context, id: Uuid) -> Result<Arc<Loaded>> {
+pub async fn loaded(ctx: &Context, id: WebhookId) -> Result<Arc<Loaded>> {
     let row = ctx
         .store
         .get_webhook(id)
@@ -202,7 +203,7 @@ pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<V
     let row = ctx
         .store
         .create_webhook(NewWebhook {
-            id: Uuid::now_v7(),
+            id: WebhookId::new(),
             name: spec.name.trim().to_string(),
             enabled: spec.enabled,
             events: spec.events.clone(),
@@ -219,7 +220,7 @@ pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<V
 
 /// A copy, disabled, named "Copy of …", with the same auth secret (read
 /// from memory, never shown) and a signing secret of its own.
-pub async fn clone(ctx: &Context, actor: &Actor, id: Uuid) -> Result<Value> {
+pub async fn clone(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<Value> {
     let source = loaded(ctx, id).await?;
     refuse_if_broken(&source)?;
     let mut spec = source.compiled.spec.clone();
@@ -232,7 +233,12 @@ pub async fn clone(ctx: &Context, actor: &Actor, id: Uuid) -> Result<Value> {
 /// Applies a JSON merge patch (RFC 7396) onto the webhook as it is: the
 /// fields sent replace the webhook's, `null` resets one to its default. A
 /// secret not sent, or sent back masked, stays as it was.
-pub async fn update(ctx: &Context, actor: &Actor, id: Uuid, mut patch: Value) -> Result<Value> {
+pub async fn update(
+    ctx: &Context,
+    actor: &Actor,
+    id: WebhookId,
+    mut patch: Value,
+) -> Result<Value> {
     let Some(obj) = patch.as_object_mut() else {
         return Err(Error::BadRequest(
             "a PATCH body is a JSON object with the fields to change".into(),
@@ -327,7 +333,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// Turns a webhook on; clears who disabled it and why.
-pub async fn enable(ctx: &Context, actor: &Actor, id: Uuid) -> Result<Arc<Loaded>> {
+pub async fn enable(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<Arc<Loaded>> {
     let _gate = ctx.registry.write_gate().await;
     if !ctx.store.set_webhook_enabled(id, true, None).await? {
         return Err(Error::NotFound("webhook"));
@@ -343,14 +349,14 @@ pub async fn enable(ctx: &Context, actor: &Actor, id: Uuid) -> Result<Arc<Loaded
 pub async fn disable(
     ctx: &Context,
     actor: &Actor,
-    id: Uuid,
+    id: WebhookId,
     reason: Option<String>,
 ) -> Result<Arc<Loaded>> {
     crate::registry::disable(&*ctx.store, &ctx.registry, actor, id, reason).await
 }
 
 /// Reads one webhook into the registry; the caller holds the write gate.
-async fn reload(ctx: &Context, id: Uuid) -> Result<Arc<Loaded>> {
+async fn reload(ctx: &Context, id: WebhookId) -> Result<Arc<Loaded>> {
     let row = ctx
         .store
         .get_webhook(id)
@@ -360,7 +366,7 @@ async fn reload(ctx: &Context, id: Uuid) -> Result<Arc<Loaded>> {
 }
 
 /// Deletes a webhook. Its delivery log stays; its pending deliveries end as failed.
-pub async fn delete(ctx: &Context, actor: &Actor, id: Uuid) -> Result<()> {
+pub async fn delete(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<()> {
     let _gate = ctx.registry.write_gate().await;
     if !ctx.store.delete_webhook(id).await? {
         return Err(Error::NotFound("webhook"));
@@ -373,7 +379,7 @@ pub async fn delete(ctx: &Context, actor: &Actor, id: Uuid) -> Result<()> {
 /// A new signing secret; the old one keeps signing for 24 hours so
 /// receivers can switch without dropping a request. The answer (the API's
 /// view) carries the new secret and when the old one stops signing.
-pub async fn rotate_secret(ctx: &Context, actor: &Actor, id: Uuid) -> Result<Value> {
+pub async fn rotate_secret(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<Value> {
     let _gate = ctx.registry.write_gate().await;
     let current = loaded(ctx, id).await?;
     refuse_if_broken(&current)?;
@@ -420,10 +426,10 @@ pub async fn rotate_secret(ctx: &Context, actor: &Actor, id: Uuid) -> Result<Val
 pub async fn retry_failed(
     ctx: &Context,
     actor: &Actor,
-    id: Uuid,
+    id: WebhookId,
     since: i64,
     until: i64,
-) -> Result<Vec<Uuid>> {
+) -> Result<Vec<DeliveryId>> {
     if since >= until {
         return Err(Error::invalid("until", "until must be later than since"));
     }
@@ -436,7 +442,7 @@ pub async fn retry_failed(
 }
 
 /// Counts, success rate and durations over the last hour, day and week.
-pub async fn stats(ctx: &Context, id: Uuid) -> Result<WebhookStats> {
+pub async fn stats(ctx: &Context, id: WebhookId) -> Result<WebhookStats> {
     if ctx.store.get_webhook(id).await?.is_none() {
         return Err(Error::NotFound("webhook"));
     }
@@ -561,7 +567,7 @@ fn choose_event(compiled: &CompiledWebhook, requested: Option<&str>) -> Result<&
 
 fn sample_vars(
     event: &EventType,
-    event_id: Uuid,
+    event_id: EventId,
     data: &serde_json::Map<String, Value>,
 ) -> Result<Vars> {
     let mut vars = event.example_vars();
@@ -578,11 +584,11 @@ fn render_preview(
     data: &serde_json::Map<String, Value>,
     warnings: Vec<Warning>,
 ) -> Result<Preview> {
-    let vars = sample_vars(event, Uuid::now_v7(), data)?;
+    let vars = sample_vars(event, EventId::new(), data)?;
     let (_, masked) = build_request(
         compiled,
         secrets,
-        &Uuid::now_v7().to_string(),
+        &DeliveryId::new().to_string(),
         now_ms(),
         &vars,
     )
@@ -610,12 +616,17 @@ fn render_preview(
 
 /// Sends the saved webhook's request for `t.event` now, and logs it as a
 /// test delivery.
-pub async fn test_send(ctx: &Context, actor: &Actor, id: Uuid, t: TryOut) -> Result<TestResult> {
+pub async fn test_send(
+    ctx: &Context,
+    actor: &Actor,
+    id: WebhookId,
+    t: TryOut,
+) -> Result<TestResult> {
     let webhook = loaded(ctx, id).await?;
     refuse_if_broken(&webhook)?;
     let event = choose_event(&webhook.compiled, t.event.as_deref())?;
-    let event_id = Uuid::now_v7();
-    let delivery_id = Uuid::now_v7();
+    let event_id = EventId::new();
+    let delivery_id = DeliveryId::new();
     let vars = sample_vars(event, event_id, &t.data)?;
     let conditions_match = webhook.compiled.wants(event.name, &vars);
     let created_at = now_ms();
@@ -658,7 +669,7 @@ pub async fn test_send(ctx: &Context, actor: &Actor, id: Uuid, t: TryOut) -> Res
     ctx.store.record_attempts(vec![r.clone()]).await?;
     Ok(TestResult {
         event: event.name.to_string(),
-        delivery_id,
+        delivery_id: delivery_id.into(),
         request: (!r.request.is_null()).then_some(r.request),
         response: r.response_status.map(|status| AttemptResponse {
             status,
@@ -673,7 +684,7 @@ pub async fn test_send(ctx: &Context, actor: &Actor, id: Uuid, t: TryOut) -> Res
 }
 
 /// The request the saved webhook would send for `t.event`, secrets masked.
-pub async fn preview(ctx: &Context, id: Uuid, t: TryOut) -> Result<Preview> {
+pub async fn preview(ctx: &Context, id: WebhookId, t: TryOut) -> Result<Preview> {
     let webhook = loaded(ctx, id).await?;
     let event = choose_event(&webhook.compiled, t.event.as_deref())?;
     let secrets = webhook.signing_secrets(now_ms());

@@ -4,8 +4,8 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
+use carehook_core::ids::WebhookId;
 use carehook_store::{DeliveryFilter, DeliveryRow, DeliveryStatus, MAX_PAGE};
-use uuid::Uuid;
 
 use super::session::Admin;
 use super::{Page, UiError, UiState, html, show_time};
@@ -16,7 +16,7 @@ const HOUR_MS: i64 = 3600 * 1000;
 const CHART_ROWS: usize = 20_000;
 
 pub struct Health {
-    pub id: Uuid,
+    pub id: WebhookId,
     pub name: String,
     pub enabled: bool,
     pub disabled_reason: String,
@@ -190,7 +190,10 @@ async fn recent_deliveries(state: &UiState, since: i64) -> Result<Vec<DeliveryRo
 }
 
 /// The webhook's newest delivery (test sends included).
-pub async fn last_delivery(state: &UiState, webhook: Uuid) -> Result<Option<DeliveryRow>, UiError> {
+pub async fn last_delivery(
+    state: &UiState,
+    webhook: WebhookId,
+) -> Result<Option<DeliveryRow>, UiError> {
     Ok(state
         .app
         .store

@@ -7,9 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use carehook_core::catalog;
+use carehook_core::ids::{DeliveryId, EventId, WebhookId};
 use carehook_store::{DeliveryFilter, DeliveryStatus};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::dashboard::status_class;
 use super::form::FormData;
@@ -79,7 +79,7 @@ impl Filters {
 }
 
 struct Row {
-    id: Uuid,
+    id: DeliveryId,
     created: String,
     webhook: String,
     event: String,
@@ -98,7 +98,7 @@ struct LogPage {
     error: String,
     rows: Vec<Row>,
     next: Option<String>,
-    webhooks: Vec<(Uuid, String)>,
+    webhooks: Vec<(WebhookId, String)>,
     events: Vec<&'static str>,
     /// The filters, to come back to after a retry.
     here: String,
@@ -110,7 +110,7 @@ impl LogPage {
     }
 }
 
-async fn webhook_names(state: &UiState) -> Result<Vec<(Uuid, String)>, UiError> {
+async fn webhook_names(state: &UiState) -> Result<Vec<(WebhookId, String)>, UiError> {
     Ok(state
         .app
         .store
@@ -171,7 +171,7 @@ async fn list(
             }
             Err(e) => return Err(UiError::internal(e)),
         };
-        let name = |id: Uuid| {
+        let name = |id: WebhookId| {
             webhooks
                 .iter()
                 .find(|(w, _)| *w == id)
@@ -240,11 +240,11 @@ struct AttemptView {
 #[template(path = "ui/delivery.html")]
 struct DetailPage {
     page: Page,
-    id: Uuid,
-    webhook_id: Uuid,
+    id: DeliveryId,
+    webhook_id: WebhookId,
     webhook: String,
     event: String,
-    event_id: Uuid,
+    event_id: EventId,
     status: String,
     class: &'static str,
     created: String,
@@ -272,7 +272,7 @@ fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
 async fn detail(
     State(state): State<UiState>,
     admin: Admin,
-    Path(id): Path<Uuid>,
+    Path(id): Path<DeliveryId>,
 ) -> Result<Response, UiError> {
     let store = &state.app.store;
     let (d, attempts) = store
@@ -336,7 +336,7 @@ async fn detail(
 
 async fn retry(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<DeliveryId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     crate::service::deliveries::retry(&state.app, &posted.admin.actor(), id).await?;
@@ -379,10 +379,10 @@ async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Re
     Ok(Redirect::to(&back).into_response())
 }
 
-fn parse_range(form: &FormData) -> Result<(Uuid, i64, i64), String> {
+fn parse_range(form: &FormData) -> Result<(WebhookId, i64, i64), String> {
     let webhook = form
         .get("webhook_id")
-        .and_then(|w| w.parse::<Uuid>().ok())
+        .and_then(|w| w.parse::<WebhookId>().ok())
         .ok_or("Choose the webhook whose failed deliveries to retry.")?;
     let since = parse_when("From", form.get("since").unwrap_or(""))?.unwrap_or(0);
     let until = parse_when("To", form.get("until").unwrap_or(""))?.unwrap_or(now_ms() + 1);

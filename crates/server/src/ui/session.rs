@@ -22,8 +22,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
+use carehook_core::ids::WebhookId;
 use subtle::ConstantTimeEq;
-use uuid::Uuid;
 
 use super::form::FormData;
 use super::{UiError, UiState};
@@ -56,7 +56,7 @@ struct Session {
     last_seen: i64,
     flashes: Vec<Flash>,
     /// A signing secret to show once: (webhook, secret).
-    reveal: Option<(Uuid, String)>,
+    reveal: Option<(WebhookId, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -136,13 +136,13 @@ impl Sessions {
     }
 
     /// Keeps a new signing secret for the next page of that webhook, once.
-    pub fn reveal_once(&self, key: &str, webhook: Uuid, secret: String) {
+    pub fn reveal_once(&self, key: &str, webhook: WebhookId, secret: String) {
         if let Some(s) = self.by_hash.lock().expect("sessions lock").get_mut(key) {
             s.reveal = Some((webhook, secret));
         }
     }
 
-    pub fn take_reveal(&self, key: &str, webhook: Uuid) -> Option<String> {
+    pub fn take_reveal(&self, key: &str, webhook: WebhookId) -> Option<String> {
         let mut map = self.by_hash.lock().expect("sessions lock");
         let s = map.get_mut(key)?;
         match s.reveal.take() {
@@ -324,9 +324,9 @@ mod tests {
         sessions.flash(&key, "ok", "saved");
         assert_eq!(sessions.take_flashes(&key).len(), 1);
         assert!(sessions.take_flashes(&key).is_empty());
-        let w = Uuid::now_v7();
+        let w = WebhookId::new();
         sessions.reveal_once(&key, w, "whsec_x".into());
-        assert_eq!(sessions.take_reveal(&key, Uuid::now_v7()), None);
+        assert_eq!(sessions.take_reveal(&key, WebhookId::new()), None);
         assert_eq!(sessions.take_reveal(&key, w).as_deref(), Some("whsec_x"));
         assert_eq!(sessions.take_reveal(&key, w), None);
         sessions

@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use carehook_core::catalog::{self, Presence, Scope};
 use carehook_core::conditions::Op;
+use carehook_core::ids::WebhookId;
 use carehook_core::presets::{self, Preset, PresetAuth};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::dashboard::{describe_last, last_delivery, status_class};
 use super::form::{Editor, FieldError, FormData};
@@ -65,7 +65,7 @@ fn preview_json(
 // --- the list ------------------------------------------------------------------------------
 
 struct Row {
-    id: Uuid,
+    id: WebhookId,
     name: String,
     events: String,
     host: String,
@@ -382,8 +382,8 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
 fn created(state: &UiState, admin: &Admin, view: Value) -> Response {
     let id = view["id"]
         .as_str()
-        .and_then(|s| s.parse::<Uuid>().ok())
-        .unwrap_or_default();
+        .and_then(|s| s.parse::<WebhookId>().ok())
+        .unwrap_or(WebhookId::from_uuid(uuid::Uuid::nil()));
     if let Some(secret) = view["signing_secret"].as_str() {
         state
             .sessions
@@ -548,7 +548,7 @@ pub struct TestView {
 #[template(path = "ui/edit.html")]
 pub struct EditPage {
     page: Page,
-    id: Option<Uuid>,
+    id: Option<WebhookId>,
     e: Editor,
     error: Option<FieldError>,
     groups: Vec<EventGroup>,
@@ -569,7 +569,12 @@ pub struct EditPage {
 }
 
 impl EditPage {
-    pub fn new(page: Page, id: Option<Uuid>, e: Editor, error: Option<FieldError>) -> EditPage {
+    pub fn new(
+        page: Page,
+        id: Option<WebhookId>,
+        e: Editor,
+        error: Option<FieldError>,
+    ) -> EditPage {
         let scope = scope_of(&e);
         let (preview, preview_error) = match e.to_spec() {
             Ok(spec) => match preview_json(spec, None) {
@@ -615,7 +620,7 @@ impl EditPage {
 async fn edit_page(
     State(state): State<UiState>,
     admin: Admin,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
 ) -> Result<Response, UiError> {
     Ok(html(&edit_for(&state, &admin, id, None).await?))
 }
@@ -625,7 +630,7 @@ async fn edit_page(
 async fn edit_for(
     state: &UiState,
     admin: &Admin,
-    id: Uuid,
+    id: WebhookId,
     posted: Option<(Editor, FieldError)>,
 ) -> Result<EditPage, UiError> {
     let w = webhooks::loaded(&state.app, id).await?;
@@ -649,7 +654,7 @@ async fn edit_for(
 
 async fn save(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
@@ -682,7 +687,7 @@ async fn preview(State(state): State<UiState>, posted: Posted) -> Json<Value> {
     let form = &posted.form;
     let has_secret = form
         .get("id")
-        .and_then(|id| id.parse::<Uuid>().ok())
+        .and_then(|id| id.parse::<WebhookId>().ok())
         .and_then(|id| state.app.registry.get(id))
         .is_some_and(|w| w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty()));
     let editor = Editor::from_form(form, has_secret);
@@ -713,7 +718,7 @@ async fn preview(State(state): State<UiState>, posted: Posted) -> Json<Value> {
 
 // --- small actions ---------------------------------------------------------------------------
 
-fn back(form: &FormData, id: Uuid) -> String {
+fn back(form: &FormData, id: WebhookId) -> String {
     safe_next(Some(
         form.get("back")
             .map(str::to_string)
@@ -724,7 +729,7 @@ fn back(form: &FormData, id: Uuid) -> String {
 
 async fn toggle(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let on = posted.form.get("enabled") == Some("true");
@@ -748,7 +753,7 @@ async fn toggle(
 
 async fn clone(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::clone(&state.app, &posted.admin.actor(), id).await?;
@@ -757,7 +762,7 @@ async fn clone(
 
 async fn delete(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let name = webhooks::loaded(&state.app, id).await?.row.name.clone();
@@ -772,7 +777,7 @@ async fn delete(
 
 async fn rotate(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::rotate_secret(&state.app, &posted.admin.actor(), id).await?;
@@ -791,7 +796,7 @@ async fn rotate(
 
 async fn test_send(
     State(state): State<UiState>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
