@@ -13,7 +13,7 @@ use crate::UsageError;
 use crate::client::{
     Client, ClientArgs, block_on, cell, expect_fields, print_json, print_table, seg,
 };
-use carehook::api::tokens::{check_name, create_token};
+use carehook::service::tokens::{check_name, create_token};
 use carehook::time::rfc3339;
 
 #[derive(Debug, clap::Args)]

@@ -47,7 +47,7 @@ impl Settings {
     pub fn new(admin_token: &str, vault: Vault) -> Self {
         Settings {
             policy: DestinationPolicy::default(),
-            admin_token_hash: api::hash_token(admin_token),
+            admin_token_hash: crate::service::tokens::hash_token(admin_token),
             api: true,
             dispatcher: Some(DispatcherConfig::default()),
             auto_disable_after: Duration::from_secs(5 * 24 * 3600),
@@ -252,13 +252,13 @@ pub async fn admin_token_hash(
         if token.len() < 16 {
             anyhow::bail!("CAREHOOK_ADMIN_TOKEN must be at least 16 characters");
         }
-        return Ok((api::hash_token(token), None));
+        return Ok((crate::service::tokens::hash_token(token), None));
     }
     if let Some(hash) = store.kv_get("admin_token_hash").await? {
         return Ok((hash, None));
     }
-    let token = api::tokens::generate_token()?;
-    let hash = api::hash_token(&token);
+    let token = crate::service::tokens::generate_token()?;
+    let hash = crate::service::tokens::hash_token(&token);
     store.kv_set("admin_token_hash", &hash).await?;
     Ok((hash, Some(token)))
 }

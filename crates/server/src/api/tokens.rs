@@ -26,7 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A new random token: `chk_` and 43 characters of base64url (256 bits).
-pub use crate::service::tokens::{check_name, create_token, generate_token};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
