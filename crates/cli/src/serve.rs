@@ -107,6 +107,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_key_file(&args.database_url));
     let (vault, source) = Vault::open(args.master_key.as_deref(), &key_file)?;
     match source {
+        KeySource::Environment if key_file.exists() => tracing::warn!(
+            key_file = %key_file.display(),
+            "secrets are sealed with CAREHOOK_MASTER_KEY, and a key file lies beside the database: \
+             if secrets were saved with the file's key, their webhooks will show as broken"
+        ),
         KeySource::Environment => tracing::info!("secrets are sealed with CAREHOOK_MASTER_KEY"),
         KeySource::File(p) => {
             tracing::info!(key_file = %p.display(), "secrets are sealed with the key file")

@@ -136,6 +136,12 @@ async fn secrets_under_a_wrong_key_leave_the_webhook_broken_and_its_deliveries_w
         assert!(html.contains("Billing (basic auth)"), "{path}: {html}");
         assert!(html.contains("badge bad\">broken"), "{path}: {html}");
     }
+    // No Clone button for it: cloning needs the secrets it cannot open (the API says 409).
+    let list = ui_page(&server, &session, "/ui/webhooks").await;
+    assert!(
+        !list.contains(&format!("/ui/webhooks/{sealed_id}/clone")),
+        "{list}"
+    );
 
     // A webhook made under this key works, and proves the dispatcher had
     // its chance at the broken one's delivery of the same event.
@@ -144,6 +150,12 @@ async fn secrets_under_a_wrong_key_leave_the_webhook_broken_and_its_deliveries_w
             "name": "Healthy", "events": ["kc_appointment_book"], "url": rx.url("/healthy"),
         }))
         .await;
+    let list = ui_page(&server, &session, "/ui/webhooks").await;
+    let healthy_id = healthy["id"].as_str().unwrap();
+    assert!(
+        list.contains(&format!("/ui/webhooks/{healthy_id}/clone")),
+        "a working webhook keeps its Clone button: {list}"
+    );
     let pushed = server.push("kc_appointment_book", json!({})).await;
     let deliveries: Vec<String> = pushed["deliveries"]
         .as_array()
