@@ -194,6 +194,33 @@ async fn missing_after(
     }
 }
 
+/// Polls a live node's delivery log until no delivery is left unfinished (pending or failed),
+/// or `deadline` passes; how many were left. Arrived is not finished: a request sent just before
+/// a kill may have arrived unrecorded, its lease left to the dead process.
+async fn unfinished_until(client: &reqwest::Client, base: &str, deadline: Instant) -> usize {
+    loop {
+        let mut left = 0;
+        for status in ["pending", "failed"] {
+            let r = client
+                .get(format!(
+                    "{base}/api/v1/deliveries?status={status}&limit=1000"
+                ))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let page: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            // A full page means at least that many.
+            left += page["items"].as_array().unwrap().len();
+        }
+        if left == 0 || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_no_accepted_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -243,22 +270,8 @@ async fn sigkill_under_load_loses_no_accepted_event() {
     // Every accepted event arrives within RECOVERY of the last restart, though
     // the killed processes' leases had minutes to run: the restart freed them.
     let missing = missing_after(&rx, &accepted, restarted + RECOVERY).await;
-    // Arrived is not finished: the store must say every delivery succeeded (a request sent just
-    // before a kill may have arrived unrecorded, its lease left to the dead process).
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    let unfinished = loop {
-        let (left,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM deliveries WHERE status <> 'succeeded'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        if left == 0 || Instant::now() > restarted + RECOVERY {
-            break left;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let unfinished = unfinished_until(&client, &node.base, restarted + RECOVERY).await;
     let recovered_in = restarted.elapsed();
-    pool.close().await;
     node.terminate();
     assert!(
         missing.is_empty(),
@@ -340,21 +353,8 @@ async fn two_nodes_on_one_postgres_send_each_delivery_once() {
     assert_eq!(accepted.len(), total + 1);
     rx.wait_for(accepted.len(), Duration::from_secs(60)).await;
     // Settled: the store records every delivery succeeded, so nothing more will be sent.
-    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (left,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM deliveries WHERE status <> 'succeeded'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        if left == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{left} deliveries never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    pool.close().await;
+    let left = unfinished_until(&client, &b.base, Instant::now() + Duration::from_secs(30)).await;
+    assert_eq!(left, 0, "{left} deliveries never settled");
     let ids: Vec<String> = rx
         .received()
         .iter()
@@ -435,6 +435,7 @@ async fn when_one_of_two_postgres_nodes_dies_the_other_finishes_its_work() {
     .fetch_one(&pool)
     .await
     .unwrap();
+    pool.close().await;
     assert!(
         accepted.len() > 50,
         "only {} events were accepted",
@@ -442,21 +443,9 @@ async fn when_one_of_two_postgres_nodes_dies_the_other_finishes_its_work() {
     );
 
     let missing = missing_after(&rx, &accepted, killed_at + RECOVERY).await;
-    // A request A sent just before it died may have arrived without A recording it: the work
-    // is finished only when the store says every delivery succeeded, none left leased to A.
-    let unfinished = loop {
-        let (left,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM deliveries WHERE status <> 'succeeded'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        if left == 0 || Instant::now() > killed_at + RECOVERY {
-            break left;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // Finished only when the store says so: nothing left pending, none leased to A.
+    let unfinished = unfinished_until(&client, &b.base, killed_at + RECOVERY).await;
     let recovered_in = killed_at.elapsed();
-    pool.close().await;
     b.terminate();
     drop(a);
     db.cleanup().await;

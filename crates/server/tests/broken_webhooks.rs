@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use carehook::vault::Vault;
-use common::{Backend, Receiver, TOKEN, TestServer, test_settings};
+use common::{Backend, Receiver, TOKEN, TestServer, samples, test_settings};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -221,16 +221,6 @@ async fn a_webhook_with_secrets_the_key_cannot_open_is_listed_broken_and_its_del
  {
     secrets_under_a_wrong_key_leave_the_webhook_broken_and_its_deliveries_waiting(Backend::Postgres)
         .await
-}
-
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 async fn metrics(server: &TestServer) -> HashMap<String, f64> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use carehook::app;
 use carehook::dispatcher::Fault;
-use common::{Answer, Backend, Receiver, TestDatabase, TestServer};
+use common::{Answer, Backend, Receiver, TestDatabase, TestServer, samples};
 use serde_json::{Value, json};
 
 macro_rules! on_both {
@@ -227,16 +227,6 @@ async fn a_dispatcher_that_keeps_panicking_ends_the_process() {
         "{err:#}"
     );
     db.cleanup().await;
-}
-
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 async fn a_delivery_given_up_is_counted_gave_up(backend: Backend) {

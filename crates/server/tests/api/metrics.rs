@@ -4,21 +4,10 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use crate::common::{Answer, Backend, Receiver, TestServer};
+use crate::common::{Answer, Backend, Receiver, TestServer, samples};
 use crate::{WAIT, hook, on_both};
 
 on_both!(metrics_show_the_load);
-
-/// `name{labels}` → value, from the Prometheus text format.
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
 
 async fn metrics_show_the_load(backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {

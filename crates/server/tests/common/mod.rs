@@ -3,6 +3,7 @@
 //! the test tells it to.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -366,3 +367,14 @@ pub fn hook(url: &str) -> Value {
 
 /// How long a test waits for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(15);
+
+/// `name{labels}` → value, from the Prometheus text format.
+pub fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
