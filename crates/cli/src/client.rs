@@ -298,6 +298,32 @@ impl Client {
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.call("POST", path, Some(body)).await
     }
+
+    /// Prints one page of a list (`{"items": […], "next_cursor"?}`): the whole answer with
+    /// `--json`, else a table with a row per item and how to ask for the next page.
+    pub async fn print_list(
+        &self,
+        path: &str,
+        headers: &[&str],
+        row: impl Fn(&Value) -> Vec<String>,
+    ) -> anyhow::Result<()> {
+        let v = expect_fields(self.get(path).await?, &["items"])?;
+        if self.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(row)
+            .collect();
+        print_table(headers, &rows);
+        if let Some(next) = v["next_cursor"].as_str() {
+            println!("\nmore: --cursor {next}");
+        }
+        Ok(())
+    }
 }
 
 /// An answer with the fields a command reads from it; a 2xx without them is no

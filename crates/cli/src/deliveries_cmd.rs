@@ -113,42 +113,27 @@ async fn run_async(c: Client, cmd: DeliveriesCommand) -> anyhow::Result<()> {
                 ("limit", Some(limit.to_string())),
                 ("cursor", cursor),
             ]);
-            let v = expect_fields(c.get(&format!("/api/v1/deliveries{q}")).await?, &["items"])?;
-            if c.json {
-                print_json(&v);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = v["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| {
-                    vec![
-                        cell(&d["id"]),
-                        cell(&d["event"]),
-                        cell(&d["status"]) + if d["test"] == true { " (test)" } else { "" },
-                        cell(&d["attempts"]),
-                        cell(&d["last_status"]),
-                        cell(&d["created_at"]),
-                        clip(&cell(&d["last_error"]), 50),
-                    ]
-                })
-                .collect();
-            print_table(
-                &[
-                    "ID",
-                    "EVENT",
-                    "STATUS",
-                    "ATTEMPTS",
-                    "HTTP",
-                    "CREATED",
-                    "LAST ERROR",
-                ],
-                &rows,
-            );
-            if let Some(next) = v["next_cursor"].as_str() {
-                println!("\nmore: --cursor {next}");
-            }
+            let headers = [
+                "ID",
+                "EVENT",
+                "STATUS",
+                "ATTEMPTS",
+                "HTTP",
+                "CREATED",
+                "LAST ERROR",
+            ];
+            c.print_list(&format!("/api/v1/deliveries{q}"), &headers, |d| {
+                vec![
+                    cell(&d["id"]),
+                    cell(&d["event"]),
+                    cell(&d["status"]) + if d["test"] == true { " (test)" } else { "" },
+                    cell(&d["attempts"]),
+                    cell(&d["last_status"]),
+                    cell(&d["created_at"]),
+                    clip(&cell(&d["last_error"]), 50),
+                ]
+            })
+            .await?;
         }
         DeliveriesCommand::Get { id } => {
             let v = c.get(&format!("/api/v1/deliveries/{}", seg(&id))).await?;

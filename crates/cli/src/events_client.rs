@@ -5,8 +5,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::client::{
-    Client, ClientArgs, block_on, cell, clip, expect_fields, parse_data, print_json, print_table,
-    query,
+    Client, ClientArgs, block_on, cell, clip, expect_fields, parse_data, print_json, query,
 };
 
 #[derive(Debug, Subcommand)]
@@ -95,29 +94,16 @@ pub fn run(cmd: EventsCommand) -> anyhow::Result<()> {
             let c = Client::new(&client)?;
             block_on(async move {
                 let q = query(&[("limit", Some(limit.to_string())), ("cursor", cursor)]);
-                let v = expect_fields(c.get(&format!("/api/v1/events{q}")).await?, &["items"])?;
-                if c.json {
-                    print_json(&v);
-                    return Ok(());
-                }
-                let rows: Vec<Vec<String>> = v["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        vec![
-                            cell(&e["id"]),
-                            cell(&e["event"]),
-                            cell(&e["created_at"]),
-                            clip(&cell(&e["idempotency_key"]), 30),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ID", "EVENT", "CREATED", "IDEMPOTENCY KEY"], &rows);
-                if let Some(next) = v["next_cursor"].as_str() {
-                    println!("\nmore: --cursor {next}");
-                }
-                Ok(())
+                let headers = ["ID", "EVENT", "CREATED", "IDEMPOTENCY KEY"];
+                c.print_list(&format!("/api/v1/events{q}"), &headers, |e| {
+                    vec![
+                        cell(&e["id"]),
+                        cell(&e["event"]),
+                        cell(&e["created_at"]),
+                        clip(&cell(&e["idempotency_key"]), 30),
+                    ]
+                })
+                .await
             })
         }
     }

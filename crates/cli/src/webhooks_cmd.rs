@@ -158,30 +158,17 @@ pub fn run(args: WebhooksArgs) -> anyhow::Result<()> {
 async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
     match cmd {
         WebhooksCommand::List => {
-            let v = expect_fields(c.get("/api/v1/webhooks").await?, &["items"])?;
-            if c.json {
-                print_json(&v);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = v["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|w| {
-                    vec![
-                        cell(&w["id"]),
-                        clip(&cell(&w["name"]), 32),
-                        if w["enabled"] == true {
-                            "yes".into()
-                        } else {
-                            "no".into()
-                        },
-                        clip(&events_text(&w["events"]), 40),
-                        clip(&cell(&w["url"]), 60),
-                    ]
-                })
-                .collect();
-            print_table(&["ID", "NAME", "ENABLED", "EVENTS", "URL"], &rows);
+            let headers = ["ID", "NAME", "ENABLED", "EVENTS", "URL"];
+            c.print_list("/api/v1/webhooks", &headers, |w| {
+                vec![
+                    cell(&w["id"]),
+                    clip(&cell(&w["name"]), 32),
+                    if w["enabled"] == true { "yes" } else { "no" }.into(),
+                    clip(&events_text(&w["events"]), 40),
+                    clip(&cell(&w["url"]), 60),
+                ]
+            })
+            .await?;
         }
         WebhooksCommand::Get { id } => {
             let v = c.get(&format!("/api/v1/webhooks/{}", seg(&id))).await?;

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use carehook::vault::Vault;
@@ -223,17 +222,6 @@ async fn a_webhook_with_secrets_the_key_cannot_open_is_listed_broken_and_its_del
         .await
 }
 
-async fn metrics(server: &TestServer) -> HashMap<String, f64> {
-    let resp = server
-        .http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    samples(&resp.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_fired_by_clinic_record_changes_are_counted_in_the_metrics() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
@@ -268,7 +256,7 @@ async fn events_fired_by_clinic_record_changes_are_counted_in_the_metrics() {
     assert_eq!(deliveries, fired.len(), "one per event for the `*` webhook");
 
     // Counted when the change commits, before its answer.
-    let m = metrics(&server).await;
+    let m = samples(&server.metrics_text().await);
     assert_eq!(
         m.get("carehook_events_recorded_total"),
         Some(&(fired.len() as f64))

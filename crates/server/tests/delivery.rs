@@ -10,18 +10,6 @@ use std::time::{Duration, Instant};
 use common::{Answer, Backend, Receiver, TestServer};
 use serde_json::{Value, json};
 
-/// Runs an async test fn once per backend, as `name::sqlite` and `name::postgres`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )*};
-}
-
 on_both!(
     delivers_a_signed_request_an_independent_verifier_accepts,
     retries_on_a_short_schedule_until_success,

@@ -15,17 +15,6 @@ use carehook::dispatcher::Fault;
 use common::{Answer, Backend, Receiver, TestDatabase, TestServer, samples};
 use serde_json::{Value, json};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )*};
-}
-
 on_both!(
     scheduling_figures_out_of_bounds_are_refused_and_delivery_goes_on,
     a_dispatcher_panic_is_survived_and_reported,
@@ -262,15 +251,7 @@ async fn a_delivery_given_up_is_counted_gave_up(backend: Backend) {
     };
     let deadline = Instant::now() + WAIT;
     let m = loop {
-        let text = server
-            .http
-            .get(format!("{}/metrics", server.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics_text().await;
         let m = samples(&text);
         // Counted when recorded: the delivery's status above may be read
         // just before the counter is bumped in the same batch.

@@ -13,6 +13,31 @@
 //! test panics before that, by `Drop` (best effort). If PostgreSQL cannot be reached the test
 //! is skipped with a line on stderr, unless `CAREHOOK_REQUIRE_POSTGRES=1` (CI), where it fails.
 
+/// Runs each named `async fn(&TestDatabase)` once per backend, as tests `name::sqlite` and
+/// `name::postgres`, each on a fresh database cleaned up after.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                use $crate::testing::{Backend, TestDatabase};
+                let Some(db) = TestDatabase::new(Backend::Sqlite).await else { return };
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                use $crate::testing::{Backend, TestDatabase};
+                let Some(db) = TestDatabase::new(Backend::Postgres).await else { return };
+                super::$name(&db).await;
+                db.cleanup().await;
+            }
+        }
+    )*};
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -12,28 +12,6 @@ const T: i64 = 1_700_000_000_000;
 /// Far longer than any test: a delivery claimed again was released, not expired.
 const LEASE: i64 = 150_000;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let Some(db) = TestDatabase::new(Backend::Sqlite).await else { return };
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDatabase::new(Backend::Postgres).await else { return };
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     a_restarted_node_gets_its_earlier_leases_back_at_once,
     a_stale_nodes_leases_go_to_the_live_ones,

@@ -20,28 +20,6 @@ fn node() -> NodeId {
     NodeId::parse("suite-node").unwrap()
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                let Some(db) = TestDatabase::new(Backend::Sqlite).await else { return };
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                let Some(db) = TestDatabase::new(Backend::Postgres).await else { return };
-                super::$name(&db).await;
-                db.cleanup().await;
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
     webhook_crud_bumps_the_version,
     deleting_a_webhook_fails_its_pending_deliveries_and_keeps_the_log,

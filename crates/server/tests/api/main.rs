@@ -12,17 +12,4 @@ mod secrets;
 mod tokens;
 mod try_out;
 
-/// Runs an async test fn once per backend, as `name::sqlite` and `name::postgres`.
-#[macro_export]
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name($crate::common::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name($crate::common::Backend::Postgres).await }
-        }
-    )*};
-}
-
 pub use common::{WAIT, hook};

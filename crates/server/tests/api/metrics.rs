@@ -36,20 +36,7 @@ async fn metrics_show_the_load(backend: Backend) {
     let mut m = HashMap::new();
     let mut text = String::new();
     for _ in 0..100 {
-        let resp = server
-            .http
-            .get(format!("{}/metrics", server.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        assert!(
-            resp.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/plain")
-        );
-        text = resp.text().await.unwrap();
+        text = server.metrics_text().await;
         m = samples(&text);
         if m.get("carehook_delivery_attempts_total{outcome=\"retry\"}") == Some(&5.0)
             && m.get("carehook_delivery_attempts_total{outcome=\"succeeded\"}") == Some(&5.0)
