@@ -60,6 +60,47 @@ impl VarType {
     }
 }
 
+/// How much a variable says about a patient, which decides where it may be
+/// sent (a webhook's `data_policy`) and what the UI marks.
+///
+/// The rule: a value *about the patient as a person* (who they are, how to
+/// reach them, where they live, their date of birth, gender, the patient id,
+/// the invoice number they hold, the id of whoever acted, which may be the
+/// patient) is `identifying`; a value *about their health or care* (the
+/// reason for a visit, services booked, an encounter's summary, a medical
+/// record's title and notes, a prescription, the blood group) is `phi`;
+/// everything else (the clinic, its staff, dates, times, statuses, amounts,
+/// and the ids of appointments, encounters, records, bills and payments,
+/// which mean nothing outside the clinic's own system) is `none`.
+/// Ordered: `none` < `identifying` < `phi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// Not about a patient: may go anywhere.
+    None,
+    /// Identifies a patient, or reaches them.
+    Identifying,
+    /// Protected health information: about a patient's health or care.
+    Phi,
+}
+
+impl Sensitivity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sensitivity::None => "none",
+            Sensitivity::Identifying => "identifying",
+            Sensitivity::Phi => "phi",
+        }
+    }
+}
+
+impl std::fmt::Display for Sensitivity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One variable of an event's snapshot.
 #[derive(Debug, Serialize)]
 pub struct Variable {
@@ -68,6 +109,7 @@ pub struct Variable {
     pub ty: VarType,
     pub description: &'static str,
     pub example: &'static str,
+    pub sensitivity: Sensitivity,
     /// The allowed words of an [`VarType::Enum`] variable; empty otherwise.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub values: &'static [&'static str],
@@ -335,7 +377,24 @@ const fn var(
         ty,
         description,
         example,
+        sensitivity: Sensitivity::None,
         values: &[],
+    }
+}
+
+/// A variable that identifies a patient (see [`Sensitivity`]).
+const fn identifying(v: Variable) -> Variable {
+    Variable {
+        sensitivity: Sensitivity::Identifying,
+        ..v
+    }
+}
+
+/// A variable about a patient's health or care (see [`Sensitivity`]).
+const fn phi(v: Variable) -> Variable {
+    Variable {
+        sensitivity: Sensitivity::Phi,
+        ..v
     }
 }
 
@@ -350,6 +409,7 @@ const fn one_of(
         ty: VarType::Enum,
         description,
         example,
+        sensitivity: Sensitivity::None,
         values,
     }
 }
@@ -379,12 +439,12 @@ static COMMON: Group = Group {
             "The date and time now in the clinic's time zone, with its UTC offset",
             "2026-11-26T14:05:00+00:00",
         ),
-        var(
+        identifying(var(
             "current_user_id",
             Integer,
             "The id of the staff member or patient whose action fired the event",
             "3",
-        ),
+        )),
         var(
             "event_name",
             Text,
@@ -497,69 +557,69 @@ static DOCTOR: Group = Group {
 static PATIENT: Group = Group {
     name: "patient",
     variables: &[
-        var("patient_id", Integer, "The patient's id", "42"),
-        var(
+        identifying(var("patient_id", Integer, "The patient's id", "42")),
+        identifying(var(
             "patient_name",
             Text,
             "The patient's first and last name",
             "Maria O'Brien",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_first_name",
             Text,
             "The patient's first name",
             "Maria",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_last_name",
             Text,
             "The patient's last name",
             "O'Brien",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_email",
             Email,
             "The patient's e-mail address",
             "maria.obrien@example.com",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_contact_number",
             Phone,
             "The patient's phone number",
             "+447700900123",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_dob",
             Date,
             "The patient's date of birth",
             "1988-04-17",
-        ),
-        var("patient_gender", Text, "The patient's gender", "female"),
-        var(
+        )),
+        identifying(var("patient_gender", Text, "The patient's gender", "female")),
+        phi(var(
             "patient_blood_group",
             Text,
             "The patient's blood group",
             "O+",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_address",
             Text,
             "The patient's full address: street, city, postal code, country",
             "27 Willow Lane, London, N1 7GU, United Kingdom",
-        ),
-        var("patient_city", Text, "The patient's city", "London"),
-        var(
+        )),
+        identifying(var("patient_city", Text, "The patient's city", "London")),
+        identifying(var(
             "patient_country",
             Text,
             "The patient's country",
             "United Kingdom",
-        ),
-        var(
+        )),
+        identifying(var(
             "patient_postal_code",
             Text,
             "The patient's postal code",
             "N1 7GU",
-        ),
+        )),
     ],
 };
 
@@ -634,24 +694,24 @@ static APPOINTMENT: Group = Group {
             "The status as KiviCare's number: 1 booked, 2 pending, 4 check_in, 3 check_out, 0 cancelled",
             "1",
         ),
-        var(
+        phi(var(
             "appointment_description",
             Text,
             "The reason for the visit, as entered when booking",
             "Sore throat and fever for 3 days",
-        ),
+        )),
         var(
             "appointment_created_at",
             DateTime,
             "When the appointment was booked",
             "2026-11-26T14:05:00+00:00",
         ),
-        var(
+        phi(var(
             "service_names",
             Text,
             "The services booked, separated by commas",
             "General Consultation, Throat Swab",
-        ),
+        )),
     ],
 };
 
@@ -676,12 +736,12 @@ static ENCOUNTER: Group = Group {
             "Whether the encounter is still open or closed",
             "open",
         ),
-        var(
+        phi(var(
             "encounter_description",
             Text,
             "The doctor's summary of the encounter",
             "Acute tonsillitis; throat swab taken, antibiotics started",
-        ),
+        )),
     ],
 };
 
@@ -700,18 +760,18 @@ static MEDICAL_RECORD: Group = Group {
             "The kind of record: problem, observation or note",
             "problem",
         ),
-        var(
+        phi(var(
             "medical_record_title",
             Text,
             "The record's title",
             "Acute tonsillitis",
-        ),
-        var(
+        )),
+        phi(var(
             "medical_record_notes",
             Text,
             "The record's notes",
             "Sore throat for 3 days, temperature 38.2 °C, swollen tonsils",
-        ),
+        )),
     ],
 };
 
@@ -719,36 +779,36 @@ static PRESCRIPTION: Group = Group {
     name: "prescription",
     variables: &[
         var("prescription_id", Integer, "The prescription's id", "56"),
-        var(
+        phi(var(
             "prescription_name",
             Text,
             "The medicine prescribed, with its strength",
             "Amoxicillin 500 mg",
-        ),
-        var(
+        )),
+        phi(var(
             "prescription_frequency",
             Text,
             "How often to take it",
             "3 times a day",
-        ),
-        var(
+        )),
+        phi(var(
             "prescription_duration",
             Text,
             "For how long to take it",
             "7 days",
-        ),
-        var(
+        )),
+        phi(var(
             "prescription_instruction",
             Text,
             "The doctor's instructions",
             "Take after meals",
-        ),
-        var(
+        )),
+        phi(var(
             "prescription_details",
             Text,
             "The whole prescription in one readable line",
             "Amoxicillin 500 mg — 3 times a day for 7 days — take after meals",
-        ),
+        )),
     ],
 };
 
@@ -756,12 +816,12 @@ static BILL: Group = Group {
     name: "bill",
     variables: &[
         var("bill_id", Integer, "The bill's id", "64"),
-        var(
+        identifying(var(
             "bill_number",
             Text,
             "The bill's number, as printed on the invoice",
             "INV-2026-0142",
-        ),
+        )),
         var(
             "bill_total",
             Decimal,
@@ -1393,11 +1453,53 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_is_classified_by_the_rule() {
+        let phi = [
+            "patient_blood_group",
+            "appointment_description",
+            "service_names",
+            "encounter_description",
+            "medical_record_title",
+            "medical_record_notes",
+            "prescription_name",
+            "prescription_frequency",
+            "prescription_duration",
+            "prescription_instruction",
+            "prescription_details",
+        ];
+        for name in variable_names() {
+            let v = variable(name).unwrap();
+            let expected = if phi.contains(&name) {
+                Sensitivity::Phi
+            } else if (name.starts_with("patient_") && name != "patient_blood_group")
+                || name == "current_user_id"
+                || name == "bill_number"
+            {
+                Sensitivity::Identifying
+            } else {
+                Sensitivity::None
+            };
+            assert_eq!(v.sensitivity, expected, "{name}");
+        }
+        // A name has one sensitivity in every event that carries it.
+        for e in events() {
+            for v in e.variables() {
+                assert_eq!(variable(v.name).unwrap().sensitivity, v.sensitivity);
+            }
+        }
+        assert!(Sensitivity::None < Sensitivity::Identifying);
+        assert!(Sensitivity::Identifying < Sensitivity::Phi);
+    }
+
+    #[test]
     fn the_catalog_serializes_for_the_api() {
         let json = serde_json::to_value(lookup("kc_appointment_status_change").unwrap()).unwrap();
         assert_eq!(json["name"], "kc_appointment_status_change");
         assert_eq!(json["groups"][0]["variables"][0]["type"], "date");
         assert_eq!(json["extra"][0]["values"][4], "cancelled");
+        assert_eq!(json["groups"][0]["variables"][0]["sensitivity"], "none");
+        assert_eq!(json["groups"][3]["variables"][1]["name"], "patient_name");
+        assert_eq!(json["groups"][3]["variables"][1]["sensitivity"], "identifying");
         assert!(json["groups"][0]["variables"][0].get("values").is_none());
     }
 }

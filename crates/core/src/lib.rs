@@ -9,6 +9,7 @@
 //! - [`retry`]: when to try a failed delivery again, and when to stop.
 //! - [`webhook`]: a webhook as written, validated and compiled.
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
+//! - [`privacy`]: which patient data a webhook sends, its data policy, pseudonyms.
 //! - [`ids`]: typed ids (`WebhookId`, `DeliveryId`, …) and [`ids::Millis`], the time type.
 //!
 //! The server and the store build on these; nothing here touches the network,
@@ -19,6 +20,7 @@ pub mod clinic;
 pub mod conditions;
 pub mod ids;
 pub mod presets;
+pub mod privacy;
 pub mod retry;
 pub mod signing;
 pub mod template;

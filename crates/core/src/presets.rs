@@ -71,6 +71,54 @@ pub struct Preset {
     pub values: &'static [PresetValue],
     /// 3xx answers count as success (Google Apps Script answers 302 after running).
     pub accept_redirects: bool,
+    /// The patient data this preset sends, which the webhook it makes
+    /// declares as its `data_policy` (a test holds every preset to it).
+    pub data_policy: PresetPolicy,
+}
+
+/// What a preset's destination receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PresetPolicy {
+    pub identifying: bool,
+    pub phi: bool,
+}
+
+const SENDS_NO_PATIENT_DATA: PresetPolicy = PresetPolicy {
+    identifying: false,
+    phi: false,
+};
+const SENDS_IDENTIFYING: PresetPolicy = PresetPolicy {
+    identifying: true,
+    phi: false,
+};
+const SENDS_IDENTIFYING_AND_PHI: PresetPolicy = PresetPolicy {
+    identifying: true,
+    phi: true,
+};
+
+impl PresetPolicy {
+    /// The webhook's `data_policy`, its basis saying who declared it and
+    /// what the admin should record there.
+    pub fn declare(self, preset: &Preset) -> Value {
+        let basis = match (self.identifying, self.phi) {
+            (false, false) => format!(
+                "Declared by the preset {}: {} receives no patient data.",
+                preset.id, preset.integration
+            ),
+            (identifying, phi) => format!(
+                "Declared by the preset {}: {} receives {}. Record here your agreement with {} that covers it (e.g. \"BAA signed 2026-03\").",
+                preset.id,
+                preset.integration,
+                match (identifying, phi) {
+                    (true, true) => "identifying data and health information (phi)",
+                    (false, true) => "health information (phi)",
+                    _ => "identifying data",
+                },
+                preset.integration
+            ),
+        };
+        json!({"identifying": self.identifying, "phi": self.phi, "basis": basis})
+    }
 }
 
 const fn url_value(label: &'static str, help: &'static str, example: &'static str) -> PresetValue {
@@ -128,6 +176,7 @@ pub static PRESETS: &[Preset] = &[
             "https://hooks.slack.com/services/T000/B000/XXXX",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "twilio_sms_confirmation",
@@ -165,6 +214,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             },
         ],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "sendgrid_email_confirmation",
@@ -195,6 +245,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         conditions: &[],
         values: &[],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "teams_cancellation_alert",
@@ -231,6 +282,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://example.webhook.office.com/webhookb2/abc",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "hubspot_patient_contact",
@@ -260,6 +312,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         conditions: &[],
         values: &[],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "salesforce_lead_update",
@@ -290,6 +343,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             example: "mycompany.my",
         }],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "google_analytics_booking",
@@ -298,6 +352,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         description: "Records each booking as an appointment_booked event (Measurement Protocol).",
         notes: &[
             "The measurement id stays in the URL; the API secret is stored as a sealed api_secret query key, masked in the log.",
+            "Changed from the guide: client_id is {{ patient_id | pseudonym }}, a keyed hash, so Google counts returning patients without receiving a patient id (no BAA with Google is needed for it).",
         ],
         events: &["kc_appointment_book"],
         method: "POST",
@@ -306,7 +361,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         url: "https://www.google-analytics.com/mp/collect?measurement_id=YOUR_MEASUREMENT_ID",
         headers: &[],
         body: r#"{
-"client_id": "{{patient_id}}",
+"client_id": "{{ patient_id | pseudonym }}",
 "events": [{
 "name": "appointment_booked",
 "params": {
@@ -326,6 +381,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             example: "G-ABC123XYZ",
         }],
         accept_redirects: false,
+        data_policy: SENDS_NO_PATIENT_DATA,
     },
     Preset {
         id: "mixpanel_patient_journey",
@@ -334,6 +390,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         description: "Tracks each booking as an Appointment Booked event for the patient.",
         notes: &[
             "Fixed from the guide: Mixpanel's time must be a unix timestamp, so time is {{current_date_time | unix}}, a number.",
+            "Changed from the guide: distinct_id is {{ patient_id | pseudonym }}, a keyed hash, so Mixpanel follows one patient's journey without receiving a patient id.",
         ],
         events: &["kc_appointment_book"],
         method: "POST",
@@ -344,7 +401,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         body: r#"{
 "event": "Appointment Booked",
 "properties": {
-"distinct_id": "{{patient_id}}",
+"distinct_id": "{{ patient_id | pseudonym }}",
 "token": "YOUR_MIXPANEL_TOKEN",
 "appointment_id": "{{appointment_id}}",
 "doctor_id": "{{doctor_id}}",
@@ -363,6 +420,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             example: "0123456789abcdef0123456789abcdef",
         }],
         accept_redirects: false,
+        data_policy: SENDS_NO_PATIENT_DATA,
     },
     Preset {
         id: "zapier_any_event",
@@ -405,6 +463,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://hooks.zapier.com/hooks/catch/123/abc/",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "make_payment_received",
@@ -442,6 +501,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://hook.eu1.make.com/abc123",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "google_sheets_appointments",
@@ -475,6 +535,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://script.google.com/macros/s/abc/exec",
         )],
         accept_redirects: true,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "quickbooks_payment_sync",
@@ -512,6 +573,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             example: "4620816365178145710",
         }],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "patient_portal_record",
@@ -540,6 +602,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://your-portal.example.com/api/records",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
     Preset {
         id: "pharmacy_prescription",
@@ -574,6 +637,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://pharmacy-api.example.com/prescriptions",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING_AND_PHI,
     },
     Preset {
         id: "discord_patient_updates",
@@ -611,6 +675,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
             "https://discord.com/api/webhooks/123/abc",
         )],
         accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
     },
 ];
 
@@ -846,6 +911,7 @@ pub fn build(
         "headers": headers,
         "body": body,
         "conditions": conditions,
+        "data_policy": preset.data_policy.declare(preset),
     });
     if preset.accept_redirects {
         spec["accept_redirects"] = Value::Bool(true);
@@ -870,6 +936,34 @@ mod tests {
         req.auth =
             Some(json!({"username": "AC1", "password": "pw", "token": "tok", "value": "key"}));
         req
+    }
+
+    #[test]
+    fn every_preset_declares_exactly_the_patient_data_it_sends() {
+        for p in PRESETS {
+            let spec = build(p, &example_request(p)).unwrap();
+            let spec: WebhookSpec = serde_json::from_value(spec).unwrap();
+            let declared = spec.data_policy.clone().unwrap();
+            let (compiled, _) = spec.compile().unwrap_or_else(|e| panic!("{}: {e}", p.id));
+            // Allowed: nothing it sends is beyond its policy.
+            let refused = compiled.policy_violations();
+            assert!(refused.is_empty(), "{}: {refused:?}", p.id);
+            // Needed: it declares no more than it sends.
+            let needed = crate::privacy::DataPolicy::needed(&compiled.data_uses());
+            assert_eq!(
+                (declared.identifying, declared.phi),
+                (needed.identifying, needed.phi),
+                "{}",
+                p.id
+            );
+            assert!(declared.basis.contains(p.id), "{}", p.id);
+        }
+        // The analytics presets count patients by pseudonym only.
+        for id in ["google_analytics_booking", "mixpanel_patient_journey"] {
+            let p = lookup(id).unwrap();
+            assert_eq!(p.data_policy, SENDS_NO_PATIENT_DATA, "{id}");
+            assert!(p.body.contains("{{ patient_id | pseudonym }}"), "{id}");
+        }
     }
 
     #[test]

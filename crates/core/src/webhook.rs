@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::Vars;
 use crate::catalog::{CatalogError, Scope};
 use crate::conditions::{self, Condition};
+use crate::privacy::{self, DataPolicy, DataUse, Pseudonymizer};
 use crate::retry::RetryPolicy;
 use crate::template::{Context, Position, RenderError, Template, TemplateError, compile};
 
@@ -288,6 +290,11 @@ pub struct WebhookSpec {
     /// For services that redirect after doing the work, like Google Apps Script.
     #[serde(default, skip_serializing_if = "is_false")]
     pub accept_redirects: bool,
+    /// What the destination may receive: identifying data, phi, and why.
+    /// Left out, the webhook is *undeclared*: it may send what it sends
+    /// now, and each save says so (see docs/patient-data.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_policy: Option<DataPolicy>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -383,6 +390,9 @@ pub struct CompiledWebhook {
     headers: Vec<(String, Template)>,
     query: Vec<(String, Template)>,
     body: Template,
+    /// The installation's `pseudonym` key; without it a pseudonym renders as
+    /// a marker (offline previews).
+    pseudonyms: Option<Arc<Pseudonymizer>>,
 }
 
 /// Header names carehook sets itself, which a webhook may not override.
@@ -544,6 +554,10 @@ impl WebhookSpec {
             ));
         }
 
+        if let Some(policy) = &self.data_policy {
+            policy.validate()?;
+        }
+
         let condition_warnings = conditions::validate(&self.conditions, &scope)
             .map_err(|e| ValidationError::new(e.field, e.message))?;
         warnings.extend(condition_warnings.into_iter().map(|w| Warning {
@@ -593,6 +607,7 @@ impl WebhookSpec {
             headers,
             query,
             body,
+            pseudonyms: None,
         };
         Ok((compiled, warnings))
     }
@@ -605,14 +620,42 @@ impl CompiledWebhook {
         self.scope.includes(event_name) && conditions::matches(&self.spec.conditions, vars)
     }
 
+    /// Gives `pseudonym` filters the installation's key.
+    pub fn set_pseudonymizer(&mut self, key: Arc<Pseudonymizer>) {
+        self.pseudonyms = Some(key);
+    }
+
+    /// Every template that leaves carehook: URL, headers, query, body.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        std::iter::once(&self.url)
+            .chain(self.headers.iter().map(|(_, t)| t))
+            .chain(self.query.iter().map(|(_, t)| t))
+            .chain(std::iter::once(&self.body))
+    }
+
+    /// Every placeholder that sends patient data, and what it sends.
+    pub fn data_uses(&self) -> Vec<DataUse> {
+        privacy::data_uses(self.templates())
+    }
+
+    /// The uses the declared data policy does not allow; none for an
+    /// undeclared webhook.
+    pub fn policy_violations(&self) -> Vec<DataUse> {
+        match &self.spec.data_policy {
+            Some(policy) => privacy::violations(policy, &self.data_uses()),
+            None => Vec::new(),
+        }
+    }
+
     /// Renders the request for one snapshot, auth applied. Returns the
     /// request to send and a copy with every secret masked, for the log.
     pub fn render(&self, vars: &Vars) -> Result<(RenderedRequest, RenderedRequest), RenderError> {
-        let mut url = self.url.render(vars)?;
+        let key = self.pseudonyms.as_deref();
+        let mut url = self.url.render_with(vars, key)?;
         let mut masked_url = None;
         let mut extra: Vec<(String, String)> = Vec::with_capacity(self.query.len() + 1);
         for (name, t) in &self.query {
-            extra.push((name.clone(), t.render(vars)?));
+            extra.push((name.clone(), t.render_with(vars, key)?));
         }
         let key_in_query = match &self.spec.auth {
             Auth::ApiKey {
@@ -653,7 +696,7 @@ impl CompiledWebhook {
             self.spec.content_type.mime().to_string(),
         ));
         for (name, t) in &self.headers {
-            let value = t.render(vars)?;
+            let value = t.render_with(vars, key)?;
             if name.eq_ignore_ascii_case("content-type") {
                 headers[0].1 = value;
             } else {
@@ -689,7 +732,7 @@ impl CompiledWebhook {
             masked_headers.push((name, masked));
         }
 
-        let body = self.body.render(vars)?;
+        let body = self.body.render_with(vars, key)?;
         let masked = RenderedRequest {
             method: self.spec.method,
             url: masked_url.unwrap_or_else(|| url.clone()),

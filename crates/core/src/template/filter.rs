@@ -25,11 +25,26 @@ pub enum Filter {
     Truncate(usize),
     /// A date or date-time as seconds since 1970-01-01 UTC.
     Unix,
+    /// A keyed, one-way pseudonym of the value (see
+    /// [`crate::privacy::Pseudonymizer`]); the argument, if any, is a label
+    /// that gives one destination pseudonyms unlinkable to another's.
+    Pseudonym(Box<str>),
 }
+
+/// What `pseudonym` writes when rendered without the installation's key
+/// (an offline preview): a marker, never the value.
+pub const PSEUDONYM_WITHOUT_KEY: &str = "[pseudonym]";
 
 /// The filter names, for error messages and the UI.
 pub const FILTER_NAMES: &[&str] = &[
-    "date", "default", "upper", "lower", "trim", "truncate", "unix",
+    "date",
+    "default",
+    "upper",
+    "lower",
+    "trim",
+    "truncate",
+    "unix",
+    "pseudonym",
 ];
 
 impl Filter {
@@ -70,6 +85,15 @@ impl Filter {
             "lower" => want(0).map(|_| Filter::Lower),
             "trim" => want(0).map(|_| Filter::Trim),
             "unix" => want(0).map(|_| Filter::Unix),
+            "pseudonym" => {
+                if given > 1 {
+                    return Err(
+                        "filter `pseudonym` takes at most 1 argument, a label, e.g. `| pseudonym: \"analytics\"`"
+                            .into(),
+                    );
+                }
+                Ok(Filter::Pseudonym(args.pop().unwrap_or_default().into()))
+            }
             "truncate" => {
                 want(1)?;
                 let n = args[0].parse::<usize>().map_err(|_| {
@@ -87,9 +111,13 @@ impl Filter {
         }
     }
 
-    /// Applies the filter to one value.
+    /// Applies the filter to one value. Without the installation's key a
+    /// pseudonym is [`PSEUDONYM_WITHOUT_KEY`]; rendering applies the key
+    /// itself (see [`crate::privacy::Pseudonymizer`]).
     pub fn apply<'a>(&self, value: Cow<'a, str>) -> Cow<'a, str> {
         match self {
+            Filter::Pseudonym(_) if value.is_empty() => value,
+            Filter::Pseudonym(_) => Cow::Borrowed(PSEUDONYM_WITHOUT_KEY),
             Filter::Default(fallback) => {
                 if value.is_empty() {
                     Cow::Owned(fallback.to_string())
@@ -243,6 +271,21 @@ mod tests {
         assert_eq!(apply(&Filter::Trim, "  a "), "a");
         assert_eq!(apply(&Filter::Truncate(2), "🏥ab"), "🏥a");
         assert_eq!(apply(&Filter::Truncate(9), "ab"), "ab");
+    }
+
+    #[test]
+    fn pseudonym_takes_an_optional_label_and_never_shows_the_value_without_a_key() {
+        let plain = Filter::from_parts("pseudonym", vec![]).unwrap();
+        assert_eq!(plain, Filter::Pseudonym("".into()));
+        let labelled = Filter::from_parts("pseudonym", vec!["ga".into()]).unwrap();
+        assert_eq!(labelled, Filter::Pseudonym("ga".into()));
+        assert!(
+            Filter::from_parts("pseudonym", vec!["a".into(), "b".into()])
+                .unwrap_err()
+                .contains("at most 1 argument")
+        );
+        assert_eq!(apply(&plain, "42"), PSEUDONYM_WITHOUT_KEY);
+        assert_eq!(apply(&plain, ""), "");
     }
 
     #[test]

@@ -29,11 +29,12 @@ use std::fmt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-pub use filter::{FILTER_NAMES, Filter};
+pub use filter::{FILTER_NAMES, Filter, PSEUDONYM_WITHOUT_KEY};
 pub use parse::{MAX_TEMPLATE_BYTES, Placeholder};
 pub use validate::{Compiled, TemplateWarning, compile};
 
 use crate::Vars;
+use crate::privacy::Pseudonymizer;
 use parse::{Segment, position_of, segments};
 
 /// Where a template's output goes; decides how values are escaped.
@@ -260,22 +261,41 @@ impl Template {
     }
 
     /// Renders with an event's variables. A variable missing from `vars`
-    /// renders as empty text (or `null` in a JSON value position).
+    /// renders as empty text (or `null` in a JSON value position). Without
+    /// a key, a `pseudonym` renders as [`PSEUDONYM_WITHOUT_KEY`].
     pub fn render(&self, vars: &Vars) -> Result<String, RenderError> {
+        self.render_with(vars, None)
+    }
+
+    /// Renders with the installation's pseudonym key, when there is one.
+    pub fn render_with(
+        &self,
+        vars: &Vars,
+        key: Option<&Pseudonymizer>,
+    ) -> Result<String, RenderError> {
         let mut out = String::with_capacity(self.size_hint);
-        self.render_into(vars, &mut out)?;
+        self.render_into_with(vars, key, &mut out)?;
         Ok(out)
     }
 
     /// Renders into `out`, appending; lets a caller reuse one buffer.
     pub fn render_into(&self, vars: &Vars, out: &mut String) -> Result<(), RenderError> {
+        self.render_into_with(vars, None, out)
+    }
+
+    fn render_into_with(
+        &self,
+        vars: &Vars,
+        pseudonyms: Option<&Pseudonymizer>,
+        out: &mut String,
+    ) -> Result<(), RenderError> {
         match &self.body {
             Body::Parts(parts) => {
                 for part in parts {
                     match part {
                         Part::Literal(s) => out.push_str(s),
                         Part::Value(ph, escape) => {
-                            let value = value_of(ph, vars);
+                            let value = value_of(ph, vars, pseudonyms);
                             self.write_value(ph, *escape, &value, out)?;
                         }
                     }
@@ -287,8 +307,8 @@ impl Template {
                 for (i, field) in fields.iter().enumerate() {
                     key.clear();
                     value.clear();
-                    concat_raw(&field.key, vars, &mut key);
-                    concat_raw(&field.value, vars, &mut value);
+                    concat_raw(&field.key, vars, pseudonyms, &mut key);
+                    concat_raw(&field.value, vars, pseudonyms, &mut value);
                     if i > 0 {
                         out.push('&');
                     }
@@ -355,19 +375,22 @@ impl Template {
     }
 }
 
-/// A placeholder's value after its filters.
-fn value_of<'a>(ph: &'a Placeholder, vars: &'a Vars) -> Cow<'a, str> {
+/// A placeholder's value after its filters; `pseudonym` uses `key`.
+fn value_of<'a>(ph: &'a Placeholder, vars: &'a Vars, key: Option<&Pseudonymizer>) -> Cow<'a, str> {
     let raw = vars.get(&*ph.var).map_or("", String::as_str);
     ph.filters
         .iter()
-        .fold(Cow::Borrowed(raw), |v, f| f.apply(v))
+        .fold(Cow::Borrowed(raw), |v, f| match (f, key) {
+            (Filter::Pseudonym(label), Some(key)) => Cow::Owned(key.pseudonym(label, &v)),
+            _ => f.apply(v),
+        })
 }
 
-fn concat_raw(parts: &[Part], vars: &Vars, out: &mut String) {
+fn concat_raw(parts: &[Part], vars: &Vars, key: Option<&Pseudonymizer>, out: &mut String) {
     for part in parts {
         match part {
             Part::Literal(s) => out.push_str(s),
-            Part::Value(ph, _) => out.push_str(&value_of(ph, vars)),
+            Part::Value(ph, _) => out.push_str(&value_of(ph, vars, key)),
         }
     }
 }
