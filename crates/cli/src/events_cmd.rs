@@ -57,7 +57,7 @@ fn print_event(event: &EventType, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "Also accepted as: {}", event.aliases.join(", "))?;
     }
     writeln!(out)?;
-    let rows: Vec<[String; 4]> = event
+    let rows: Vec<[String; 5]> = event
         .variables()
         .map(|v| {
             // The catalog's example event name is generic; here it is this one.
@@ -69,12 +69,21 @@ fn print_event(event: &EventType, out: &mut dyn Write) -> Result<()> {
             [
                 format!("{{{{{}}}}}", v.name),
                 v.ty.describe().to_string(),
+                v.sensitivity.to_string(),
                 example.to_string(),
                 v.description.to_string(),
             ]
         })
         .collect();
-    table(out, ["VARIABLE", "TYPE", "EXAMPLE", "DESCRIPTION"], &rows)?;
+    table(
+        out,
+        ["VARIABLE", "TYPE", "SENSITIVITY", "EXAMPLE", "DESCRIPTION"],
+        &rows,
+    )?;
+    writeln!(
+        out,
+        "\nSENSITIVITY: identifying = identifies a patient, phi = about their health or care; a webhook's data_policy says which it may send (docs/patient-data.md)."
+    )?;
     Ok(())
 }
 
@@ -150,6 +159,13 @@ mod tests {
                 v.example
             };
             assert!(line.contains(example), "{line}");
+            // Columns are two or more spaces apart.
+            let sensitivity = line
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .nth(2);
+            assert_eq!(sensitivity, Some(v.sensitivity.as_str()), "{line}");
         }
     }
 
@@ -160,6 +176,10 @@ mod tests {
         let one: serde_json::Value =
             serde_json::from_str(&output(Some("kc_patient_save"), true).unwrap()).unwrap();
         assert_eq!(one["name"], "kc_patient_add");
+        let patient = &one["groups"][2];
+        assert_eq!(patient["name"], "patient");
+        assert_eq!(patient["variables"][1]["name"], "patient_name");
+        assert_eq!(patient["variables"][1]["sensitivity"], "identifying");
     }
 
     #[test]

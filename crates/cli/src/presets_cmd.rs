@@ -120,6 +120,7 @@ fn show(p: &Preset, out: &mut dyn Write) -> Result<()> {
         } => format!("API key {name} in the {location}: value = {value_label}"),
     };
     writeln!(out, "auth:         {auth}")?;
+    writeln!(out, "patient data: {}", patient_data(p))?;
     for (v, op, value) in p.conditions {
         writeln!(out, "only when:    {v} {op} {value}")?;
     }
@@ -148,6 +149,20 @@ fn show(p: &Preset, out: &mut dyn Write) -> Result<()> {
         example_text(p)?
     )?;
     Ok(())
+}
+
+/// What a preset's destination receives, as its `data_policy` declares it.
+fn patient_data(p: &Preset) -> &'static str {
+    match (p.data_policy.identifying, p.data_policy.phi) {
+        (false, false) => {
+            "none (data_policy identifying: false, phi: false); a patient is counted by a pseudonym"
+        }
+        (true, false) => "identifying (data_policy identifying: true, phi: false)",
+        (false, true) => "health information (data_policy identifying: false, phi: true)",
+        (true, true) => {
+            "identifying and health information (data_policy identifying: true, phi: true)"
+        }
+    }
 }
 
 /// `docs/integrations.md`, made from the presets so it cannot drift from
@@ -210,6 +225,7 @@ fn integrations_markdown() -> Result<String> {
                 "- Auth: API key `{name}` in the {location}; `auth.value` is your {value_label}.\n"
             )),
         }
+        md.push_str(&format!("- Patient data: {}.\n", patient_data(p)));
         for note in p.notes {
             md.push_str(&format!("- Note: {note}\n"));
         }

@@ -391,12 +391,29 @@ fn show_webhook(c: &Client, v: &Value) {
     .chain([
         vec!["events".into(), events_text(&v["events"])],
         vec!["auth".into(), cell(&v["auth"])],
+        vec!["data_policy".into(), data_policy_text(&v["data_policy"])],
+        vec!["data_sent".into(), cell(&v["data_sent"]["variables"])],
     ])
     .collect();
     print_table(&["FIELD", "VALUE"], &rows);
     if let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) {
         println!("\nbody:\n{body}");
     }
+}
+
+/// `identifying, phi — basis`, or that none is declared.
+fn data_policy_text(p: &Value) -> String {
+    if p.is_null() {
+        return "not declared".into();
+    }
+    let mut allowed: Vec<&str> = ["identifying", "phi"]
+        .into_iter()
+        .filter(|k| p[*k] == true)
+        .collect();
+    if allowed.is_empty() {
+        allowed.push("no patient data");
+    }
+    format!("{} — {}", allowed.join(", "), cell(&p["basis"]))
 }
 
 fn print_request(r: &Value) {

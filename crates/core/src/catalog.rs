@@ -594,7 +594,12 @@ static PATIENT: Group = Group {
             "The patient's date of birth",
             "1988-04-17",
         )),
-        identifying(var("patient_gender", Text, "The patient's gender", "female")),
+        identifying(var(
+            "patient_gender",
+            Text,
+            "The patient's gender",
+            "female",
+        )),
         phi(var(
             "patient_blood_group",
             Text,
@@ -1499,7 +1504,10 @@ mod tests {
         assert_eq!(json["extra"][0]["values"][4], "cancelled");
         assert_eq!(json["groups"][0]["variables"][0]["sensitivity"], "none");
         assert_eq!(json["groups"][3]["variables"][1]["name"], "patient_name");
-        assert_eq!(json["groups"][3]["variables"][1]["sensitivity"], "identifying");
+        assert_eq!(
+            json["groups"][3]["variables"][1]["sensitivity"],
+            "identifying"
+        );
         assert!(json["groups"][0]["variables"][0].get("values").is_none());
     }
 }

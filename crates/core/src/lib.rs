@@ -21,6 +21,7 @@ pub mod conditions;
 pub mod ids;
 pub mod presets;
 pub mod privacy;
+pub mod pseudonym;
 pub mod retry;
 pub mod signing;
 pub mod template;

@@ -1,6 +1,6 @@
 //! Patient data leaving carehook: which variables a webhook sends, what its
 //! destination may receive ([`DataPolicy`]), and the `pseudonym` filter's
-//! keyed hash ([`Pseudonymizer`]).
+//! keyed hash ([`Pseudonymizer`], in [`crate::pseudonym`]).
 //!
 //! Every catalog variable has a [`Sensitivity`]. A placeholder sends its
 //! variable's sensitivity, except that `| pseudonym` turns an identifying
@@ -12,13 +12,11 @@
 //! query and body. Conditions are evaluated inside carehook and send nothing,
 //! so they may read any variable.
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::catalog::{self, Sensitivity};
+pub use crate::pseudonym::Pseudonymizer;
 use crate::template::{Filter, Placeholder, Position, Template};
-use crate::webhook::ValidationError;
 
 /// Longest `basis` accepted, in characters.
 pub const MAX_BASIS_CHARS: usize = 500;
@@ -64,26 +62,22 @@ impl DataPolicy {
     }
 
     /// A policy that lets patient data out says why; the basis is one
-    /// bounded paragraph of text.
-    pub fn validate(&self) -> Result<(), ValidationError> {
+    /// bounded paragraph of text. The error is about `data_policy.basis`.
+    pub fn validate(&self) -> Result<(), String> {
         let basis = self.basis.trim();
         if basis.chars().count() > MAX_BASIS_CHARS {
-            return Err(ValidationError::new(
-                "data_policy.basis",
-                format!("the basis is longer than {MAX_BASIS_CHARS} characters"),
+            return Err(format!(
+                "the basis is longer than {MAX_BASIS_CHARS} characters"
             ));
         }
         if basis.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(ValidationError::new(
-                "data_policy.basis",
-                "the basis contains a control character",
-            ));
+            return Err("the basis contains a control character".into());
         }
         if (self.identifying || self.phi) && basis.is_empty() {
-            return Err(ValidationError::new(
-                "data_policy.basis",
-                "say why this destination may receive patient data, e.g. \"BAA signed 2026-03\"",
-            ));
+            return Err(
+                "say why this destination may receive patient data, e.g. \"BAA signed 2026-03\""
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -105,10 +99,7 @@ pub struct DataUse {
 /// identifying to none by a `pseudonym` filter.
 pub fn placeholder_sensitivity(ph: &Placeholder) -> Sensitivity {
     let s = catalog::variable(&ph.var).map_or(Sensitivity::None, |v| v.sensitivity);
-    let pseudonymised = ph
-        .filters
-        .iter()
-        .any(|f| matches!(f, Filter::Pseudonym(_)));
+    let pseudonymised = ph.filters.iter().any(|f| matches!(f, Filter::Pseudonym(_)));
     if s == Sensitivity::Identifying && pseudonymised {
         Sensitivity::None
     } else {
@@ -190,51 +181,6 @@ pub fn violation_message(refused: &[DataUse]) -> String {
     )
 }
 
-/// The `pseudonym` filter's keyed hash: HMAC-SHA256 under a key of this
-/// installation, so the same value always gives the same pseudonym here,
-/// another installation gives another, and no one without the key can go
-/// back from a pseudonym to the value, not even by trying every patient id.
-#[derive(Clone)]
-pub struct Pseudonymizer {
-    key: [u8; 32],
-}
-
-impl std::fmt::Debug for Pseudonymizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pseudonymizer(***)")
-    }
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-impl Pseudonymizer {
-    /// The installation's pseudonym key, derived from its master key with a
-    /// label of its own (so it is never the key that seals secrets).
-    pub fn from_master_key(master_key: &[u8; 32]) -> Pseudonymizer {
-        let mut mac = HmacSha256::new_from_slice(master_key).expect("HMAC takes any key length");
-        mac.update(b"carehook pseudonym key v1");
-        Pseudonymizer {
-            key: mac.finalize().into_bytes().into(),
-        }
-    }
-
-    /// 32 hex digits (128 bits) of HMAC-SHA256(key, label, value); empty
-    /// for an empty value, so a missing id does not become one shared
-    /// pseudonym. The label's length is hashed first, so no label and
-    /// value pair can pass for another.
-    pub fn pseudonym(&self, label: &str, value: &str) -> String {
-        if value.is_empty() {
-            return String::new();
-        }
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(&(label.len() as u64).to_be_bytes());
-        mac.update(label.as_bytes());
-        mac.update(value.as_bytes());
-        let digest = mac.finalize().into_bytes();
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,23 +193,6 @@ mod tests {
             .unwrap()
             .template;
         data_uses([&t])
-    }
-
-    #[test]
-    fn pseudonyms_are_stable_keyed_labelled_and_opaque() {
-        let a = Pseudonymizer::from_master_key(&[1; 32]);
-        let b = Pseudonymizer::from_master_key(&[2; 32]);
-        let p = a.pseudonym("", "42");
-        assert_eq!(p.len(), 32);
-        assert!(p.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(p, a.pseudonym("", "42"), "stable");
-        assert_ne!(p, a.pseudonym("", "43"));
-        assert_ne!(p, b.pseudonym("", "42"), "another installation");
-        assert_ne!(p, a.pseudonym("ga", "42"), "another label");
-        assert_ne!(a.pseudonym("a", "b42"), a.pseudonym("ab", "42"));
-        assert!(!p.contains("42"));
-        assert_eq!(a.pseudonym("", ""), "");
-        assert!(!format!("{a:?}").contains(&format!("{:?}", a.key)));
     }
 
     #[test]
@@ -301,7 +230,8 @@ mod tests {
         assert_eq!(refused.len(), 1);
         let message = violation_message(&refused);
         assert!(
-            message.contains("identifying data, but it sends patient_name (body, line 1, column 8)"),
+            message
+                .contains("identifying data, but it sends patient_name (body, line 1, column 8)"),
             "{message}"
         );
         assert!(!message.contains("phi)"), "{message}");
@@ -314,7 +244,7 @@ mod tests {
             identifying: true,
             ..DataPolicy::default()
         };
-        assert_eq!(p.validate().unwrap_err().field, "data_policy.basis");
+        assert!(p.validate().unwrap_err().contains("say why"));
         p.basis = "BAA signed 2026-03".into();
         assert!(p.validate().is_ok());
         p.basis = "x".repeat(MAX_BASIS_CHARS + 1);

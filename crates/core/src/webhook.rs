@@ -555,7 +555,9 @@ impl WebhookSpec {
         }
 
         if let Some(policy) = &self.data_policy {
-            policy.validate()?;
+            policy
+                .validate()
+                .map_err(|m| ValidationError::new("data_policy.basis", m))?;
         }
 
         let condition_warnings = conditions::validate(&self.conditions, &scope)

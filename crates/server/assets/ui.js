@@ -104,10 +104,17 @@ document.addEventListener("DOMContentLoaded", function () {
     list.forEach(function (v) {
       var b = document.createElement("button");
       b.type = "button";
-      b.className = v.partial ? "var partial" : "var";
+      b.className = (v.partial ? "var partial " : "var ") + v.sensitivity;
       b.setAttribute("data-var", v.name);
       b.title = v.tip;
       b.textContent = v.name;
+      if (v.sensitivity !== "none") {
+        var badge = document.createElement("span");
+        badge.className = "sens " + v.sensitivity;
+        badge.textContent = v.sensitivity;
+        b.appendChild(document.createTextNode(" "));
+        b.appendChild(badge);
+      }
       box.appendChild(b);
     });
   }

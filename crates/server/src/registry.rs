@@ -116,9 +116,10 @@ impl Loaded {
             }
         }
         spec.enabled = row.enabled;
-        let (compiled, _) = spec
+        let (mut compiled, _) = spec
             .compile()
             .map_err(|e| anyhow::anyhow!("webhook {} no longer compiles: {e}", row.id))?;
+        compiled.set_pseudonymizer(vault.pseudonymizer());
         let broken = undecryptable.map(|e| {
             // The error names no secret: only that one did not open.
             tracing::error!(
@@ -137,6 +138,19 @@ impl Loaded {
             compiled,
             signing,
             broken,
+        })
+    }
+
+    /// The patient data its requests carry, whatever its policy says:
+    /// `{"identifying", "phi", "variables"}`, variables named once each.
+    pub fn data_sent(&self) -> serde_json::Value {
+        use carehook_core::privacy::{DataPolicy, variable_names};
+        let uses = self.compiled.data_uses();
+        let needed = DataPolicy::needed(&uses);
+        serde_json::json!({
+            "identifying": needed.identifying,
+            "phi": needed.phi,
+            "variables": variable_names(&uses),
         })
     }
 
@@ -206,6 +220,7 @@ impl Loaded {
             crate::time::rfc3339(self.row.updated_at).into(),
         );
         obj.insert("signing_secret".into(), MASK.into());
+        obj.insert("data_sent".into(), self.data_sent());
         v
     }
 }

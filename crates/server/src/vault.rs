@@ -7,10 +7,12 @@
 //! the start-up log says where the key file is.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use carehook_core::privacy::Pseudonymizer;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 
@@ -20,6 +22,9 @@ const PREFIX: &str = "enc:v1:";
 #[derive(Clone)]
 pub struct Vault {
     cipher: ChaCha20Poly1305,
+    /// The `pseudonym` filter's key, derived from the master key: the same
+    /// on every node of an installation, different across installations.
+    pseudonyms: Arc<Pseudonymizer>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -32,7 +37,13 @@ impl Vault {
     pub fn from_key(key: &[u8; 32]) -> Self {
         Vault {
             cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+            pseudonyms: Arc::new(Pseudonymizer::from_master_key(key)),
         }
+    }
+
+    /// The installation's pseudonym key, for rendering `| pseudonym`.
+    pub fn pseudonymizer(&self) -> Arc<Pseudonymizer> {
+        self.pseudonyms.clone()
     }
 
     /// The key from `CAREHOOK_MASTER_KEY`, or from `key_file`, made if missing.

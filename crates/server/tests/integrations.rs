@@ -70,6 +70,15 @@ async fn clinic(server: &TestServer) -> Clinic {
     }
 }
 
+/// The patient id as the analytics presets send it: the test server's
+/// (master key `[42; 32]`) pseudonym, never the id itself.
+fn pseudonym_of(patient: i64) -> String {
+    let p = carehook_core::privacy::Pseudonymizer::from_master_key(&[42; 32])
+        .pseudonym("", &patient.to_string());
+    assert_ne!(p, patient.to_string());
+    p
+}
+
 async fn add_patient(server: &TestServer, clinic: i64) -> i64 {
     ok(
         server,
@@ -419,7 +428,7 @@ async fn google_analytics_gets_the_measurement_id_and_secret_in_the_query() {
     );
     assert_eq!(
         r.json(),
-        json!({"client_id": c.patient.to_string(), "events": [{"name": "appointment_booked", "params": {
+        json!({"client_id": pseudonym_of(c.patient), "events": [{"name": "appointment_booked", "params": {
             "doctor": "Aisha Patel", "clinic": "Riverside Family Clinic", "appointment_date": "2026-12-01", "value": 1}}]})
     );
     server.stop().await;
@@ -439,7 +448,7 @@ async fn mixpanel_tracks_the_booking_with_a_unix_time() {
     let r = one(&rx).await;
     assert_eq!(r.path, "/track");
     let p = r.json()["properties"].clone();
-    assert_eq!(p["distinct_id"], c.patient.to_string());
+    assert_eq!(p["distinct_id"], pseudonym_of(c.patient));
     assert_eq!(p["token"], "mp-token");
     assert_eq!(p["appointment_id"], a.to_string());
     assert_eq!(p["$insert_id"], a.to_string());

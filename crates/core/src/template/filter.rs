@@ -26,7 +26,7 @@ pub enum Filter {
     /// A date or date-time as seconds since 1970-01-01 UTC.
     Unix,
     /// A keyed, one-way pseudonym of the value (see
-    /// [`crate::privacy::Pseudonymizer`]); the argument, if any, is a label
+    /// [`crate::pseudonym::Pseudonymizer`]); the argument, if any, is a label
     /// that gives one destination pseudonyms unlinkable to another's.
     Pseudonym(Box<str>),
 }
@@ -113,7 +113,7 @@ impl Filter {
 
     /// Applies the filter to one value. Without the installation's key a
     /// pseudonym is [`PSEUDONYM_WITHOUT_KEY`]; rendering applies the key
-    /// itself (see [`crate::privacy::Pseudonymizer`]).
+    /// itself (see [`crate::pseudonym::Pseudonymizer`]).
     pub fn apply<'a>(&self, value: Cow<'a, str>) -> Cow<'a, str> {
         match self {
             Filter::Pseudonym(_) if value.is_empty() => value,

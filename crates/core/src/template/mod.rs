@@ -34,7 +34,7 @@ pub use parse::{MAX_TEMPLATE_BYTES, Placeholder};
 pub use validate::{Compiled, TemplateWarning, compile};
 
 use crate::Vars;
-use crate::privacy::Pseudonymizer;
+use crate::pseudonym::Pseudonymizer;
 use parse::{Segment, position_of, segments};
 
 /// Where a template's output goes; decides how values are escaped.

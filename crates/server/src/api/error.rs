@@ -223,6 +223,11 @@ pub struct ErrorDetail {
     /// The variable a template names that the events lack.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variable: Option<String>,
+    /// For `field: data_policy`: every placeholder sending more than the
+    /// webhook's data policy allows, as `{"field", "line", "column",
+    /// "variable", "sensitivity"}`; never a value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<serde_json::Value>>,
 }
 
 /// A path parameter, with a malformed one answered in the error shape.

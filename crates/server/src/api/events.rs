@@ -66,6 +66,9 @@ struct VariableDoc {
     ty: String,
     description: String,
     example: String,
+    /// Whether it identifies a patient or is about their health or care:
+    /// decides which webhooks may send it (their `data_policy`).
+    sensitivity: carehook_core::catalog::Sensitivity,
     /// The allowed words of an enum variable.
     #[serde(skip_serializing_if = "Option::is_none")]
     values: Option<Vec<String>>,

@@ -118,6 +118,25 @@ impl utoipa::PartialSchema for WebhookView {
             nullable_text("Why it cannot be sent (its secrets do not open with this master key); its deliveries wait").into(),
         );
         view.properties.insert(
+            "data_sent".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(
+                    "The patient data its URL, headers, query and body send, whatever its `data_policy` says: whether any is identifying or phi, and the variables",
+                ))
+                .property("identifying", ObjectBuilder::new().schema_type(Type::Boolean))
+                .property("phi", ObjectBuilder::new().schema_type(Type::Boolean))
+                .property(
+                    "variables",
+                    utoipa::openapi::schema::ArrayBuilder::new().items(text()),
+                )
+                .required("identifying")
+                .required("phi")
+                .required("variables")
+                .build()
+                .into(),
+        );
+        view.properties.insert(
             "state".into(),
             text()
                 .enum_values(Some(["enabled", "disabled", "broken"]))

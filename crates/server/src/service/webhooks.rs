@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use carehook_core::catalog::{self, EventType};
 use carehook_core::ids::{DeliveryId, EventId, WebhookId};
+use carehook_core::privacy;
 use carehook_core::signing::SigningSecret;
 use carehook_core::webhook::{CompiledWebhook, MASK, ValidationError, Warning, WebhookSpec};
 use carehook_core::{Vars, presets};
@@ -49,6 +50,7 @@ pub const READ_ONLY: &[&str] = &[
     "state",
     "broken_reason",
     "signing_secret",
+    "data_sent",
 ];
 
 /// The registry's copy, or a fresh read when another node changed it.
@@ -189,7 +191,8 @@ pub fn spec_from_json(mut body: Value) -> Result<WebhookSpec> {
 /// Creates a webhook. The answer (the API's view) carries its signing
 /// secret, shown this once, and the compiler's warnings.
 pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<Value> {
-    let (_, warnings) = spec.compile()?;
+    let (compiled, mut warnings) = spec.compile()?;
+    warnings.extend(check_data_policy(&compiled)?);
     let _gate = ctx.registry.write_gate().await;
     let vault = ctx.registry.vault();
     let secret = SigningSecret::generate();
@@ -216,6 +219,41 @@ pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<V
     view["signing_secret"] = secret.to_whsec().into();
     view["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
     Ok(view)
+}
+
+/// Holds a webhook to its data policy. A declared policy refuses every
+/// placeholder of the URL, headers, query or body that sends more than it
+/// allows, each named with its field, line and column (never a value). An
+/// undeclared webhook (saved before policies existed, or by a v1 client
+/// that does not know them) may send what it sends; if that is patient
+/// data, the save answers a warning naming the variables.
+fn check_data_policy(compiled: &CompiledWebhook) -> Result<Option<Warning>> {
+    let refused = compiled.policy_violations();
+    if !refused.is_empty() {
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "violations".into(),
+            serde_json::to_value(&refused).map_err(Error::internal)?,
+        );
+        return Err(Error::Invalid {
+            field: "data_policy".into(),
+            message: privacy::violation_message(&refused),
+            details,
+        });
+    }
+    if compiled.spec.data_policy.is_some() {
+        return Ok(None);
+    }
+    let uses = compiled.data_uses();
+    let names = privacy::variable_names(&uses);
+    Ok((!names.is_empty()).then(|| Warning {
+        field: "data_policy".into(),
+        message: format!(
+            "no data policy is declared, and this webhook sends patient data ({}): declare data_policy {{\"identifying\", \"phi\", \"basis\"}} so that later changes are held to it",
+            names.join(", ")
+        ),
+        position: None,
+    }))
 }
 
 /// A copy, disabled, named "Copy of …", with the same auth secret (read
@@ -281,7 +319,14 @@ pub async fn update(
     {
         *new = old.to_string();
     }
-    let (_, warnings) = spec.compile()?;
+    if old_spec.data_policy.is_some() && spec.data_policy.is_none() {
+        return Err(Error::invalid(
+            "data_policy",
+            "a declared data policy cannot be removed; change identifying, phi or basis instead",
+        ));
+    }
+    let (compiled, mut warnings) = spec.compile()?;
+    warnings.extend(check_data_policy(&compiled)?);
     let vault = ctx.registry.vault();
     let mut stored: StoredWebhook =
         serde_json::from_value(current.row.config.clone()).map_err(Error::internal)?;

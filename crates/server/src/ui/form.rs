@@ -88,6 +88,7 @@ pub fn anchor(field: &str) -> &'static str {
         "rate_limit" => "rate_limit",
         "max_in_flight" => "max_in_flight",
         "values" => "values",
+        "data_policy" => "data_policy",
         _ => "form",
     }
 }
@@ -124,6 +125,12 @@ pub struct Editor {
     pub max_in_flight: String,
     pub signing: bool,
     pub accept_redirects: bool,
+    /// The webhook has a data policy; an undeclared one (saved before
+    /// policies, or by an API client) stays so until a box or a basis is given.
+    pub data_declared: bool,
+    pub data_identifying: bool,
+    pub data_phi: bool,
+    pub data_basis: String,
 }
 
 fn rows(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
@@ -140,11 +147,13 @@ fn value_text(v: &Value) -> String {
 }
 
 impl Editor {
-    /// A blank webhook: one event, JSON, the defaults.
+    /// A blank webhook: one event, JSON, the defaults, and a data policy
+    /// that lets no patient data out until the admin says otherwise.
     pub fn blank() -> Editor {
         let spec: WebhookSpec = serde_json::from_value(json!({
             "name": "", "events": ["kc_appointment_book"], "url": "",
-            "body": "{\n  \"patient\": \"{{patient_name}}\",\n  \"date\": \"{{appointment_date}}\"\n}"
+            "body": "{\n  \"clinic\": \"{{clinic_name}}\",\n  \"date\": \"{{appointment_date}}\"\n}",
+            "data_policy": {"identifying": false, "phi": false}
         }))
         .expect("the blank webhook is a valid spec");
         Editor::from_spec(&spec, false)
@@ -221,6 +230,14 @@ impl Editor {
             max_in_flight: spec.max_in_flight.to_string(),
             signing: spec.signing,
             accept_redirects: spec.accept_redirects,
+            data_declared: spec.data_policy.is_some(),
+            data_identifying: spec.data_policy.as_ref().is_some_and(|p| p.identifying),
+            data_phi: spec.data_policy.as_ref().is_some_and(|p| p.phi),
+            data_basis: spec
+                .data_policy
+                .as_ref()
+                .map(|p| p.basis.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -282,6 +299,10 @@ impl Editor {
             max_in_flight: f.text("max_in_flight"),
             signing: f.checked("signing"),
             accept_redirects: f.checked("accept_redirects"),
+            data_declared: f.checked("data_declared"),
+            data_identifying: f.checked("data_identifying"),
+            data_phi: f.checked("data_phi"),
+            data_basis: f.text("data_basis"),
         }
     }
 
@@ -406,6 +427,17 @@ impl Editor {
             "signing": self.signing,
             "accept_redirects": self.accept_redirects,
         });
+        if self.data_declared
+            || self.data_identifying
+            || self.data_phi
+            || !self.data_basis.trim().is_empty()
+        {
+            spec["data_policy"] = json!({
+                "identifying": self.data_identifying,
+                "phi": self.data_phi,
+                "basis": self.data_basis.trim(),
+            });
+        }
         for (field, text) in [
             ("timeout_ms", &self.timeout_ms),
             ("max_in_flight", &self.max_in_flight),

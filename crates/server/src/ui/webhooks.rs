@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use carehook_core::catalog::{self, Presence, Scope};
+use carehook_core::catalog::{self, Presence, Scope, Sensitivity};
 use carehook_core::conditions::Op;
 use carehook_core::ids::WebhookId;
 use carehook_core::presets::{self, Preset, PresetAuth};
@@ -430,6 +430,8 @@ pub struct VarButton {
     pub tip: String,
     /// Not every chosen event carries it (renders empty for the others).
     pub partial: bool,
+    /// `none`, `identifying` or `phi`.
+    pub sensitivity: &'static str,
 }
 
 /// The variables of the chosen events, for click-to-insert.
@@ -443,9 +445,14 @@ fn variables(scope: &Scope) -> Vec<VarButton> {
             Some(VarButton {
                 name: v.name,
                 tip: format!(
-                    "{} (e.g. {}){}",
+                    "{} (e.g. {}){}{}",
                     v.description,
                     v.example,
+                    match v.sensitivity {
+                        Sensitivity::None => "",
+                        Sensitivity::Identifying => "; identifies the patient",
+                        Sensitivity::Phi => "; health information (phi)",
+                    },
                     if partial {
                         "; not every chosen event has it"
                     } else {
@@ -453,6 +460,7 @@ fn variables(scope: &Scope) -> Vec<VarButton> {
                     }
                 ),
                 partial,
+                sensitivity: v.sensitivity.as_str(),
             })
         })
         .collect()
@@ -695,7 +703,7 @@ async fn preview(State(state): State<UiState>, posted: Posted) -> Json<Value> {
     let events: Vec<&str> = scope.events().iter().map(|e| e.name).collect();
     let vars: Vec<Value> = variables(&scope)
         .into_iter()
-        .map(|v| json!({"name": v.name, "tip": v.tip, "partial": v.partial}))
+        .map(|v| json!({"name": v.name, "tip": v.tip, "partial": v.partial, "sensitivity": v.sensitivity}))
         .collect();
     // An event the form no longer subscribes to: the first one it does.
     let event = form

@@ -7,6 +7,7 @@ mod common;
 
 mod metrics;
 mod openapi;
+mod patient_data;
 mod retries;
 mod secrets;
 mod tokens;
