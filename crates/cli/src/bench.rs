@@ -41,6 +41,14 @@ pub struct BenchArgs {
     /// Print the figures as JSON too.
     #[arg(long)]
     pub json: bool,
+    /// Seal event snapshots and bodies at rest (`CAREHOOK_SEAL_PAYLOADS`); compare
+    /// `--seal-payloads false` to measure what sealing costs.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub seal_payloads: bool,
+    /// Before the run, fill the database with this many attempts (and events) 40 days old, so
+    /// the retention purge (every second, 30 days) removes them while the run goes on.
+    #[arg(long, default_value_t = 0)]
+    pub expired_backlog: u64,
 }
 
 const TOKEN: &str = "carehook-bench-token-0123456789";
@@ -101,6 +109,16 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     });
     tokio::spawn(async move { axum::serve(sink_listener, sink_app).await });
 
+    if args.expired_backlog > 0 {
+        let started = Instant::now();
+        fill_expired(&url, args.expired_backlog).await?;
+        eprintln!(
+            "carehook bench: {} expired attempts written in {:.1} s",
+            args.expired_backlog,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
     // carehook itself: `carehook serve`, as a user runs it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -113,7 +131,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .env("CAREHOOK_ADMIN_TOKEN", TOKEN)
         .env("CAREHOOK_ALLOWED_DESTINATIONS", "127.0.0.1/32")
         .env("CAREHOOK_KEY_FILE", dir.path().join("bench.key"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,carehook::service::privacy=info")
+        .env("CAREHOOK_SEAL_PAYLOADS", args.seal_payloads.to_string())
+        .env("CAREHOOK_PURGE_EVERY_SECS", "1")
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting `carehook serve`")?;
@@ -319,6 +339,61 @@ async fn wait_healthy(base: &str, child: &mut std::process::Child) -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("`carehook serve` did not become ready within 10 s")
+}
+
+/// Writes `n` delivered attempts (each with its event and delivery) from 40 days ago, in
+/// batches, for the purge to remove during a run.
+async fn fill_expired(url: &str, n: u64) -> anyhow::Result<()> {
+    use carehook_store::{
+        AttemptOutcome, AttemptRecord, DeliveryId, DeliveryNext, EventId, NewDelivery, NewEvent,
+        WebhookId,
+    };
+    let store = carehook_store::connect(url).await?;
+    let old = carehook::time::now_ms() - 40 * 24 * 3600 * 1000;
+    let webhook = WebhookId::new();
+    let mut done = 0u64;
+    while done < n {
+        let k = (n - done).min(2000);
+        let mut events = Vec::new();
+        let mut attempts = Vec::new();
+        for i in 0..k {
+            let (event, delivery) = (EventId::new(), DeliveryId::new());
+            let at = old + (done + i) as i64;
+            let vars = [("patient_name".to_string(), "Zoë O'Brien".to_string())].into();
+            events.push(NewEvent {
+                id: event,
+                event_type: "kc_appointment_book".into(),
+                vars,
+                idempotency_key: None,
+                created_at: at,
+                deliveries: vec![NewDelivery {
+                    id: delivery,
+                    webhook_id: webhook,
+                    next_attempt_at: i64::MAX,
+                    is_test: false,
+                }],
+            });
+            attempts.push(AttemptRecord {
+                delivery_id: delivery,
+                attempt_no: 1,
+                started_at: at,
+                duration_ms: 3,
+                request: json!({"method": "POST", "url": "http://127.0.0.1/x", "headers": [],
+                                "body": "{\"patient\": \"Zoë O'Brien\"}"}),
+                response_status: Some(200),
+                response_headers: None,
+                response_body: Some("ok".into()),
+                error: None,
+                outcome: AttemptOutcome::Succeeded,
+                next: DeliveryNext::Succeeded,
+                store_bodies: true,
+            });
+        }
+        store.record_events(events).await?;
+        store.record_attempts(attempts).await?;
+        done += k;
+    }
+    Ok(())
 }
 
 /// User plus system CPU time of a process, from /proc (Linux).

@@ -26,6 +26,7 @@ mod deliveries_cmd;
 mod events_client;
 mod events_cmd;
 mod presets_cmd;
+mod privacy_cmd;
 pub mod serve;
 mod tokens_cmd;
 mod webhooks_cmd;
@@ -151,6 +152,29 @@ pub enum Command {
     ///   (`carehook serve --demo` does the same at start, on an empty database)
     #[command(verbatim_doc_comment)]
     Demo(clinic::Remote),
+    /// Remove event snapshots and request/response bodies from before a date, now, on a
+    /// running server (pending deliveries keep theirs; metadata stays). Prints counts.
+    ///
+    /// Examples:
+    ///   carehook purge --before 2026-10-01 --dry-run
+    ///   carehook purge --before 2026-10-01T00:00:00Z
+    #[command(verbatim_doc_comment)]
+    Purge(privacy_cmd::PurgeArgs),
+    /// Erase one patient's data on a running server: event snapshots, attempt bodies,
+    /// clinic records (tombstones); cancels their pending deliveries. Prints counts per table.
+    ///
+    /// Example:
+    ///   carehook erase --patient 42
+    #[command(verbatim_doc_comment)]
+    Erase(privacy_cmd::EraseArgs),
+    /// The audit trail: list it (through a running server), or verify its hash chain
+    /// (on the database).
+    ///
+    /// Examples:
+    ///   carehook audit list --action delivery.read
+    ///   carehook audit verify --database-url sqlite://carehook.db
+    #[command(verbatim_doc_comment)]
+    Audit(privacy_cmd::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +239,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Deliveries(args) => deliveries_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),
         Command::Stats { webhook, client } => deliveries_cmd::stats(webhook, client),
+        Command::Purge(args) => privacy_cmd::purge(args),
+        Command::Erase(args) => privacy_cmd::erase(args),
+        Command::Audit(args) => privacy_cmd::audit(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -66,6 +66,18 @@ pub struct ServeArgs {
     /// Disable a webhook whose every delivery failed for this long (e.g. 5d, 12h).
     #[arg(long, env = "CAREHOOK_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
     pub auto_disable_after: Duration,
+    /// Seal event snapshots and attempt bodies with the master key (ChaCha20-Poly1305).
+    /// `false` writes new ones in plain text; sealed ones still read.
+    #[arg(long, env = "CAREHOOK_SEAL_PAYLOADS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub seal_payloads: bool,
+    /// Days to keep event snapshots and request/response bodies (a webhook's
+    /// `payloads.retention_days` overrides it); then a background purge removes them, keeping
+    /// ids, status, times, sizes and SHA-256. 0: never purge.
+    #[arg(long, env = "CAREHOOK_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Seconds between runs of the background retention purge.
+    #[arg(long, env = "CAREHOOK_PURGE_EVERY_SECS", default_value_t = 600)]
+    pub purge_every_secs: u64,
     /// Start with a demo clinic (doctors, patients, appointments, a paid bill) when the
     /// database has no clinic records yet; otherwise leave it as it is.
     #[arg(long)]
@@ -155,6 +167,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     settings.auto_disable_after = args.auto_disable_after;
     settings.metrics_listen = args.metrics_listen;
+    settings.seal_payloads = args.seal_payloads;
+    settings.retention =
+        (args.retention_days > 0).then(|| carehook::service::privacy::RetentionConfig {
+            default_days: args.retention_days,
+            every: Duration::from_secs(args.purge_every_secs.max(1)),
+            ..Default::default()
+        });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {

@@ -295,6 +295,57 @@ pub struct WebhookSpec {
     /// now, and each save says so (see docs/patient-data.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_policy: Option<DataPolicy>,
+    /// What the delivery log keeps of this webhook's payloads (see docs/patient-data.md).
+    #[serde(default, skip_serializing_if = "Payloads::is_default")]
+    pub payloads: Payloads,
+}
+
+/// What the delivery log keeps of a webhook's payloads: request and response bodies, and the
+/// snapshots of the events it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Payloads {
+    /// Days to keep them after the delivery; none: the installation's default
+    /// (`CAREHOOK_RETENTION_DAYS`, 30 days). Pending deliveries keep theirs until they end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650, example = 7))]
+    pub retention_days: Option<u32>,
+    /// Keep request and response bodies in the log; when false only their size and SHA-256
+    /// are kept, and event snapshots go as soon as their deliveries end.
+    #[serde(default = "yes")]
+    pub store_bodies: bool,
+}
+
+impl Default for Payloads {
+    fn default() -> Self {
+        Payloads {
+            retention_days: None,
+            store_bodies: true,
+        }
+    }
+}
+
+impl Payloads {
+    /// Longest retention a webhook may ask for: ten years.
+    pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+    fn is_default(&self) -> bool {
+        *self == Payloads::default()
+    }
+
+    fn check(&self) -> Result<(), ValidationError> {
+        match self.retention_days {
+            Some(d) if d == 0 || d > Self::MAX_RETENTION_DAYS => Err(ValidationError::new(
+                "payloads.retention_days",
+                format!(
+                    "retention_days must be 1 to {} (days); leave it out for the installation's default",
+                    Self::MAX_RETENTION_DAYS
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -436,6 +487,7 @@ impl WebhookSpec {
                 "the description is longer than 2000 characters",
             ));
         }
+        self.payloads.check()?;
         let scope = Scope::new(&self.events).map_err(|e| {
             let field = match &e {
                 CatalogError::UnknownEvent { name, .. } => {

@@ -40,6 +40,10 @@ pub struct Settings {
     pub vault: Vault,
     /// Serve `GET /metrics` on this address instead of the API's.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Seal new event snapshots and attempt bodies with the master key (on by default).
+    pub seal_payloads: bool,
+    /// How long payloads are kept, and the background purge; `None`: no background purge.
+    pub retention: Option<crate::service::privacy::RetentionConfig>,
 }
 
 impl Settings {
@@ -54,6 +58,8 @@ impl Settings {
             registry_refresh: Duration::from_secs(5),
             vault,
             metrics_listen: None,
+            seal_payloads: true,
+            retention: Some(crate::service::privacy::RetentionConfig::default()),
         }
     }
 }
@@ -68,6 +74,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Payloads are sealed with the master key; sealed ones read back whatever the setting.
+    store.set_sealer(
+        Some(Arc::new(settings.vault.clone())),
+        settings.seal_payloads,
+    );
     let registry = Arc::new(Registry::new(settings.vault.clone()));
     registry
         .refresh(&*store)
@@ -105,6 +116,12 @@ pub async fn run(
         let window = settings.auto_disable_after;
         jobs.spawn(supervisor.supervise("auto_disable", move || {
             auto_disable_loop(store.clone(), registry.clone(), window, stop.clone())
+        }));
+    }
+    if let Some(config) = settings.retention.clone() {
+        let (store, stop) = (store.clone(), stop_rx.clone());
+        jobs.spawn(supervisor.supervise("retention_purge", move || {
+            purge_loop(store.clone(), config.clone(), stop.clone())
         }));
     }
     {
@@ -158,7 +175,10 @@ pub async fn run(
 
     let mut stop_for_api = stop_rx.clone();
     if settings.api {
-        let app = api::router(state.clone()).merge(crate::ui::router(state));
+        let app = api::router(state.clone())
+            .merge(crate::ui::router(state))
+            .layer(axum::middleware::from_fn(client_address));
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop_for_api.wait_for(|s| *s).await;
         });
@@ -181,6 +201,42 @@ pub async fn run(
     match failed {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
+    }
+}
+
+/// Serves a request with its client's address known to the audit trail.
+async fn client_address(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let addr = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    crate::service::audit::client_scope(addr, next.run(request)).await
+}
+
+/// Purges payloads past their retention, every `config.every` (the first run soon after the
+/// start), in bounded batches with pauses so deliveries go on meanwhile.
+async fn purge_loop(
+    store: Arc<dyn Store>,
+    config: crate::service::privacy::RetentionConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wait = Duration::from_secs(5).min(config.every);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        wait = config.every;
+        let run = crate::service::privacy::purge_expired(&*store, &config, now_ms());
+        tokio::select! {
+            r = run => if let Err(e) = r {
+                tracing::warn!(error = %e.message(), "the retention purge failed; it runs again later");
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -487,6 +487,7 @@ fn ended_without_sending(c: &Claimed, why: String) -> Done {
             error: Some(why),
             outcome: AttemptOutcome::GaveUp,
             next: DeliveryNext::Failed,
+            store_bodies: true,
         },
     }
 }
@@ -553,6 +554,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
             error: Some(record_error),
             outcome: AttemptOutcome::GaveUp,
             next: DeliveryNext::Failed,
+            store_bodies: spec.payloads.store_bodies,
         },
     };
 
@@ -724,6 +726,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
             error,
             outcome,
             next,
+            store_bodies: spec.payloads.store_bodies,
         },
     }
 }

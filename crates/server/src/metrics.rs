@@ -214,6 +214,7 @@ mod tests {
             error: None,
             outcome,
             next: DeliveryNext::Succeeded,
+            store_bodies: true,
         }
     }
 

@@ -113,6 +113,17 @@ impl Vault {
     }
 }
 
+/// Payloads at rest (event snapshots, attempt bodies) are sealed the same way as secrets.
+impl carehook_store::Sealer for Vault {
+    fn seal(&self, plain: &str) -> String {
+        Vault::seal(self, plain)
+    }
+
+    fn open(&self, sealed: &str) -> Result<String, String> {
+        self.open_secret(sealed).map_err(|e| format!("{e:#}"))
+    }
+}
+
 /// Where the master key came from, for the start-up log.
 #[derive(Debug, Clone)]
 pub enum KeySource {

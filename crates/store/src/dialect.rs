@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, Pool, Transaction};
 
 use crate::error::Result;
+use crate::payload::{StoredAttempt, StoredEvent};
 use crate::sql::Arg;
 use std::collections::HashSet;
 
@@ -32,6 +33,8 @@ impl<T> Tuple for T where
 /// A claim's terms: lease due deliveries to `owner` until `lease_until`.
 #[derive(Debug)]
 pub(crate) struct Claim<'a> {
+    /// Opens the events' snapshots.
+    pub seal: &'a crate::payload::Seal,
     pub owner: &'a NodeId,
     pub now: i64,
     pub lease_until: i64,
@@ -82,6 +85,10 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
     /// every lease (SQLite) rather than only those of its own earlier incarnation.
     const ONE_PROCESS: bool;
 
+    /// A statement that makes audit appends take turns inside a transaction (PostgreSQL: a
+    /// table lock); `None` where the one writer already does (SQLite).
+    const LOCK_AUDIT: Option<&'static str>;
+
     /// SQL for "the ids in `$1`" (an [`Arg::Ids`]), as in `id IN (…)`.
     const ID_LIST: &'static str;
 
@@ -93,10 +100,12 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
     /// Inserts `batch[i]` for each `i` in `candidates`, skipping an idempotency key taken
     /// earlier; answers the ids written. (The rest of writing events is shared:
     /// `sql_store::write_events`.)
+    /// `stored[k]` is `batch[candidates[k]]` as written (`payload::stored_event`).
     async fn insert_events(
         conn: &mut Conn<Self>,
         batch: &[NewEvent],
         candidates: &[usize],
+        stored: &[StoredEvent],
     ) -> Result<HashSet<String>>;
     /// Inserts these deliveries (`pending`, due as given); tells other nodes on commit.
     async fn insert_deliveries(
@@ -105,7 +114,12 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
     ) -> Result<()>;
     /// The attempts, the deliveries they move on, and the webhooks' failure streaks, inside
     /// the caller's transaction; see [`crate::QueueStore::record_attempts`].
-    async fn write_attempts(conn: &mut Conn<Self>, batch: &[AttemptRecord]) -> Result<()>;
+    /// `stored[i]` is `batch[i]`'s payloads as written (`payload::stored_attempt`).
+    async fn write_attempts(
+        conn: &mut Conn<Self>,
+        batch: &[AttemptRecord],
+        stored: &[StoredAttempt],
+    ) -> Result<()>;
     /// Tells other nodes (not this one). Runs after the change committed.
     async fn notify(&self, pool: &Pool<Self::Db>, channel: Channel) -> Result<()>;
 }
@@ -180,31 +194,39 @@ macro_rules! embedded_migrations {
     ($dir:literal) => {
         $crate::dialect::migrator(&[
             (
+                1,
                 "init",
                 include_str!(concat!("../migrations/", $dir, "/0001_init.sql")),
             ),
             (
+                2,
                 "clinic",
                 include_str!(concat!("../migrations/", $dir, "/0002_clinic.sql")),
             ),
             (
+                3,
                 "nodes",
                 include_str!(concat!("../migrations/", $dir, "/0003_nodes.sql")),
+            ),
+            (
+                5,
+                "patient_data",
+                include_str!(concat!("../migrations/", $dir, "/0005_patient_data.sql")),
             ),
         ])
     };
 }
 pub(crate) use embedded_migrations;
 
-/// Version `n` is the `n`-th file.
-pub(crate) fn migrator(files: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
+/// Each file with its own version (its number), so numbers taken by work on other branches may
+/// leave gaps: sqlx applies whatever has not been applied, in version order.
+pub(crate) fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator::with_migrations(
         files
             .iter()
-            .zip(1..)
-            .map(|(&(name, sql), version)| {
+            .map(|&(version, name, sql)| {
                 Migration::new(
                     version,
                     name.into(),

@@ -58,7 +58,9 @@ use carehook_core::clinic::{Kind, Record};
 mod batch;
 mod dialect;
 mod error;
+mod payload;
 mod postgres;
+mod privacy;
 mod records;
 mod rows;
 mod sql;
@@ -71,6 +73,8 @@ mod types;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use payload::{SEALED_PREFIX, Sealer};
+pub use privacy::{PurgeCursor, PurgeStep};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use stats::{
     ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
@@ -236,6 +240,50 @@ pub trait RecordStore: Send + Sync {
     async fn list_records(&self, kind: Kind, filter: RecordFilter) -> Result<Page<Record>>;
 }
 
+/// Patient data over time: retention purges and a patient's erasure (see `privacy`).
+#[async_trait::async_trait]
+pub trait PrivacyStore: Send + Sync {
+    /// One bounded batch of a purge of attempt bodies: looks at up to `limit` unpurged
+    /// attempts after `after`, oldest first, and clears the bodies of those whose delivery
+    /// has ended and which started before their webhook's cutoff (`rules`). Keeps sizes and
+    /// hashes. `dry_run`: counts, changes nothing. Call again with `next` until it is `None`.
+    async fn purge_attempts(
+        &self,
+        rules: &Retention,
+        now: i64,
+        after: Option<PurgeCursor>,
+        limit: u32,
+        dry_run: bool,
+    ) -> Result<PurgeStep>;
+    /// The same for event snapshots: an event's goes once none of its deliveries is pending
+    /// and each is past its webhook's cutoff.
+    async fn purge_events(
+        &self,
+        rules: &Retention,
+        now: i64,
+        after: Option<PurgeCursor>,
+        limit: u32,
+        dry_run: bool,
+    ) -> Result<PurgeStep>;
+    /// In one transaction: clears the snapshots of the events whose `patient_id` is
+    /// `patient_id` and the bodies of their attempts, cancels their pending deliveries
+    /// (`failed`, with the reason), and makes tombstones of the patient's clinic records
+    /// (when `patient_id` is a record id). Counts what changed; a second call changes nothing.
+    async fn erase_patient(&self, patient_id: &str, now: i64) -> Result<ErasureCounts>;
+}
+
+/// The audit trail: append-only and hash-chained.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends one record after the newest, chained to it.
+    async fn append_audit(&self, entry: NewAudit) -> Result<AuditRow>;
+    /// Newest first, paged by `seq`.
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Page<AuditRow>>;
+    /// Walks the whole chain, in pages, and says where it breaks: an edited row (its hash),
+    /// a deleted one (a gap, or a head that names a later row).
+    async fn verify_audit(&self) -> Result<AuditVerdict>;
+}
+
 /// Small settings by key (the admin token's hash).
 #[async_trait::async_trait]
 pub trait SettingsStore: Send + Sync {
@@ -254,10 +302,17 @@ pub trait Store:
     + TokenStore
     + RecordStore
     + SettingsStore
+    + PrivacyStore
+    + AuditStore
     + std::fmt::Debug
 {
     /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.
     fn backend(&self) -> &'static str;
+
+    /// How payloads (event snapshots, attempt bodies) are kept: `sealer` opens sealed ones,
+    /// and seals new ones when `seal_new`. Without a sealer, payloads are written in plain
+    /// text and a sealed one cannot be read. Call it before the store is used.
+    fn set_sealer(&self, sealer: Option<Arc<dyn Sealer>>, seal_new: bool);
 
     /// Brings the schema up to date. `connect` already did; running it again is a no-op.
     async fn migrate(&self) -> Result<()>;

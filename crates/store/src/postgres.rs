@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::Result;
-use crate::rows::{self, assemble_claims, to_json};
+use crate::payload::{StoredAttempt, StoredEvent};
+use crate::rows::{self, assemble_claims};
 use crate::sql_store::SqlStore;
 use crate::types::*;
 
@@ -144,7 +145,7 @@ impl Dialect for Pg {
                 id, event_id, webhook_id, attempts, created_at, is_test, next_at,
             ));
         }
-        assemble_claims(leased, events)
+        assemble_claims(leased, events, c.seal)
     }
 
     /// With the NOTIFY that other nodes get on commit (never for a rolled-back batch).
@@ -210,12 +211,15 @@ impl Dialect for Pg {
         conn: &mut PgConnection,
         batch: &[NewEvent],
         candidates: &[usize],
+        stored: &[StoredEvent],
     ) -> Result<HashSet<String>> {
         // A key committed earlier (or by a concurrent transaction, which this waits for) makes
         // the row conflict and be skipped; the `RETURNING` tells which were written.
         let inserted: Vec<(String,)> = sqlx::query_as(
-            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
+            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at, \
+         patient_id, vars_bytes, vars_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+         $6::text[], $7::int8[], $8::text[]) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(
@@ -230,12 +234,7 @@ impl Dialect for Pg {
                 .map(|&i| batch[i].event_type.clone())
                 .collect::<Vec<_>>(),
         )
-        .bind(
-            candidates
-                .iter()
-                .map(|&i| to_json(&batch[i].vars))
-                .collect::<Vec<_>>(),
-        )
+        .bind(stored.iter().map(|s| s.vars.clone()).collect::<Vec<_>>())
         .bind(
             candidates
                 .iter()
@@ -248,12 +247,24 @@ impl Dialect for Pg {
                 .map(|&i| batch[i].created_at)
                 .collect::<Vec<_>>(),
         )
+        .bind(
+            stored
+                .iter()
+                .map(|s| s.patient_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(stored.iter().map(|s| s.bytes).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.sha256.clone()).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
         Ok(inserted.into_iter().map(|(id,)| id).collect())
     }
 
-    async fn write_attempts(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> {
+    async fn write_attempts(
+        conn: &mut PgConnection,
+        batch: &[AttemptRecord],
+        stored: &[StoredAttempt],
+    ) -> Result<()> {
         let latest = batch::latest_per_delivery(batch);
 
         let moved: Vec<(String, String, bool)> = sqlx::query_as(
@@ -301,11 +312,15 @@ impl Dialect for Pg {
         // The log keeps every attempt of an existing delivery, even a late one.
         sqlx::query(
             "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, \
-             request, response_status, response_headers, response_body, error, outcome) \
+             request, response_status, response_headers, response_body, error, outcome, \
+             request_bytes, request_sha256, response_bytes, response_sha256, purged_at, \
+             purge_reason) \
              SELECT a.* FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
-             $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+             $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[], $11::text[], \
+             $12::int8[], $13::text[], $14::int8[], $15::text[], $16::int8[], $17::text[]) \
              AS a(id, delivery_id, attempt_no, started_at, duration_ms, request, \
-             response_status, response_headers, response_body, error, outcome) \
+             response_status, response_headers, response_body, error, outcome, request_bytes, \
+             request_sha256, response_bytes, response_sha256, purged_at, purge_reason) \
              WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)",
         )
         .bind(
@@ -323,27 +338,38 @@ impl Dialect for Pg {
         .bind(batch.iter().map(|a| a.attempt_no).collect::<Vec<_>>())
         .bind(batch.iter().map(|a| a.started_at).collect::<Vec<_>>())
         .bind(batch.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
-        .bind(
-            batch
-                .iter()
-                .map(|a| to_json(&a.request))
-                .collect::<Vec<_>>(),
-        )
+        .bind(stored.iter().map(|s| s.request.clone()).collect::<Vec<_>>())
         .bind(batch.iter().map(|a| a.response_status).collect::<Vec<_>>())
         .bind(
-            batch
+            stored
                 .iter()
-                .map(|a| a.response_headers.as_ref().map(to_json))
+                .map(|s| s.response_headers.clone())
                 .collect::<Vec<_>>(),
         )
         .bind(
-            batch
+            stored
                 .iter()
-                .map(|a| a.response_body.clone())
+                .map(|s| s.response_body.clone())
                 .collect::<Vec<_>>(),
         )
         .bind(batch.iter().map(|a| a.error.clone()).collect::<Vec<_>>())
         .bind(batch.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.request_bytes).collect::<Vec<_>>())
+        .bind(
+            stored
+                .iter()
+                .map(|s| s.request_sha256.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(stored.iter().map(|s| s.response_bytes).collect::<Vec<_>>())
+        .bind(
+            stored
+                .iter()
+                .map(|s| s.response_sha256.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(stored.iter().map(|s| s.purged_at).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.purge_reason).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
 
@@ -416,5 +442,6 @@ impl Dialect for Pg {
     // `FOR UPDATE` keeps two changes of one record (or two payments of one bill) in turn.
     const LOCKS_ROWS: bool = true;
     const ONE_PROCESS: bool = false;
+    const LOCK_AUDIT: Option<&'static str> = Some("LOCK TABLE audit_log IN EXCLUSIVE MODE");
     const ID_LIST: &'static str = "(SELECT unnest($1::text[]))";
 }

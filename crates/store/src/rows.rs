@@ -6,6 +6,7 @@
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
+use crate::payload::Seal;
 use crate::types::*;
 
 pub(crate) type WebhookTuple = (
@@ -19,7 +20,17 @@ pub(crate) type WebhookTuple = (
     i64,
     i64,
 );
-pub(crate) type EventTuple = (String, String, String, Option<String>, i64);
+pub(crate) type EventTuple = (
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
 pub(crate) type DeliveryTuple = (
     String,
     String,
@@ -46,6 +57,10 @@ pub(crate) type AttemptTuple = (
     Option<String>,
     Option<String>,
     String,
+    // Sizes and hashes, as `sql::ATTEMPT_DIGESTS` joins them (sqlx decodes at most 16 columns).
+    String,
+    Option<i64>,
+    Option<String>,
 );
 pub(crate) type TokenTuple = (String, String, i64, Option<i64>, Option<i64>);
 
@@ -77,15 +92,48 @@ pub(crate) fn webhook(t: WebhookTuple) -> Result<WebhookRow> {
     })
 }
 
-pub(crate) fn event(t: EventTuple) -> Result<EventRow> {
-    let (id, event_type, vars, idempotency_key, created_at) = t;
+pub(crate) fn event(seal: &Seal, t: EventTuple) -> Result<EventRow> {
+    let (
+        id,
+        event_type,
+        vars,
+        idempotency_key,
+        created_at,
+        vars_bytes,
+        vars_sha256,
+        purged_at,
+        purge_reason,
+    ) = t;
     Ok(EventRow {
         id: uuid(&id)?.into(),
         event_type,
-        vars: json("events.vars", &vars)?,
+        vars: json("events.vars", &seal.open("events.vars", vars)?)?,
         idempotency_key,
         created_at,
+        vars_bytes,
+        vars_sha256,
+        purged_at,
+        purge_reason: reason(purge_reason)?,
     })
+}
+
+fn reason(text: Option<String>) -> Result<Option<PurgeReason>> {
+    text.map(|r| {
+        r.parse()
+            .map_err(|e: StoreError| StoreError::Corrupt(e.to_string()))
+    })
+    .transpose()
+}
+
+/// `request_bytes request_sha256 response_bytes response_sha256`, blank where NULL.
+fn digests(text: &str) -> (Option<i64>, Option<String>, Option<i64>, Option<String>) {
+    let mut parts = text.split(' ').map(|p| (!p.is_empty()).then_some(p));
+    let mut next = || parts.next().flatten();
+    let req_bytes = next().and_then(|n| n.parse().ok());
+    let req_sha = next().map(str::to_string);
+    let resp_bytes = next().and_then(|n| n.parse().ok());
+    let resp_sha = next().map(str::to_string);
+    (req_bytes, req_sha, resp_bytes, resp_sha)
 }
 
 pub(crate) fn delivery(t: DeliveryTuple) -> Result<DeliveryRow> {
@@ -121,7 +169,7 @@ pub(crate) fn delivery(t: DeliveryTuple) -> Result<DeliveryRow> {
     })
 }
 
-pub(crate) fn attempt(t: AttemptTuple) -> Result<AttemptRow> {
+pub(crate) fn attempt(seal: &Seal, t: AttemptTuple) -> Result<AttemptRow> {
     let (
         id,
         delivery_id,
@@ -134,23 +182,34 @@ pub(crate) fn attempt(t: AttemptTuple) -> Result<AttemptRow> {
         response_body,
         error,
         outcome,
+        digest_text,
+        purged_at,
+        purge_reason,
     ) = t;
+    let (request_bytes, request_sha256, response_bytes, response_sha256) = digests(&digest_text);
     Ok(AttemptRow {
         id: uuid(&id)?,
         delivery_id: uuid(&delivery_id)?.into(),
         attempt_no,
         started_at,
         duration_ms,
-        request: json("attempts.request", &request)?,
+        request: json("attempts.request", &seal.open("attempts.request", request)?)?,
         response_status,
-        response_headers: response_headers
+        response_headers: seal
+            .open_opt("attempts.response_headers", response_headers)?
             .map(|h| json("attempts.response_headers", &h))
             .transpose()?,
-        response_body,
+        response_body: seal.open_opt("attempts.response_body", response_body)?,
         error,
         outcome: outcome
             .parse()
             .map_err(|e: StoreError| StoreError::Corrupt(e.to_string()))?,
+        request_bytes,
+        request_sha256,
+        response_bytes,
+        response_sha256,
+        purged_at,
+        purge_reason: reason(purge_reason)?,
     })
 }
 
@@ -244,6 +303,7 @@ pub(crate) fn earliest(due: Option<i64>, lease_until: Option<i64>) -> Option<i64
 pub(crate) fn assemble_claims(
     mut leased: Vec<(String, String, String, i64, i64, bool, i64)>,
     events: Vec<(String, String, String)>,
+    seal: &Seal,
 ) -> Result<Vec<Claimed>> {
     let events: std::collections::HashMap<String, (String, String)> = events
         .into_iter()
@@ -262,7 +322,7 @@ pub(crate) fn assemble_claims(
                     event_id: uuid(&event_id)?.into(),
                     webhook_id: uuid(&webhook_id)?.into(),
                     event_type: event_type.clone(),
-                    vars: json("events.vars", vars)?,
+                    vars: json("events.vars", &seal.open("events.vars", vars.clone())?)?,
                     attempts,
                     created_at,
                     is_test,

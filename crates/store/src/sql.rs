@@ -48,10 +48,11 @@ pub(crate) const WEBHOOKS_FAILING_SINCE: &str = "SELECT id FROM webhooks \
     WHERE enabled = TRUE AND failing_since IS NOT NULL AND failing_since <= $1 \
     AND last_failure_at >= $1 ORDER BY id";
 
-pub(crate) const EVENT_COLS: &str = "id, event_type, vars, idempotency_key, created_at";
+pub(crate) const EVENT_COLS: &str = "id, event_type, vars, idempotency_key, created_at, \
+    vars_bytes, vars_sha256, purged_at, purge_reason";
 
-pub(crate) const GET_EVENT: &str =
-    "SELECT id, event_type, vars, idempotency_key, created_at FROM events WHERE id = $1";
+pub(crate) const GET_EVENT: &str = "SELECT id, event_type, vars, idempotency_key, created_at, \
+    vars_bytes, vars_sha256, purged_at, purge_reason FROM events WHERE id = $1";
 
 pub(crate) const DELIVERY_COLS: &str = "d.id, d.event_id, d.webhook_id, e.event_type, \
     d.status, d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_status, \
@@ -62,15 +63,20 @@ pub(crate) const GET_DELIVERY: &str = "SELECT d.id, d.event_id, d.webhook_id, e.
     d.last_error, d.is_test FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = $1";
 
 pub(crate) const GET_ATTEMPTS: &str = "SELECT id, delivery_id, attempt_no, started_at, \
-    duration_ms, request, response_status, response_headers, response_body, error, outcome \
+    duration_ms, request, response_status, response_headers, response_body, error, outcome, \
+    coalesce(CAST(request_bytes AS TEXT), '') || ' ' || coalesce(request_sha256, '') || ' ' || \
+    coalesce(CAST(response_bytes AS TEXT), '') || ' ' || coalesce(response_sha256, ''), \
+    purged_at, purge_reason \
     FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no, started_at, id";
 
 pub(crate) const RETRY_DELIVERY: &str = "UPDATE deliveries SET status = 'pending', \
-    next_attempt_at = $2, lease_until = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1";
+    next_attempt_at = $2, lease_until = NULL, lease_owner = NULL, updated_at = $2 WHERE id = $1 \
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.purged_at IS NOT NULL)";
 
 pub(crate) const RETRY_FAILED: &str = "UPDATE deliveries SET status = 'pending', \
     next_attempt_at = $4, lease_until = NULL, lease_owner = NULL, updated_at = $4 \
     WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3 \
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.purged_at IS NOT NULL) \
     RETURNING id";
 
 /// Two index ranges, one per partial index; see the migrations.

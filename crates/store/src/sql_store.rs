@@ -7,6 +7,7 @@
 //! side effect cannot fail the write, which has already happened.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::Pool;
 use sqlx::pool::PoolConnection;
@@ -15,14 +16,16 @@ use tokio::sync::watch;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Conn, Dialect};
 use crate::error::{Result, StoreError};
+use crate::payload::{self, Seal, Sealer, StoredAttempt, StoredEvent};
+use crate::privacy::{self, PurgeCursor, PurgeStep};
 use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
 use crate::rows::{self, earliest, to_json};
 use crate::sql::{self, Arg, args};
 use crate::stats::{self, QueueDepth, WebhookStats};
 use crate::types::*;
 use crate::{
-    LogStore, NodeStore, QueueStore, RecordStore, SettingsStore, Store, TokenStore, WebhookStore,
-    now_ms,
+    AuditStore, LogStore, NodeStore, PrivacyStore, QueueStore, RecordStore, SettingsStore, Store,
+    TokenStore, WebhookStore, now_ms,
 };
 use carehook_core::clinic::{Kind, Record};
 
@@ -33,6 +36,8 @@ pub(crate) struct SqlStore<D: Dialect> {
     read: Pool<D::Db>,
     wake: watch::Sender<u64>,
     webhooks: watch::Sender<u64>,
+    /// How payloads are sealed; set by the server ([`Store::set_sealer`]).
+    seal: std::sync::RwLock<Arc<Seal>>,
 }
 
 /// The row of a statement that always answers one (an aggregate, `RETURNING` of an insert).
@@ -60,9 +65,18 @@ impl<D: Dialect> SqlStore<D> {
             read,
             wake,
             webhooks,
+            seal: std::sync::RwLock::new(Arc::new(Seal::default())),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    fn seal(&self) -> Arc<Seal> {
+        // A poisoned lock still holds a whole `Arc` (it is only ever replaced).
+        self.seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     async fn reader(&self) -> Result<PoolConnection<D::Db>> {
@@ -101,10 +115,16 @@ impl<D: Dialect> SqlStore<D> {
 /// clinic record changes): one answer per event, and whether any delivery was written.
 async fn write_events<D: Dialect>(
     conn: &mut Conn<D>,
+    seal: &Seal,
     batch: &[NewEvent],
 ) -> Result<(Vec<Recorded>, bool)> {
     let plan = batch::plan_events(batch);
-    let inserted = D::insert_events(conn, batch, &plan.candidates).await?;
+    let stored: Vec<StoredEvent> = plan
+        .candidates
+        .iter()
+        .map(|&i| payload::stored_event(seal, &batch[i]))
+        .collect();
+    let inserted = D::insert_events(conn, batch, &plan.candidates, &stored).await?;
     // Keys that were already taken: find their first event and its deliveries.
     let taken = plan.taken_keys(batch, &inserted);
     let mut earlier = HashMap::new();
@@ -135,6 +155,7 @@ async fn write_events<D: Dialect>(
 /// Clinic record I/O inside one write transaction; see `records::change`.
 struct RecordTxn<'t, D: Dialect> {
     conn: &'t mut Conn<D>,
+    seal: Arc<Seal>,
     /// Whether a delivery was written: wake the dispatcher after commit.
     delivered: bool,
 }
@@ -175,7 +196,7 @@ impl<D: Dialect> RecordTx for RecordTxn<'_, D> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (answers, delivered) = write_events::<D>(self.conn, events).await?;
+        let (answers, delivered) = write_events::<D>(self.conn, &self.seal, events).await?;
         self.delivered |= delivered;
         Ok(answers)
     }
@@ -185,6 +206,14 @@ impl<D: Dialect> RecordTx for RecordTxn<'_, D> {
 impl<D: Dialect> Store for SqlStore<D> {
     fn backend(&self) -> &'static str {
         D::NAME
+    }
+
+    fn set_sealer(&self, sealer: Option<Arc<dyn Sealer>>, seal_new: bool) {
+        let seal = Arc::new(Seal { sealer, seal_new });
+        *self
+            .seal
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = seal;
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -303,7 +332,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let mut tx = self.dialect.begin(&self.write).await?;
-        let (answers, any_deliveries) = write_events::<D>(&mut tx, &batch).await?;
+        let (answers, any_deliveries) = write_events::<D>(&mut tx, &self.seal(), &batch).await?;
         tx.commit().await?;
         if any_deliveries {
             self.wake_here();
@@ -323,7 +352,9 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             return Ok(Vec::new());
         }
         let lease_until = now.saturating_add(lease_ms);
+        let seal = self.seal();
         let terms = Claim {
+            seal: &seal,
             owner,
             now,
             lease_until,
@@ -337,8 +368,27 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         if batch.is_empty() {
             return Ok(());
         }
+        let seal = self.seal();
+        let stored: Vec<StoredAttempt> = batch
+            .iter()
+            .map(|a| payload::stored_attempt(&seal, a))
+            .collect();
         let mut tx = self.dialect.begin(&self.write).await?;
-        D::write_attempts(&mut tx, &batch).await?;
+        D::write_attempts(&mut tx, &batch, &stored).await?;
+        // An attempt in flight while its patient was erased must not bring the data back.
+        let ids: Vec<String> = batch.iter().map(|a| a.delivery_id.to_string()).collect();
+        let erased: Option<(i64,)> = D::fetch_optional(
+            &mut tx,
+            &privacy::count_erased(D::ID_LIST),
+            vec![Arg::Ids(ids.clone())],
+        )
+        .await?;
+        if one(erased)?.0 > 0 {
+            let [attempts, deliveries] = privacy::scrub_late(D::ID_LIST);
+            D::execute(&mut tx, &attempts, vec![Arg::Ids(ids.clone())]).await?;
+            let args = vec![Arg::Ids(ids), Arg::Text(privacy::ERASED_REASON.into())];
+            D::execute(&mut tx, &deliveries, args).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -382,10 +432,16 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
 
     async fn retry_delivery(&self, id: DeliveryId, now: i64) -> Result<Option<DeliveryRow>> {
         let mut tx = self.dialect.begin(&self.write).await?;
-        D::execute(&mut tx, sql::RETRY_DELIVERY, args![id.to_string(), now]).await?;
+        let moved = D::execute(&mut tx, sql::RETRY_DELIVERY, args![id.to_string(), now]).await?;
         let t: Option<rows::DeliveryTuple> =
             D::fetch_optional(&mut tx, sql::GET_DELIVERY, args![id.to_string()]).await?;
         tx.commit().await?;
+        if moved == 0 && t.is_some() {
+            return Err(StoreError::Conflict(
+                "this delivery's event data is gone (retention or erasure): it cannot be sent again"
+                    .into(),
+            ));
+        }
         if t.is_some() {
             self.announce(Channel::Deliveries).await;
         }
@@ -462,7 +518,7 @@ impl<D: Dialect> LogStore for SqlStore<D> {
             rows::delivery(t)?,
             attempts
                 .into_iter()
-                .map(rows::attempt)
+                .map(|t| rows::attempt(&self.seal(), t))
                 .collect::<Result<_>>()?,
         )))
     }
@@ -487,7 +543,8 @@ impl<D: Dialect> LogStore for SqlStore<D> {
             args![id.to_string()],
         )
         .await?;
-        t.map(rows::event).transpose()
+        let seal = self.seal();
+        t.map(|t| rows::event(&seal, t)).transpose()
     }
 
     async fn list_events(&self, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>> {
@@ -496,7 +553,7 @@ impl<D: Dialect> LogStore for SqlStore<D> {
             D::fetch_all(&mut *self.reader().await?, &built.sql, built.args).await?;
         let items = ts
             .into_iter()
-            .map(rows::event)
+            .map(|t| rows::event(&self.seal(), t))
             .collect::<Result<Vec<_>>>()?;
         Ok(sql::into_page(items, built.limit, |e| {
             (e.created_at, e.id.as_uuid())
@@ -599,6 +656,7 @@ impl<D: Dialect> RecordStore for SqlStore<D> {
         let mut tx = self.dialect.begin(&self.write).await?;
         let mut txn = RecordTxn::<D> {
             conn: &mut tx,
+            seal: self.seal(),
             delivered: false,
         };
         let changed = records::change(&mut txn, kind, target, logic, now).await?;
@@ -626,5 +684,248 @@ impl<D: Dialect> RecordStore for SqlStore<D> {
             .map(|t| records::record(kind, t))
             .collect::<Result<Vec<_>>>()?;
         Ok(records::into_page(items, built.limit))
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// One batch of a purge walk over `table` (see [`PrivacyStore`]).
+    async fn purge_step(
+        &self,
+        scan: privacy::Stmt,
+        clear: String,
+        now: i64,
+        limit: u32,
+        dry_run: bool,
+    ) -> Result<PurgeStep> {
+        let limit = limit.max(1);
+        let mut tx = self.dialect.begin(&self.write).await?;
+        let rows: Vec<(String, i64, bool)> = D::fetch_all(&mut tx, &scan.sql, scan.args).await?;
+        let ids: Vec<String> = rows.iter().filter(|r| r.2).map(|r| r.0.clone()).collect();
+        let purged = if dry_run || ids.is_empty() {
+            ids.len() as u64
+        } else {
+            let args = vec![
+                Arg::Ids(ids),
+                Arg::Int(now),
+                Arg::Text(PurgeReason::Retention.as_str().into()),
+            ];
+            D::execute(&mut tx, &clear, args).await?
+        };
+        tx.commit().await?;
+        Ok(PurgeStep {
+            purged,
+            next: privacy::next_cursor(&rows, limit),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> PrivacyStore for SqlStore<D> {
+    async fn purge_attempts(
+        &self,
+        rules: &Retention,
+        now: i64,
+        after: Option<PurgeCursor>,
+        limit: u32,
+        dry_run: bool,
+    ) -> Result<PurgeStep> {
+        let scan = privacy::scan_attempts(rules, &after, limit.max(1));
+        let clear = privacy::clear_attempts(D::ID_LIST);
+        self.purge_step(scan, clear, now, limit, dry_run).await
+    }
+
+    async fn purge_events(
+        &self,
+        rules: &Retention,
+        now: i64,
+        after: Option<PurgeCursor>,
+        limit: u32,
+        dry_run: bool,
+    ) -> Result<PurgeStep> {
+        let scan = privacy::scan_events(rules, &after, limit.max(1));
+        let clear = privacy::clear_events(D::ID_LIST);
+        self.purge_step(scan, clear, now, limit, dry_run).await
+    }
+
+    async fn erase_patient(&self, patient_id: &str, now: i64) -> Result<ErasureCounts> {
+        let mut counts = ErasureCounts::default();
+        let mut tx = self.dialect.begin(&self.write).await?;
+        // Deliveries first: they find their events by `patient_id`, which stays.
+        counts.deliveries_cancelled = D::execute(
+            &mut tx,
+            privacy::CANCEL_DELIVERIES,
+            args![patient_id, now, privacy::ERASED_REASON],
+        )
+        .await?;
+        counts.attempts =
+            D::execute(&mut tx, privacy::ERASE_ATTEMPTS, args![patient_id, now]).await?;
+        counts.events = D::execute(&mut tx, privacy::ERASE_EVENTS, args![patient_id, now]).await?;
+        if let Ok(record_id) = patient_id.parse::<i64>() {
+            for (table, sql) in privacy::ERASE_RECORDS {
+                let n = D::execute(&mut tx, sql, args![record_id, now, privacy::TOMBSTONE]).await?;
+                counts.records.insert(table.to_string(), n);
+            }
+        }
+        tx.commit().await?;
+        if counts.deliveries_cancelled > 0 {
+            self.announce(Channel::Deliveries).await;
+        }
+        Ok(counts)
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> AuditStore for SqlStore<D> {
+    async fn append_audit(&self, entry: NewAudit) -> Result<AuditRow> {
+        let details = to_json(&entry.details);
+        let mut tx = self.dialect.begin(&self.write).await?;
+        if let Some(lock) = D::LOCK_AUDIT {
+            D::execute(&mut tx, lock, args![]).await?;
+        }
+        let last: Option<(i64, String)> =
+            D::fetch_optional(&mut tx, privacy::LAST_AUDIT, args![]).await?;
+        let (prev_seq, prev_hash) = last.unwrap_or((0, privacy::GENESIS.to_string()));
+        let seq = prev_seq + 1;
+        let hash = privacy::chain_hash(
+            &prev_hash,
+            seq,
+            entry.at,
+            &entry.actor,
+            entry.client_addr.as_deref(),
+            &entry.action,
+            &entry.resource,
+            &entry.outcome,
+            &details,
+        );
+        let args = args![
+            seq,
+            entry.at,
+            entry.actor.as_str(),
+            entry.client_addr.clone(),
+            entry.action.as_str(),
+            entry.resource.as_str(),
+            entry.outcome.as_str(),
+            details.as_str(),
+            prev_hash.as_str(),
+            hash.as_str()
+        ];
+        D::execute(&mut tx, privacy::INSERT_AUDIT, args).await?;
+        let head = format!("{seq}:{hash}");
+        D::execute(&mut tx, sql::KV_SET, args![privacy::AUDIT_HEAD, head]).await?;
+        tx.commit().await?;
+        Ok(AuditRow {
+            seq,
+            at: entry.at,
+            actor: entry.actor,
+            client_addr: entry.client_addr,
+            action: entry.action,
+            resource: entry.resource,
+            outcome: entry.outcome,
+            details: entry.details,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn list_audit(&self, f: AuditFilter) -> Result<Page<AuditRow>> {
+        let mut b = sql::Builder {
+            sql: format!("SELECT {} FROM audit_log WHERE TRUE", privacy::AUDIT_COLS),
+            args: Vec::new(),
+        };
+        if let Some(a) = &f.action {
+            let (op, value) = privacy::action_matches(a);
+            let p = b.arg(Arg::Text(value));
+            b.sql += &format!(" AND {op} {p}");
+        }
+        for (col, v) in [("resource", &f.resource), ("actor", &f.actor)] {
+            if let Some(v) = v {
+                let p = b.arg(Arg::Text(v.clone()));
+                b.sql += &format!(" AND {col} = {p}");
+            }
+        }
+        if let Some(t) = f.since {
+            let p = b.arg(Arg::Int(t));
+            b.sql += &format!(" AND at >= {p}");
+        }
+        if let Some(t) = f.until {
+            let p = b.arg(Arg::Int(t));
+            b.sql += &format!(" AND at < {p}");
+        }
+        if let Some(c) = &f.cursor {
+            let seq: i64 = c
+                .parse()
+                .map_err(|_| StoreError::Invalid(format!("bad cursor {c:?}")))?;
+            let p = b.arg(Arg::Int(seq));
+            b.sql += &format!(" AND seq < {p}");
+        }
+        let limit = rows::page_limit(f.limit);
+        let p = b.arg(Arg::Int(i64::from(limit) + 1));
+        b.sql += &format!(" ORDER BY seq DESC LIMIT {p}");
+        let mut ts: Vec<privacy::AuditTuple> =
+            D::fetch_all(&mut *self.reader().await?, &b.sql, b.args).await?;
+        let more = ts.len() > limit as usize;
+        ts.truncate(limit as usize);
+        let next_cursor = if more {
+            ts.last().map(|t| t.0.to_string())
+        } else {
+            None
+        };
+        let items = ts
+            .into_iter()
+            .map(|t| {
+                Ok(AuditRow {
+                    seq: t.0,
+                    at: t.1,
+                    actor: t.2,
+                    client_addr: t.3,
+                    action: t.4,
+                    resource: t.5,
+                    outcome: t.6,
+                    details: rows::json("audit_log.details", &t.7)?,
+                    prev_hash: t.8,
+                    hash: t.9,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn verify_audit(&self) -> Result<AuditVerdict> {
+        const PAGE: i64 = 1000;
+        let mut conn = self.reader().await?;
+        let head: Option<(String,)> =
+            D::fetch_optional(&mut conn, sql::KV_GET, args![privacy::AUDIT_HEAD]).await?;
+        let mut prev = (0, privacy::GENESIS.to_string());
+        let mut problems = Vec::new();
+        let mut rows_seen = 0u64;
+        let page_sql = privacy::audit_page_sql();
+        loop {
+            let ts: Vec<privacy::AuditTuple> =
+                D::fetch_all(&mut conn, &page_sql, args![prev.0, PAGE]).await?;
+            rows_seen += ts.len() as u64;
+            privacy::check_rows(&ts, &mut prev, &mut problems);
+            if (ts.len() as i64) < PAGE {
+                break;
+            }
+        }
+        match head.and_then(|(h,)| privacy::parse_head(&h)) {
+            Some((seq, _)) if seq > prev.0 => problems.push((
+                prev.0 + 1,
+                format!(
+                    "rows {}..{seq} are missing (deleted): the chain ends at row {}, its head names row {seq}",
+                    prev.0 + 1,
+                    prev.0
+                ),
+            )),
+            Some((seq, hash_of_head)) if seq == prev.0 && hash_of_head != prev.1 => problems.push((
+                seq,
+                format!("row {seq} differs from the head the trail recorded (edited)"),
+            )),
+            _ => {}
+        }
+        Ok(AuditVerdict {
+            rows: rows_seen,
+            problems,
+        })
     }
 }

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::{Result, StoreError};
+use crate::payload::{StoredAttempt, StoredEvent};
 use crate::rows::{self, assemble_claims, to_json};
 use crate::sql_store::SqlStore;
 use crate::types::*;
@@ -97,6 +98,7 @@ impl Dialect for Sqlite {
     // One writer: the write transaction already excludes every other change.
     const LOCKS_ROWS: bool = false;
     const ONE_PROCESS: bool = true;
+    const LOCK_AUDIT: Option<&'static str> = None;
     const ID_LIST: &'static str = "(SELECT value FROM json_each($1))";
 
     /// `BEGIN IMMEDIATE`: another process (the CLI) waits on `busy_timeout` instead of
@@ -146,31 +148,38 @@ impl Dialect for Sqlite {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        assemble_claims(leased, events)
+        assemble_claims(leased, events, c.seal)
     }
 
     async fn insert_events(
         conn: &mut SqliteConnection,
         batch: &[NewEvent],
         candidates: &[usize],
+        stored: &[StoredEvent],
     ) -> Result<HashSet<String>> {
         let events: Vec<serde_json::Value> = candidates
             .iter()
-            .map(|&i| {
+            .zip(stored)
+            .map(|(&i, st)| {
                 let ev = &batch[i];
                 json!([
                     ev.id.to_string(),
                     ev.event_type,
-                    to_json(&ev.vars),
+                    st.vars,
                     ev.idempotency_key,
-                    ev.created_at
+                    ev.created_at,
+                    st.patient_id,
+                    st.bytes,
+                    st.sha256
                 ])
             })
             .collect();
         // `WHERE TRUE` keeps SQLite from reading `ON CONFLICT` as a join constraint.
         let inserted: Vec<(String,)> = sqlx::query_as(
-            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at) \
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) \
+            "INSERT INTO events (id, event_type, vars, idempotency_key, created_at, \
+         patient_id, vars_bytes, vars_sha256) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+         value->>7 FROM json_each($1) \
          WHERE TRUE ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(to_json(&events))
@@ -208,7 +217,11 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    async fn write_attempts(conn: &mut SqliteConnection, batch: &[AttemptRecord]) -> Result<()> {
+    async fn write_attempts(
+        conn: &mut SqliteConnection,
+        batch: &[AttemptRecord],
+        stored: &[StoredAttempt],
+    ) -> Result<()> {
         let changes: Vec<serde_json::Value> = batch::latest_per_delivery(batch)
             .into_iter()
             .map(|a| {
@@ -225,19 +238,26 @@ impl Dialect for Sqlite {
             .collect();
         let attempts: Vec<serde_json::Value> = batch
             .iter()
-            .map(|a| {
+            .zip(stored)
+            .map(|(a, st)| {
                 json!([
                     Uuid::now_v7().to_string(),
                     a.delivery_id.to_string(),
                     a.attempt_no,
                     a.started_at,
                     a.duration_ms,
-                    to_json(&a.request),
+                    st.request,
                     a.response_status,
-                    a.response_headers.as_ref().map(to_json),
-                    a.response_body,
+                    st.response_headers,
+                    st.response_body,
                     a.error,
-                    a.outcome.as_str()
+                    a.outcome.as_str(),
+                    st.request_bytes,
+                    st.request_sha256,
+                    st.response_bytes,
+                    st.response_sha256,
+                    st.purged_at,
+                    st.purge_reason
                 ])
             })
             .collect();
@@ -259,9 +279,12 @@ impl Dialect for Sqlite {
         // The log keeps every attempt of an existing delivery, even a late one.
         sqlx::query(
             "INSERT INTO attempts (id, delivery_id, attempt_no, started_at, duration_ms, \
-             request, response_status, response_headers, response_body, error, outcome) \
+             request, response_status, response_headers, response_body, error, outcome, \
+             request_bytes, request_sha256, response_bytes, response_sha256, purged_at, \
+             purge_reason) \
              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, \
-             value->>6, value->>7, value->>8, value->>9, value->>10 FROM json_each($1) \
+             value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, \
+             value->>13, value->>14, value->>15, value->>16 FROM json_each($1) \
              WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = value->>1)",
         )
         .bind(to_json(&attempts))

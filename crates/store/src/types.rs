@@ -137,6 +137,9 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     pub outcome: AttemptOutcome,
     pub next: DeliveryNext,
+    /// False for a webhook that stores no bodies: only the size and SHA-256 of the request
+    /// and response bodies are kept.
+    pub store_bodies: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,15 +179,134 @@ pub struct AttemptRow {
     pub response_body: Option<String>,
     pub error: Option<String>,
     pub outcome: AttemptOutcome,
+    /// The request body's size and SHA-256 (hex), kept after the body is gone.
+    pub request_bytes: Option<i64>,
+    pub request_sha256: Option<String>,
+    pub response_bytes: Option<i64>,
+    pub response_sha256: Option<String>,
+    /// When the bodies went, and why ([`PurgeReason`]); `request` is then `{}` and the
+    /// response headers and body are `None`.
+    pub purged_at: Option<i64>,
+    pub purge_reason: Option<PurgeReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventRow {
     pub id: EventId,
     pub event_type: String,
+    /// Empty once the snapshot is purged or erased (see `purged_at`).
     pub vars: carehook_core::Vars,
     pub idempotency_key: Option<String>,
     pub created_at: i64,
+    /// The snapshot's size and SHA-256 (hex) as written, kept after it is gone.
+    pub vars_bytes: Option<i64>,
+    pub vars_sha256: Option<String>,
+    pub purged_at: Option<i64>,
+    pub purge_reason: Option<PurgeReason>,
+}
+
+/// Why a payload is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeReason {
+    /// Its retention period ended.
+    Retention,
+    /// Its patient's data was erased on request.
+    Erasure,
+    /// Its webhook stores no bodies: it was never written.
+    NotStored,
+}
+
+/// What a purge removes: payloads older than a cutoff, which may differ by webhook.
+/// Deliveries still pending keep theirs whatever the cutoff.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Payloads from before this time go (unix ms), for webhooks without an override and for
+    /// deliveries of deleted webhooks.
+    pub before: i64,
+    /// A webhook's own cutoff, in place of `before`.
+    pub per_webhook: Vec<(WebhookId, i64)>,
+}
+
+/// What a purge removed (or, dry run, would remove).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeCounts {
+    /// Event snapshots.
+    pub events: u64,
+    /// Attempts whose request and response bodies went.
+    pub attempts: u64,
+}
+
+/// What an erasure changed, per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ErasureCounts {
+    /// Event snapshots erased.
+    pub events: u64,
+    /// Attempts whose bodies were erased.
+    pub attempts: u64,
+    /// Pending deliveries cancelled.
+    pub deliveries_cancelled: u64,
+    /// Clinic records made tombstones: `patients`, `appointments`, `encounters`,
+    /// `medical_records`, `prescriptions`.
+    pub records: std::collections::BTreeMap<String, u64>,
+}
+
+/// One audit record to append. Never a PHI value in any field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAudit {
+    pub at: i64,
+    /// Who: "api token NAME (ID)", "ui session of token …", "system: …".
+    pub actor: String,
+    pub client_addr: Option<String>,
+    /// What, as `thing.verb`: `webhook.update`, `delivery.read`, `login.failed`…
+    pub action: String,
+    /// On what: `webhook/ID`, `delivery/ID`, `patient/ID`.
+    pub resource: String,
+    /// `ok`, `denied`, `failed`, `not_found`…
+    pub outcome: String,
+    /// More, as a JSON object (before/after with secrets masked, counts).
+    pub details: serde_json::Value,
+}
+
+/// An audit record as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub client_addr: Option<String>,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Filters for `list_audit`, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exact action (`delivery.read`) or a prefix ending in `.` (`webhook.`).
+    pub action: Option<String>,
+    /// Exact resource (`delivery/ID`).
+    pub resource: Option<String>,
+    /// Exact actor.
+    pub actor: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// As in [`DeliveryFilter`].
+    pub limit: u32,
+    /// `next_cursor` of the previous page (a `seq`).
+    pub cursor: Option<String>,
+}
+
+/// What `verify_audit` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditVerdict {
+    /// Rows checked.
+    pub rows: u64,
+    /// Every break found, first first: the row's `seq` and what is wrong with it.
+    pub problems: Vec<(i64, String)>,
 }
 
 /// An API token. The hash is not here: nothing outside the lookup needs it.
@@ -250,6 +372,11 @@ macro_rules! text_enum {
 }
 
 text_enum!(DeliveryStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed" });
+text_enum!(PurgeReason {
+    Retention => "retention",
+    Erasure => "erasure",
+    NotStored => "not_stored",
+});
 text_enum!(AttemptOutcome {
     Succeeded => "succeeded",
     Failed => "failed",

@@ -151,6 +151,7 @@ async fn a_failed_notify_after_commit_does_not_fail_the_write() {
             error: Some("HTTP 500".into()),
             outcome: AttemptOutcome::GaveUp,
             next: DeliveryNext::Failed,
+            store_bodies: true,
         }])
         .await
         .unwrap();

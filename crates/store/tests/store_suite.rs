@@ -123,6 +123,7 @@ fn attempt(
         error: if ok { None } else { Some("HTTP 503".into()) },
         outcome,
         next,
+        store_bodies: true,
     }
 }
 

@@ -87,6 +87,7 @@ async fn deliveries_per_second() {
                     error: None,
                     outcome: AttemptOutcome::Succeeded,
                     next: DeliveryNext::Succeeded,
+                    store_bodies: true,
                 })
                 .collect();
             store.record_attempts(attempts).await.unwrap();

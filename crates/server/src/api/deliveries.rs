@@ -91,6 +91,16 @@ pub struct Attempt {
     /// The answer; null when there was none (an error).
     pub response: Option<AttemptResponse>,
     pub error: Option<String>,
+    /// Size in bytes and SHA-256 (hex) of the request body sent, kept after the body goes.
+    pub request_bytes: Option<i64>,
+    pub request_sha256: Option<String>,
+    /// The same of the response body received.
+    pub response_bytes: Option<i64>,
+    pub response_sha256: Option<String>,
+    /// When the bodies went (RFC 3339); null while they are kept.
+    pub purged_at: Option<String>,
+    /// retention, erasure, or not_stored (the webhook keeps no bodies).
+    pub purge_reason: Option<String>,
 }
 
 pub use crate::service::deliveries::AttemptResponse;
@@ -179,10 +189,10 @@ pub fn check_limit(limit: Option<u32>) -> ApiResult<u32> {
     responses((status = 200, body = DeliveryWithAttempts), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<DeliveryId>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
-    let (d, attempts) = deliveries::get(&state, id).await?;
+    let (d, attempts) = deliveries::get(&state, &caller.actor(), id).await?;
     Ok(Json(DeliveryWithAttempts {
         fields: fields(&d),
         attempts: attempts.iter().map(attempt).collect(),
@@ -237,5 +247,11 @@ fn attempt(a: &AttemptRow) -> Attempt {
             body: a.response_body.clone(),
         }),
         error: a.error.clone(),
+        request_bytes: a.request_bytes,
+        request_sha256: a.request_sha256.clone(),
+        response_bytes: a.response_bytes,
+        response_sha256: a.response_sha256.clone(),
+        purged_at: a.purged_at.map(rfc3339),
+        purge_reason: a.purge_reason.map(|r| r.to_string()),
     }
 }

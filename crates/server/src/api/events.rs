@@ -165,6 +165,10 @@ struct Event {
     data: carehook_core::Vars,
     idempotency_key: Option<String>,
     created_at: String,
+    /// When the snapshot went (RFC 3339; `data` is then empty); null while it is kept.
+    purged_at: Option<String>,
+    /// retention or erasure
+    purge_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -178,10 +182,16 @@ struct EventPage {
     responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_events(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<EventPage>> {
-    let page = events::list(&state, check_limit(q.limit)?, nonempty(q.cursor)).await?;
+    let page = events::list(
+        &state,
+        &caller.actor(),
+        check_limit(q.limit)?,
+        nonempty(q.cursor),
+    )
+    .await?;
     Ok(Json(EventPage {
         items: page.items.into_iter().map(event).collect(),
         next_cursor: page.next_cursor,
@@ -193,10 +203,10 @@ async fn list_events(
     responses((status = 200, body = Event), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_event(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<EventId>,
 ) -> ApiResult<Json<Event>> {
-    let e = events::get(&state, id).await?;
+    let e = events::get(&state, &caller.actor(), id).await?;
     Ok(Json(event(e)))
 }
 
@@ -207,5 +217,7 @@ fn event(e: carehook_store::EventRow) -> Event {
         data: e.vars,
         idempotency_key: e.idempotency_key,
         created_at: rfc3339(e.created_at),
+        purged_at: e.purged_at.map(rfc3339),
+        purge_reason: e.purge_reason.map(|r| r.to_string()),
     }
 }

@@ -13,6 +13,7 @@ mod events;
 mod openapi;
 pub(crate) mod presets;
 pub(crate) mod previews;
+pub(crate) mod privacy;
 pub mod tokens;
 pub(crate) mod webhooks;
 
@@ -50,6 +51,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(deliveries::router())
         .merge(tokens::router())
         .merge(presets::router())
+        .merge(privacy::router())
         // Clinic routes are generated per record kind; their paths in the
         // document are generated from the same table (`clinic_doc`).
         .merge(OpenApiRouter::from(clinic::router()));

@@ -32,20 +32,50 @@ pub async fn list(ctx: &Context, filter: DeliveryFilter) -> Result<Page<Delivery
     Ok(ctx.store.list_deliveries(filter).await?)
 }
 
-pub async fn get(ctx: &Context, id: DeliveryId) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
-    ctx.store
+/// A delivery with its attempts' request and response bodies: a read of patient data, so it
+/// is audited (and refused when it cannot be).
+pub async fn get(
+    ctx: &Context,
+    actor: &Actor,
+    id: DeliveryId,
+) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
+    let found = ctx
+        .store
         .get_delivery(id)
         .await?
-        .ok_or(Error::NotFound("delivery"))
+        .ok_or(Error::NotFound("delivery"))?;
+    let details = serde_json::json!({ "attempts": found.1.len(), "event_id": found.0.event_id });
+    super::audit::must_record(
+        &*ctx.store,
+        actor,
+        "delivery.read",
+        &format!("delivery/{id}"),
+        "ok",
+        details,
+    )
+    .await?;
+    Ok(found)
 }
 
-/// Sends a delivery again now, whatever its status.
+/// Sends a delivery again now, whatever its status. Audited. A delivery whose event data is
+/// gone (retention, erasure) cannot be sent again: a conflict.
 pub async fn retry(ctx: &Context, actor: &Actor, id: DeliveryId) -> Result<DeliveryRow> {
     let d = ctx
         .store
         .retry_delivery(id, now_ms())
-        .await?
-        .ok_or(Error::NotFound("delivery"))?;
+        .await
+        .map_err(Error::from)
+        .and_then(|d| d.ok_or(Error::NotFound("delivery")));
+    super::audit::record(
+        &*ctx.store,
+        actor,
+        "delivery.retry",
+        &format!("delivery/{id}"),
+        super::audit::outcome_of(&d),
+        serde_json::json!({}),
+    )
+    .await;
+    let d = d?;
     tracing::info!(delivery = %id, by = %actor, "delivery retried");
     Ok(d)
 }

@@ -59,13 +59,42 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<(&'static st
     Ok((event.name, recorded))
 }
 
-pub async fn list(ctx: &Context, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>> {
-    Ok(ctx.store.list_events(limit, cursor).await?)
+/// A page of events with their snapshots: a read of patient data, audited with the ids read.
+pub async fn list(
+    ctx: &Context,
+    actor: &Actor,
+    limit: u32,
+    cursor: Option<String>,
+) -> Result<Page<EventRow>> {
+    let page = ctx.store.list_events(limit, cursor).await?;
+    let ids: Vec<String> = page.items.iter().map(|e| e.id.to_string()).collect();
+    super::audit::must_record(
+        &*ctx.store,
+        actor,
+        "event.list",
+        "events",
+        "ok",
+        serde_json::json!({ "count": ids.len(), "event_ids": ids }),
+    )
+    .await?;
+    Ok(page)
 }
 
-pub async fn get(ctx: &Context, id: EventId) -> Result<EventRow> {
-    ctx.store
+/// An event with its snapshot: audited (and refused when it cannot be).
+pub async fn get(ctx: &Context, actor: &Actor, id: EventId) -> Result<EventRow> {
+    let e = ctx
+        .store
         .get_event(id)
         .await?
-        .ok_or(Error::NotFound("event"))
+        .ok_or(Error::NotFound("event"))?;
+    super::audit::must_record(
+        &*ctx.store,
+        actor,
+        "event.read",
+        &format!("event/{id}"),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(e)
 }

@@ -15,10 +15,13 @@
 //!   billing and the events they fire.
 //! - [`tokens`]: who a token belongs to; API tokens made and revoked.
 //! - [`deliveries`]: the delivery log and manual retries.
+//! - [`privacy`]: retention purges and a patient's erasure; [`audit`]: the audit trail.
 
+pub mod audit;
 pub mod clinic;
 pub mod deliveries;
 pub mod events;
+pub mod privacy;
 pub mod tokens;
 pub mod webhooks;
 

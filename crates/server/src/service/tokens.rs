@@ -131,6 +131,9 @@ pub async fn create(ctx: &Context, actor: &Actor, name: &str) -> Result<(TokenRo
         .await
         .map_err(Error::internal)?;
     tracing::info!(token = %row.id, name = %row.name, by = %actor, "API token made");
+    let details = serde_json::json!({ "after": { "id": row.id, "name": row.name } });
+    let resource = format!("token/{}", row.id);
+    super::audit::record(&*ctx.store, actor, "token.create", &resource, "ok", details).await;
     Ok((row, token))
 }
 
@@ -145,5 +148,9 @@ pub async fn revoke(ctx: &Context, actor: &Actor, id: TokenId) -> Result<()> {
     }
     ctx.token_touches.lock().expect("touch lock").remove(&id);
     tracing::info!(token = %id, by = %actor, "API token revoked");
+    let details =
+        serde_json::json!({ "before": { "revoked": false }, "after": { "revoked": true } });
+    let resource = format!("token/{id}");
+    super::audit::record(&*ctx.store, actor, "token.revoke", &resource, "ok", details).await;
     Ok(())
 }

@@ -215,6 +215,15 @@ pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<V
         .await?;
     tracing::info!(webhook = %row.id, by = %actor, "webhook created");
     let loaded = put(ctx, row)?;
+    audit_change(
+        ctx,
+        actor,
+        "webhook.create",
+        loaded.row.id,
+        None,
+        Some(&loaded),
+    )
+    .await;
     let mut view = loaded.view();
     view["signing_secret"] = secret.to_whsec().into();
     view["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
@@ -357,9 +366,33 @@ pub async fn update(
         .await?
         .ok_or(Error::NotFound("webhook"))?;
     let loaded = put(ctx, row)?;
+    audit_change(
+        ctx,
+        actor,
+        "webhook.update",
+        id,
+        Some(&current),
+        Some(&loaded),
+    )
+    .await;
     let mut view = loaded.view();
     view["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
     Ok(view)
+}
+
+/// An audit record of a webhook change, with its settings before and after (secrets masked).
+async fn audit_change(
+    ctx: &Context,
+    actor: &Actor,
+    action: &str,
+    id: WebhookId,
+    before: Option<&Loaded>,
+    after: Option<&Loaded>,
+) {
+    let view = |l: Option<&Loaded>| l.map(|l| super::audit::webhook_details(&l.view()));
+    let details = serde_json::json!({ "before": view(before), "after": view(after) });
+    let resource = format!("webhook/{id}");
+    super::audit::record(&*ctx.store, actor, action, &resource, "ok", details).await;
 }
 
 fn merge_patch(target: &mut Value, patch: &Value) {
@@ -384,7 +417,9 @@ pub async fn enable(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<Arc<L
         return Err(Error::NotFound("webhook"));
     }
     tracing::info!(webhook = %id, by = %actor, "webhook enabled");
-    reload(ctx, id).await
+    let loaded = reload(ctx, id).await?;
+    audit_change(ctx, actor, "webhook.enable", id, None, Some(&loaded)).await;
+    Ok(loaded)
 }
 
 /// Turns a webhook off, recording who (`actor`) and why (`reason`, if one
@@ -397,7 +432,9 @@ pub async fn disable(
     id: WebhookId,
     reason: Option<String>,
 ) -> Result<Arc<Loaded>> {
-    crate::registry::disable(&*ctx.store, &ctx.registry, actor, id, reason).await
+    let loaded = crate::registry::disable(&*ctx.store, &ctx.registry, actor, id, reason).await?;
+    audit_change(ctx, actor, "webhook.disable", id, None, Some(&loaded)).await;
+    Ok(loaded)
 }
 
 /// Reads one webhook into the registry; the caller holds the write gate.
@@ -413,11 +450,13 @@ async fn reload(ctx: &Context, id: WebhookId) -> Result<Arc<Loaded>> {
 /// Deletes a webhook. Its delivery log stays; its pending deliveries end as failed.
 pub async fn delete(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<()> {
     let _gate = ctx.registry.write_gate().await;
+    let before = ctx.registry.get(id);
     if !ctx.store.delete_webhook(id).await? {
         return Err(Error::NotFound("webhook"));
     }
     ctx.registry.remove(id);
     tracing::info!(webhook = %id, by = %actor, "webhook deleted");
+    audit_change(ctx, actor, "webhook.delete", id, before.as_deref(), None).await;
     Ok(())
 }
 
@@ -460,6 +499,7 @@ pub async fn rotate_secret(ctx: &Context, actor: &Actor, id: WebhookId) -> Resul
         .ok_or(Error::NotFound("webhook"))?;
     tracing::info!(webhook = %id, by = %actor, "signing secret rotated");
     let loaded = put(ctx, row)?;
+    audit_change(ctx, actor, "webhook.rotate_secret", id, None, None).await;
     let mut view = loaded.view();
     view["signing_secret"] = secret.to_whsec().into();
     view["previous_secret_expires_at"] = crate::time::rfc3339(now + ROTATION_OVERLAP_MS).into();
@@ -483,6 +523,17 @@ pub async fn retry_failed(
     }
     let retried = ctx.store.retry_failed(id, since, until, now_ms()).await?;
     tracing::info!(webhook = %id, by = %actor, count = retried.len(), "failed deliveries retried");
+    let details = serde_json::json!({ "since": since, "until": until, "count": retried.len() });
+    let resource = format!("webhook/{id}");
+    super::audit::record(
+        &*ctx.store,
+        actor,
+        "webhook.retry_failed",
+        &resource,
+        "ok",
+        details,
+    )
+    .await;
     Ok(retried)
 }
 
@@ -712,6 +763,19 @@ pub async fn test_send(
         .await?;
     let r = done.record;
     ctx.store.record_attempts(vec![r.clone()]).await?;
+    let details = serde_json::json!({
+        "event": event.name, "delivery_id": delivery_id, "outcome": r.outcome.as_str(),
+    });
+    let resource = format!("webhook/{id}");
+    super::audit::record(
+        &*ctx.store,
+        actor,
+        "webhook.test_send",
+        &resource,
+        "ok",
+        details,
+    )
+    .await;
     Ok(TestResult {
         event: event.name.to_string(),
         delivery_id: delivery_id.into(),

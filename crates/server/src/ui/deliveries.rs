@@ -275,15 +275,11 @@ async fn detail(
     Path(id): Path<DeliveryId>,
 ) -> Result<Response, UiError> {
     let store = &state.app.store;
-    let (d, attempts) = store
-        .get_delivery(id)
+    // Reads of bodies and snapshots go through the service, which audits them.
+    let (d, attempts) = crate::service::deliveries::get(&state.app, &admin.actor(), id).await?;
+    let event = crate::service::events::get(&state.app, &admin.actor(), d.event_id)
         .await
-        .map_err(UiError::internal)?
-        .ok_or(UiError::NotFound)?;
-    let event = store
-        .get_event(d.event_id)
-        .await
-        .map_err(UiError::internal)?;
+        .ok();
     let webhook = store
         .get_webhook(d.webhook_id)
         .await

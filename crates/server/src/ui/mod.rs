@@ -12,6 +12,7 @@
 //! - [`form`]: the webhook editor's fields to and from the API's JSON.
 //! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`].
 
+mod audit;
 mod catalog;
 mod dashboard;
 mod deliveries;
@@ -54,6 +55,7 @@ pub fn router(app: AppState) -> Router {
         .route("/logout", post(logout))
         .route("/assets/{name}", get(asset))
         .route("/events", get(catalog::page))
+        .route("/audit", get(audit::page))
         .merge(webhooks::router())
         .merge(deliveries::router());
     Router::new()
@@ -280,6 +282,16 @@ async fn login(
     let https = session::is_https(&headers);
     match crate::service::tokens::authenticate(&state.app, f.token.trim()).await {
         Ok(caller) => {
+            let who = crate::service::Actor::Ui(caller.name.clone());
+            crate::service::audit::record(
+                &*state.app.store,
+                &who,
+                "login",
+                "ui",
+                "ok",
+                serde_json::json!({}),
+            )
+            .await;
             let id = state
                 .sessions
                 .open(&caller, crate::service::tokens::hash_token(f.token.trim()));
@@ -296,6 +308,17 @@ async fn login(
             resp
         }
         Err(why) => {
+            // Who tried is unknown: the token did not match one (and is never written down).
+            let who = crate::service::Actor::System("unknown (failed UI login)");
+            crate::service::audit::record(
+                &*state.app.store,
+                &who,
+                "login.failed",
+                "ui",
+                "denied",
+                serde_json::json!({}),
+            )
+            .await;
             let page = LoginPage {
                 csrf: f.csrf,
                 next: safe_next(Some(&f.next)),
