@@ -236,12 +236,14 @@ final class Carehook_KC_Listener {
 				}
 				$new      = $vars['appointment_status_code'];
 				$before   = $this->before[ 'appointment:' . $id ]['row'] ?? null;
-				$previous = $before ? (string) $before['status'] : null;
+				$previous = $before ? (string) $before['status'] : Carehook_KC_Outbox::last_status( 'appointment:' . $id );
 				if ( null !== $previous && $previous === $new ) {
 					return; // Nothing changed: carehook's records fire nothing for that either.
 				}
 				$vars['appointment_previous_status'] = null === $previous ? '' : Carehook_KC_Mapper::status_word( $previous );
-				Carehook_KC_Outbox::capture( 'kc_appointment_status_change', 'appointment:' . $id, 'status:' . $previous . '>' . $new, $this->resolve->common() + $vars );
+				// The change is "now <new>": the same hook fired again (or its
+				// 3.x twin) repeats the last captured change and is dropped.
+				Carehook_KC_Outbox::capture( 'kc_appointment_status_change', 'appointment:' . $id, 'status:' . $new, $this->resolve->common() + $vars );
 				if ( '4' === $new ) {
 					$this->capture_encounter_and_bill( $id );
 				}

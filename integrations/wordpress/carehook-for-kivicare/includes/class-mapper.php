@@ -407,15 +407,16 @@ final class Carehook_KC_Mapper {
 	}
 
 	/**
-	 * Whether carehook's answer means "do not send this again": a 4xx other
-	 * than 408 (timeout) and 429 (too many requests) says the event itself is
-	 * wrong, and a retry would get the same answer.
+	 * Whether carehook's answer means "do not send this again": a 4xx says
+	 * the event itself is wrong (422 names the field), and a retry would get
+	 * the same answer. Not so 401, 403 and 404 (a wrong token or URL in the
+	 * settings: the events wait until it is fixed), 408 and 429.
 	 *
 	 * @param int $status HTTP status.
 	 */
 	public static function is_permanent_failure( $status ) {
 		$status = (int) $status;
-		return $status >= 400 && $status < 500 && 408 !== $status && 429 !== $status;
+		return $status >= 400 && $status < 500 && ! in_array( $status, array( 401, 403, 404, 408, 429 ), true );
 	}
 }
 

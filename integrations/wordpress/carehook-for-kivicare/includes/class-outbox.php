@@ -109,6 +109,21 @@ final class Carehook_KC_Outbox {
 		return (bool) $done;
 	}
 
+	/**
+	 * The status code of the newest captured event of an appointment, for a
+	 * status hook fired outside KiviCare's REST API (no state read before it).
+	 *
+	 * @param string $record `appointment:12`.
+	 * @return string|null
+	 */
+	public static function last_status( $record ) {
+		global $wpdb;
+		$table   = self::table();
+		$payload = $wpdb->get_var( $wpdb->prepare( "SELECT payload FROM {$table} WHERE record = %s ORDER BY id DESC LIMIT 1", $record ) ); // phpcs:ignore WordPress.DB
+		$data    = is_string( $payload ) ? json_decode( $payload, true ) : null;
+		return is_array( $data ) && isset( $data['appointment_status_code'] ) ? (string) $data['appointment_status_code'] : null;
+	}
+
 	/** Whether this request queued anything. */
 	public static function captured_in_this_request() {
 		return self::$captured;
