@@ -34,7 +34,7 @@ async fn every_text_cell(url: &str) -> Vec<(String, String)> {
             .unwrap();
             for (c,) in cols {
                 let cells: Vec<(Option<String>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT CAST(\"{c}\" AS TEXT) FROM \"{t}\""
+                    "SELECT \"{c}\" FROM \"{t}\" WHERE typeof(\"{c}\") = 'text'"
                 )))
                 .fetch_all(&mut conn)
                 .await
@@ -165,7 +165,7 @@ async fn a_patients_name_is_sealed_at_rest_and_still_sent_logged_and_retried(bac
             .contains(name),
         "{d}"
     );
-    let event_id = pushed["event_id"].as_str().unwrap();
+    let event_id = pushed["id"].as_str().unwrap();
     let (_, e) = server.get(&format!("/api/v1/events/{event_id}")).await;
     assert_eq!(e["data"]["patient_name"], name, "{e}");
     // A retry renders from the sealed snapshot.
@@ -412,25 +412,21 @@ async fn a_purge_by_hand_counts_first_and_keeps_pending_data(backend: Backend) {
         .post("/api/v1/purge", json!({"before": future, "dry_run": true}))
         .await;
     assert_eq!(status, 422, "a time in the future is refused: {body}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let now = carehook::time::rfc3339(carehook::time::now_ms());
     let (status, dry) = server
-        .post("/api/v1/purge", json!({"before": future, "dry_run": true}))
+        .post("/api/v1/purge", json!({"before": now, "dry_run": true}))
         .await;
     assert_eq!(status, 200, "{dry}");
     assert_eq!(
         (dry["events"].as_u64(), dry["attempts"].as_u64()),
         (Some(3), Some(3))
     );
-    let (_, done) = server
-        .post("/api/v1/purge", json!({"before": future}))
-        .await;
+    let (_, done) = server.post("/api/v1/purge", json!({"before": now})).await;
     assert_eq!(
         (done["events"].as_u64(), done["attempts"].as_u64()),
         (Some(3), Some(3))
     );
-    let (_, again) = server
-        .post("/api/v1/purge", json!({"before": future}))
-        .await;
+    let (_, again) = server.post("/api/v1/purge", json!({"before": now})).await;
     assert_eq!(
         (again["events"].as_u64(), again["attempts"].as_u64()),
         (Some(0), Some(0))
@@ -685,7 +681,7 @@ async fn the_audit_chain_verifies_and_names_an_edited_row(backend: Backend) {
 
     let verdict = server.store.verify_audit().await.unwrap();
     assert!(verdict.problems.is_empty(), "{verdict:?}");
-    assert!(verdict.rows >= 5, "{verdict:?}");
+    assert!(verdict.rows >= 3, "{verdict:?}");
 
     // Someone with the database edits row 2 (past the append-only trigger).
     let url = db_url(&server);

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Result, StoreError};
-use crate::rows::to_json;
 use crate::types::{AttemptRecord, NewEvent};
 
 /// How every sealed value starts (the vault's format and its version).
@@ -65,6 +64,11 @@ impl Seal {
     pub(crate) fn open_opt(&self, what: &str, stored: Option<String>) -> Result<Option<String>> {
         stored.map(|s| self.open(what, s)).transpose()
     }
+}
+
+/// JSON text of a value (a `Value` or a string map always serializes).
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).expect("JSON values always serialize")
 }
 
 /// Size in bytes and SHA-256 (lowercase hex) of a payload.

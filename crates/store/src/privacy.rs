@@ -48,6 +48,9 @@ fn cutoff_sql(rules: &Retention, first: usize, args: &mut Vec<Arg>) -> String {
         n += 1;
         p
     };
+    if rules.per_webhook.is_empty() {
+        return next(Arg::Int(rules.before), args);
+    }
     let mut sql = String::from("CASE");
     for (id, cutoff) in &rules.per_webhook {
         let w = next(Arg::Text(id.to_string()), args);

@@ -23,6 +23,7 @@ pub fn base() -> OpenApi {
             (name = "events", description = "Events in, and the event catalog"),
             (name = "tokens", description = "API tokens"),
             (name = "presets", description = "Ready-made webhooks for the guide's integrations"),
+            (name = "patient data", description = "A patient's erasure, purges, and the audit trail"),
             (name = "meta", description = "Health, metrics and this document"),
         )
     )]
