@@ -36,7 +36,11 @@ pub(crate) struct Claim<'a> {
     pub now: i64,
     pub lease_until: i64,
     pub limit: u32,
+    /// At most this many of any one webhook.
+    pub per_webhook: u32,
     pub exclude: &'a [WebhookId],
+    /// Named webhooks, each with at most so many; claimed apart from `limit`.
+    pub wants: &'a [(WebhookId, u32)],
 }
 
 /// What a notification is about; each is one channel on PostgreSQL.
@@ -88,7 +92,7 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
     /// A write transaction.
     async fn begin(&self, pool: &Pool<Self::Db>) -> Result<Transaction<'static, Self::Db>>;
 
-    /// Leases due deliveries; see [`crate::QueueStore::claim_due`].
+    /// Leases due deliveries; see [`crate::QueueStore::claim`]. With `limit` 0 only `wants`.
     async fn claim(&self, pool: &Pool<Self::Db>, c: &Claim<'_>) -> Result<Vec<Claimed>>;
     /// Inserts `batch[i]` for each `i` in `candidates`, skipping an idempotency key taken
     /// earlier; answers the ids written. (The rest of writing events is shared:
@@ -180,31 +184,43 @@ macro_rules! embedded_migrations {
     ($dir:literal) => {
         $crate::dialect::migrator(&[
             (
+                1,
                 "init",
                 include_str!(concat!("../migrations/", $dir, "/0001_init.sql")),
             ),
             (
+                2,
                 "clinic",
                 include_str!(concat!("../migrations/", $dir, "/0002_clinic.sql")),
             ),
             (
+                3,
                 "nodes",
                 include_str!(concat!("../migrations/", $dir, "/0003_nodes.sql")),
+            ),
+            (
+                6,
+                "claim_by_webhook",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0006_claim_by_webhook.sql"
+                )),
             ),
         ])
     };
 }
 pub(crate) use embedded_migrations;
 
-/// Version `n` is the `n`-th file.
-pub(crate) fn migrator(files: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
+/// `(version, name, SQL)`: the version is the file's number, so numbers may have gaps (each
+/// change owns its number) and a database keeps its history when files are added.
+pub(crate) fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator::with_migrations(
         files
             .iter()
-            .zip(1..)
-            .map(|(&(name, sql), version)| {
+            .map(|&(version, name, sql)| {
                 Migration::new(
                     version,
                     name.into(),
