@@ -21,6 +21,10 @@ on_both!(
     ten_hanging_endpoints_leave_room_for_a_healthy_one,
 );
 
+/// These tests time deliveries in milliseconds: they run one at a time, so that they do not
+/// measure each other's load (hundreds of hanging requests, bursts of events).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A poll so long that only a wake-up can deliver within a test's patience.
 const LONG_POLL: Duration = Duration::from_secs(60);
 
@@ -38,6 +42,7 @@ async fn long_poll_server(backend: Backend) -> Option<TestServer> {
 }
 
 async fn a_lone_event_is_sent_by_the_wake_up_not_the_poll(backend: Backend) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(server) = long_poll_server(backend).await else {
         return;
     };
@@ -82,6 +87,7 @@ const MOST_IN_FLIGHT: u32 = 256;
 /// (within the test), each with a backlog of more than its cap, and one healthy webhook: the
 /// healthy one's events arrive with a p99 under 100 ms.
 async fn hanging_endpoints_leave_room(backend: Backend, hanging: usize) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // A short shutdown grace: the hanging requests are cut off when the test ends.
     let Some(server) = TestServer::start_with(backend, |s| {
         s.dispatcher = Some(DispatcherConfig {
