@@ -1,11 +1,22 @@
 //! `carehook bench`: a load benchmark anyone can run.
 //!
 //! It starts `carehook serve` as a child process (on a fresh SQLite file, or
-//! a given PostgreSQL URL) and a fast sink receiver on 127.0.0.1 in this
-//! process, creates one webhook pointing at the sink, then sends N events
-//! through `POST /api/v1/events` from C concurrent clients over real HTTP,
-//! and reports what the clients and the sink saw. Each event carries its
-//! send time, so the sink measures event→receiver latency.
+//! a given PostgreSQL URL) and a sink receiver on 127.0.0.1 in this process
+//! (answering at once, or after `--endpoint-latency`), creates `--webhooks`
+//! webhooks pointing at the sink, then sends N events through
+//! `POST /api/v1/events` from C concurrent clients over real HTTP, and
+//! reports what the clients and the sink saw. Each event carries its send
+//! time, so the sink measures event→receiver latency.
+//!
+//! - `--backlog N`: N events are accepted by `serve --api-only` first; then
+//!   `serve` starts and the drain of the whole backlog is timed.
+//! - `--preload-rows N`: N old events, each with a delivered delivery and its
+//!   attempt, are written to the database before the run (a database that
+//!   has been in use for a while).
+//! - `--nodes N` (PostgreSQL): N `carehook serve` on the one database, the
+//!   clients spread over them; `--pin` gives each node a CPU of its own.
+//! - `--server PATH`: runs another carehook binary as the server, so two
+//!   builds are measured by the same load generator.
 //!
 //! carehook runs in its own process so its CPU time and peak memory can be
 //! read apart from the load generator's (from /proc), while both share this
@@ -35,6 +46,33 @@ pub struct BenchArgs {
     /// Send at this many events per second in total (paced), instead of as fast as possible.
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Webhooks, each subscribed to every event (so each event makes this many deliveries),
+    /// each at its own path of the sink.
+    #[arg(long, default_value_t = 1)]
+    pub webhooks: u32,
+    /// The webhooks' `max_in_flight`; default: a new webhook's default.
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// The sink answers each request after this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub endpoint_latency: u64,
+    /// Fill a backlog of this many events with the dispatcher stopped (`serve --api-only`),
+    /// then start `serve` and time the drain. Replaces --events.
+    #[arg(long)]
+    pub backlog: Option<u64>,
+    /// Write this many old events, each with a delivered delivery and its attempt, before the run.
+    #[arg(long, default_value_t = 0)]
+    pub preload_rows: u64,
+    /// Run this many `carehook serve` nodes on the one database (PostgreSQL only); the
+    /// clients spread the events over their APIs.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// Pin node i to CPU i (with `taskset`), so each node has a core of its own.
+    #[arg(long)]
+    pub pin: bool,
+    /// The carehook binary to run as the server; default: this one.
+    #[arg(long)]
+    pub server: Option<std::path::PathBuf>,
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,
@@ -62,13 +100,110 @@ struct Sink {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.events == 0 || args.concurrency == 0 {
-        bail!("--events and --concurrency must be at least 1");
+    if args.events == 0 || args.concurrency == 0 || args.webhooks == 0 {
+        bail!("--events, --concurrency and --webhooks must be at least 1");
+    }
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if args.nodes > 1
+        && !args
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres"))
+    {
+        bail!(
+            "--nodes above 1 needs a PostgreSQL --database-url: on SQLite one process owns the file"
+        );
+    }
+    if args.backlog == Some(0) {
+        bail!("--backlog must be at least 1");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(bench(args))
+}
+
+/// A `carehook serve` child process on 127.0.0.1, stopped with SIGTERM when dropped.
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Server {
+    /// Node `node` (pinned to CPU `node` with `--pin`); `mode`: `--api-only`, say.
+    async fn start(
+        args: &BenchArgs,
+        url: &str,
+        dir: &std::path::Path,
+        node: u32,
+        mode: Option<&str>,
+    ) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let exe = match &args.server {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?,
+        };
+        let mut cmd = if args.pin {
+            let mut c = std::process::Command::new("taskset");
+            c.arg("-c").arg(node.to_string()).arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        };
+        cmd.arg("serve");
+        if let Some(m) = mode {
+            cmd.arg(m);
+        }
+        let mut child = cmd
+            .env("CAREHOOK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CAREHOOK_DATABASE_URL", url)
+            .env("CAREHOOK_ADMIN_TOKEN", TOKEN)
+            .env("CAREHOOK_ALLOWED_DESTINATIONS", "127.0.0.1/32")
+            .env("CAREHOOK_KEY_FILE", dir.join("bench.key"))
+            .env("RUST_LOG", "warn,carehook::service::privacy=info")
+            .env("CAREHOOK_SEAL_PAYLOADS", args.seal_payloads.to_string())
+            .env("CAREHOOK_PURGE_EVERY_SECS", "1")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting `carehook serve`")?;
+        if let Err(e) = wait_healthy(&base, &mut child).await {
+            let _ = child.kill();
+            return Err(e);
+        }
+        Ok(Server { child, base })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits for the graceful exit.
+    fn stop(mut self) -> anyhow::Result<()> {
+        terminate(self.child.id());
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            terminate(self.child.id());
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn terminate(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
@@ -85,13 +220,16 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         "sqlite"
     };
+    let events = args.backlog.unwrap_or(args.events);
+    let expected = events * u64::from(args.webhooks);
 
-    // The sink: answers 200 at once and notes each event's latency.
+    // The sink: answers 200 (after the endpoint latency) and notes each event's latency.
     let origin = Instant::now();
     let sink = Arc::new(Sink::default());
     let sink_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sink_addr = sink_listener.local_addr()?;
     let s = sink.clone();
+    let delay = Duration::from_millis(args.endpoint_latency);
     let sink_app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
         let s = s.clone();
         async move {
@@ -104,6 +242,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             }
             s.last_at_us.fetch_max(now, Ordering::Relaxed);
             s.received.fetch_add(1, Ordering::Relaxed);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             "ok"
         }
     });
@@ -119,74 +260,238 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
 
-    // carehook itself: `carehook serve`, as a user runs it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .env("CAREHOOK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CAREHOOK_DATABASE_URL", &url)
-        .env("CAREHOOK_ADMIN_TOKEN", TOKEN)
-        .env("CAREHOOK_ALLOWED_DESTINATIONS", "127.0.0.1/32")
-        .env("CAREHOOK_KEY_FILE", dir.path().join("bench.key"))
-        .env("RUST_LOG", "warn,carehook::service::privacy=info")
-        .env("CAREHOOK_SEAL_PAYLOADS", args.seal_payloads.to_string())
-        .env("CAREHOOK_PURGE_EVERY_SECS", "1")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("starting `carehook serve`")?;
-    let server = ChildGuard(Some(child.id()));
-    wait_healthy(&base, &mut child).await?;
-
+    // carehook itself: `carehook serve`, as a user runs it (API only while a backlog fills).
+    let mode = args.backlog.map(|_| "--api-only");
+    let mut servers = Vec::new();
+    for node in 0..if args.backlog.is_some() {
+        1
+    } else {
+        args.nodes
+    } {
+        servers.push(Server::start(&args, &url, dir.path(), node, mode).await?);
+    }
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(args.concurrency as usize)
         .build()?;
-    let hook = json!({
-        "name": "bench sink",
-        "events": ["kc_appointment_book"],
-        "url": format!("http://{sink_addr}/hook"),
-        "body": "{\"t\": \"{{appointment_id}}\", \"patient\": \"{{patient_name}}\", \"clinic\": \"{{clinic_name}}\"}",
-        "max_in_flight": 256,
-    });
     // Set up through the CLI's client; the load below goes through a bare pooled
     // client, so the figures measure carehook and not the CLI's checks.
     let api = crate::client::Client::connect(&crate::client::Server {
-        address: base.clone(),
+        address: servers[0].base.clone(),
         token: Some(TOKEN.into()),
     })?;
-    api.post("/api/v1/webhooks", &hook)
-        .await
-        .context("creating the benchmark webhook")?;
+    let mut first_webhook = None;
+    for i in 0..args.webhooks {
+        let mut hook = json!({
+            "name": format!("bench sink {i}"),
+            "events": ["kc_appointment_book"],
+            "url": format!("http://{sink_addr}/hook/{i}"),
+            "body": "{\"t\": \"{{appointment_id}}\", \"patient\": \"{{patient_name}}\", \"clinic\": \"{{clinic_name}}\"}",
+        });
+        if let Some(n) = args.max_in_flight {
+            hook["max_in_flight"] = json!(n);
+        }
+        let made = api
+            .post("/api/v1/webhooks", &hook)
+            .await
+            .context("creating a benchmark webhook")?;
+        first_webhook = first_webhook.or_else(|| made["id"].as_str().map(str::to_string));
+    }
+    if args.preload_rows > 0 {
+        let webhook = first_webhook.context("the webhook's id")?;
+        let started = Instant::now();
+        carehook_store::preload_history(&url, &webhook, args.preload_rows)
+            .await
+            .context("preloading rows")?;
+        eprintln!(
+            "carehook bench: preloaded {} events, deliveries and attempts in {:.1} s",
+            args.preload_rows,
+            started.elapsed().as_secs_f64()
+        );
+    }
 
     eprintln!(
-        "carehook bench: {} events, {} clients, {}{} on {}",
-        args.events,
+        "carehook bench: {events} events × {} webhooks (max_in_flight {}, endpoint {} ms), {} clients, {backend}{}{} on {} CPUs",
+        args.webhooks,
+        args.max_in_flight
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "default".into()),
+        args.endpoint_latency,
         args.concurrency,
-        backend,
         args.rate
             .map(|r| format!(", paced at {r}/s"))
             .unwrap_or_default(),
+        args.backlog.map(|_| ", as a backlog").unwrap_or_default(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let bar = ProgressBar::new(args.events);
+    let bar = ProgressBar::new(expected);
     bar.set_style(
         ProgressStyle::with_template("{spinner} delivered {pos}/{len} [{bar:40}] {per_sec} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
-    let next = Arc::new(AtomicU64::new(0));
-    let accepted = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let mut clients = send_events(&args, events, &client, &bases, origin, start);
+    let deadline = start + Duration::from_secs(args.timeout_secs);
+    let accepted_all =
+        |clients: &mut tokio::task::JoinSet<anyhow::Result<()>>| -> anyhow::Result<bool> {
+            while let Some(r) = clients.try_join_next() {
+                r??;
+            }
+            Ok(clients.is_empty())
+        };
+    // A backlog: wait for every event to be accepted, then swap the API-only server for a
+    // whole one and time the drain from its start.
+    let mut drain_from = None;
+    if args.backlog.is_some() {
+        while !accepted_all(&mut clients)? {
+            if Instant::now() > deadline {
+                bail!(
+                    "the backlog was not accepted within {} s",
+                    args.timeout_secs
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bar.set_message("backlog accepted");
+        for s in servers.drain(..) {
+            s.stop()?;
+        }
+        drain_from = Some(origin.elapsed());
+        for node in 0..args.nodes {
+            servers.push(Server::start(&args, &url, dir.path(), node, None).await?);
+        }
+    }
+    let mut sent_elapsed = None;
+    loop {
+        let got = sink.received.load(Ordering::Relaxed);
+        bar.set_position(got.min(expected));
+        if sent_elapsed.is_none() && accepted_all(&mut clients)? {
+            sent_elapsed = Some(start.elapsed());
+            bar.set_message("all events accepted");
+        }
+        if got >= expected && sent_elapsed.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bar.abandon();
+            bail!(
+                "only {got} of {expected} deliveries arrived within {} s",
+                args.timeout_secs
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bar.finish();
+    let sent_elapsed = sent_elapsed.unwrap_or_else(|| start.elapsed());
+    let last_at = Duration::from_micros(sink.last_at_us.load(Ordering::Relaxed));
+    let delivered_elapsed = last_at.saturating_sub(drain_from.unwrap_or(start - origin));
+    let mut lat = std::mem::take(&mut *sink.latencies_us.lock().expect("sink lock"));
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
+    };
+    let accepted_per_sec = events as f64 / sent_elapsed.as_secs_f64();
+    let delivered_per_sec = expected as f64 / delivered_elapsed.as_secs_f64();
+    // Every node's CPU, and the largest node's memory.
+    let cpu = servers
+        .iter()
+        .map(|s| cpu_seconds(s.pid()))
+        .sum::<Option<f64>>();
+    let rss = servers
+        .iter()
+        .filter_map(|s| peak_rss_mib(s.pid()))
+        .reduce(f64::max);
+    println!("database             {backend}");
+    println!(
+        "events               {events} × {} webhooks from {} clients, {} node{}{}",
+        args.webhooks,
+        args.concurrency,
+        args.nodes,
+        if args.nodes == 1 { "" } else { "s" },
+        if args.pin { " (pinned)" } else { "" }
+    );
+    println!(
+        "accepted             {accepted_per_sec:.0} events/s ({:.2} s)",
+        sent_elapsed.as_secs_f64()
+    );
+    let what = if args.backlog.is_some() {
+        "backlog drained     "
+    } else {
+        "delivered end to end"
+    };
+    println!(
+        "{what} {delivered_per_sec:.0} deliveries/s ({:.2} s)",
+        delivered_elapsed.as_secs_f64()
+    );
+    if args.backlog.is_none() {
+        println!(
+            "event→receiver       p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            pct(0.50),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
+    let during = if args.backlog.is_some() {
+        " while draining"
+    } else {
+        ""
+    };
+    if let Some(cpu) = cpu {
+        println!(
+            "carehook CPU{during} {:.2} s, {:.0} µs per delivery (the load generator's not counted)",
+            cpu,
+            cpu * 1e6 / expected as f64
+        );
+    }
+    println!(
+        "carehook peak RSS{during} {}",
+        rss.map(|m| format!("{m:.0} MiB"))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "database": backend, "events": events, "webhooks": args.webhooks,
+                "concurrency": args.concurrency, "rate": args.rate,
+                "max_in_flight": args.max_in_flight, "endpoint_latency_ms": args.endpoint_latency,
+                "backlog": args.backlog.is_some(), "preload_rows": args.preload_rows,
+                "nodes": args.nodes, "pinned": args.pin,
+                "accepted_per_sec": accepted_per_sec, "delivered_per_sec": delivered_per_sec,
+                "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "peak_rss_mib": rss,
+                "carehook_cpu_s": cpu,
+            })
+        );
+    }
+    for s in servers {
+        s.stop()?;
+    }
+    Ok(())
+}
+
+/// The load: `events` events from `--concurrency` clients (paced by `--rate`), each carrying
+/// its send time (µs since `origin`) as `appointment_id`.
+fn send_events(
+    args: &BenchArgs,
+    events: u64,
+    client: &reqwest::Client,
+    bases: &[String],
+    origin: Instant,
+    start: Instant,
+) -> tokio::task::JoinSet<anyhow::Result<()>> {
+    let next = Arc::new(AtomicU64::new(0));
     let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
-        let (client, next, accepted, base) =
-            (client.clone(), next.clone(), accepted.clone(), base.clone());
-        let (events, rate) = (args.events, args.rate);
+    for k in 0..args.concurrency as usize {
+        let base = bases[k % bases.len()].clone();
+        let (client, next) = (client.clone(), next.clone());
+        let rate = args.rate;
         clients.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -213,116 +518,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                     bail!("an event was refused: {} {}", resp.status(), resp.text().await?);
                 }
                 resp.bytes().await?;
-                accepted.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
-    let deadline = start + Duration::from_secs(args.timeout_secs);
-    let mut sent_elapsed = None;
-    loop {
-        let got = sink.received.load(Ordering::Relaxed);
-        bar.set_position(got.min(args.events));
-        if sent_elapsed.is_none() && accepted.load(Ordering::Relaxed) >= args.events {
-            sent_elapsed = Some(start.elapsed());
-            bar.set_message("all events accepted");
-        }
-        if got >= args.events && sent_elapsed.is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bar.abandon();
-            bail!(
-                "only {got} of {} deliveries arrived within {} s",
-                args.events,
-                args.timeout_secs
-            );
-        }
-        if clients.is_empty() || clients.try_join_next().is_some() {
-            // A client that failed stops the run with its error.
-            while let Some(r) = clients.try_join_next() {
-                r??;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bar.finish();
-    while let Some(r) = clients.join_next().await {
-        r??;
-    }
-    let sent_elapsed = sent_elapsed.unwrap_or_else(|| start.elapsed());
-    let delivered_elapsed =
-        Duration::from_micros(sink.last_at_us.load(Ordering::Relaxed)) - (start - origin);
-    let mut lat = std::mem::take(&mut *sink.latencies_us.lock().expect("sink lock"));
-    lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
-    };
-    let accepted_per_sec = args.events as f64 / sent_elapsed.as_secs_f64();
-    let delivered_per_sec = args.events as f64 / delivered_elapsed.as_secs_f64();
-    let (cpu, rss) = (cpu_seconds(child.id()), peak_rss_mib(child.id()));
-    println!("database             {backend}");
-    println!(
-        "events               {} from {} clients",
-        args.events, args.concurrency
-    );
-    println!(
-        "accepted             {accepted_per_sec:.0} events/s ({:.2} s)",
-        sent_elapsed.as_secs_f64()
-    );
-    println!(
-        "delivered end to end {delivered_per_sec:.0} deliveries/s ({:.2} s)",
-        delivered_elapsed.as_secs_f64()
-    );
-    println!(
-        "event→receiver       p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
-    );
-    if let Some(cpu) = cpu {
-        println!(
-            "carehook CPU         {:.1} s, {:.0} µs per delivery (the load generator's not counted)",
-            cpu,
-            cpu * 1e6 / args.events as f64
-        );
-    }
-    println!(
-        "carehook peak RSS    {}",
-        rss.map(|m| format!("{m:.0} MiB"))
-            .unwrap_or_else(|| "unknown".into())
-    );
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "database": backend, "events": args.events, "concurrency": args.concurrency, "rate": args.rate,
-                "accepted_per_sec": accepted_per_sec, "delivered_per_sec": delivered_per_sec,
-                "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "peak_rss_mib": rss,
-                "carehook_cpu_s": cpu,
-            })
-        );
-    }
-    drop(server);
-    let _ = child.wait();
-    Ok(())
-}
-
-/// Stops the child with SIGTERM (a graceful shutdown) when the run ends,
-/// however it ends.
-struct ChildGuard(Option<u32>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-    }
+    clients
 }
 
 async fn wait_healthy(base: &str, child: &mut std::process::Child) -> anyhow::Result<()> {

@@ -39,7 +39,11 @@ pub(crate) struct Claim<'a> {
     pub now: i64,
     pub lease_until: i64,
     pub limit: u32,
+    /// At most this many of any one webhook.
+    pub per_webhook: u32,
     pub exclude: &'a [WebhookId],
+    /// Named webhooks, each with at most so many; claimed apart from `limit`.
+    pub wants: &'a [(WebhookId, u32)],
 }
 
 /// What a notification is about; each is one channel on PostgreSQL.
@@ -95,7 +99,7 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
     /// A write transaction.
     async fn begin(&self, pool: &Pool<Self::Db>) -> Result<Transaction<'static, Self::Db>>;
 
-    /// Leases due deliveries; see [`crate::QueueStore::claim_due`].
+    /// Leases due deliveries; see [`crate::QueueStore::claim`]. With `limit` 0 only `wants`.
     async fn claim(&self, pool: &Pool<Self::Db>, c: &Claim<'_>) -> Result<Vec<Claimed>>;
     /// Inserts `batch[i]` for each `i` in `candidates`, skipping an idempotency key taken
     /// earlier; answers the ids written. (The rest of writing events is shared:
@@ -212,6 +216,15 @@ macro_rules! embedded_migrations {
                 5,
                 "patient_data",
                 include_str!(concat!("../migrations/", $dir, "/0005_patient_data.sql")),
+            ),
+            (
+                6,
+                "claim_by_webhook",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0006_claim_by_webhook.sql"
+                )),
             ),
         ])
     };

@@ -61,6 +61,7 @@ mod error;
 mod payload;
 mod postgres;
 mod privacy;
+mod preload;
 mod records;
 mod rows;
 mod sql;
@@ -75,6 +76,7 @@ pub mod testing;
 pub use error::{Result, StoreError};
 pub use payload::{SEALED_PREFIX, Sealer};
 pub use privacy::{PurgeCursor, PurgeStep};
+pub use preload::preload_history;
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use stats::{
     ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
@@ -142,6 +144,18 @@ pub trait QueueStore: Send + Sync {
         lease_ms: i64,
         limit: u32,
         exclude: &[WebhookId],
+    ) -> Result<Vec<Claimed>>;
+    /// Leases due deliveries (as `claim_due` means it) to `owner` until `now + lease_ms`, as
+    /// `ask` says: for each webhook in `ask.wants` up to its number, and with `ask.others` up
+    /// to `per_webhook` each of any other webhook not in `ask.exclude`, `limit` in all. Each
+    /// webhook's part is read from an index of its own pending deliveries, so a webhook's
+    /// backlog costs another webhook's claim nothing.
+    async fn claim(
+        &self,
+        owner: &NodeId,
+        now: i64,
+        lease_ms: i64,
+        ask: &ClaimAsk<'_>,
     ) -> Result<Vec<Claimed>>;
     /// In one transaction: inserts the attempts and moves each delivery on (`attempts`, status,
     /// `next_attempt_at`, lease cleared, `last_status`, `last_error`, `updated_at` = end of the

@@ -95,6 +95,53 @@ fn ids_text<'a>(ids: impl IntoIterator<Item = &'a WebhookId>) -> Vec<String> {
     ids.into_iter().map(|i| i.to_string()).collect()
 }
 
+/// A claimed delivery with its event: (id, event_id, webhook_id, attempts, created_at, is_test,
+/// next_attempt_at, event_type, vars).
+type ClaimRow = (String, String, String, i64, i64, bool, i64, String, String);
+
+/// Leases, for each webhook `$3[i]`, up to `$4[i]` of its due deliveries, oldest due first,
+/// from its own pending deliveries (migration 0006).
+const CLAIM_WEBHOOKS: &str = "WITH picked AS ( \
+      SELECT p.id FROM UNNEST($3::text[], $4::int8[]) AS w(webhook_id, want) \
+      CROSS JOIN LATERAL ( \
+        SELECT d.id FROM deliveries d WHERE d.webhook_id = w.webhook_id \
+        AND d.status = 'pending' AND d.next_attempt_at <= $1 \
+        AND (d.lease_until IS NULL OR d.lease_until < $1) \
+        ORDER BY d.next_attempt_at LIMIT w.want FOR UPDATE SKIP LOCKED) p), \
+    claimed AS ( \
+      UPDATE deliveries d SET lease_until = $2, lease_owner = $5 FROM picked \
+      WHERE d.id = picked.id \
+      RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.created_at, d.is_test, \
+      d.next_attempt_at) \
+    SELECT c.id, c.event_id, c.webhook_id, c.attempts, c.created_at, c.is_test, \
+    c.next_attempt_at, e.event_type, e.vars FROM claimed c JOIN events e ON e.id = c.event_id";
+
+/// Leases up to `$3` due deliveries of webhooks not in `$4`, at most `$6` of each. Each branch
+/// reads one partial index in order; see the migrations.
+const CLAIM_OTHERS: &str = "WITH fresh AS ( \
+      SELECT id, webhook_id, next_attempt_at FROM deliveries \
+      WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
+      AND webhook_id <> ALL($4::text[]) \
+      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+    expired AS ( \
+      SELECT id, webhook_id, next_attempt_at FROM deliveries \
+      WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
+      AND next_attempt_at <= $1 AND webhook_id <> ALL($4::text[]) \
+      ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
+    picked AS ( \
+      SELECT id FROM ( \
+        SELECT id, next_attempt_at, \
+          row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn \
+        FROM (SELECT * FROM fresh UNION ALL SELECT * FROM expired) u) r \
+      WHERE rn <= $6 ORDER BY next_attempt_at LIMIT $3), \
+    claimed AS ( \
+      UPDATE deliveries d SET lease_until = $2, lease_owner = $5 FROM picked \
+      WHERE d.id = picked.id \
+      RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.created_at, d.is_test, \
+      d.next_attempt_at) \
+    SELECT c.id, c.event_id, c.webhook_id, c.attempts, c.created_at, c.is_test, \
+    c.next_attempt_at, e.event_type, e.vars FROM claimed c JOIN events e ON e.id = c.event_id";
+
 run_shared_sql!(Pg, Postgres, "postgres");
 
 #[async_trait::async_trait]
@@ -105,38 +152,38 @@ impl Dialect for Pg {
 
     /// One statement: lock (skipping rows other claimers hold), lease, and join the events.
     async fn claim(&self, pool: &PgPool, c: &Claim<'_>) -> Result<Vec<Claimed>> {
-        // Each branch reads one partial index in order; see the migrations.
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(String, String, String, i64, i64, bool, i64, String, String)> =
-            sqlx::query_as(
-                "WITH fresh AS ( \
-                   SELECT id, next_attempt_at FROM deliveries \
-                   WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
-                   AND webhook_id <> ALL($4::text[]) \
-                   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
-                 expired AS ( \
-                   SELECT id, next_attempt_at FROM deliveries \
-                   WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
-                   AND next_attempt_at <= $1 AND webhook_id <> ALL($4::text[]) \
-                   ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
-                 picked AS ( \
-                   SELECT id FROM (SELECT * FROM fresh UNION ALL SELECT * FROM expired) u \
-                   ORDER BY next_attempt_at LIMIT $3), \
-                 claimed AS ( \
-                   UPDATE deliveries d SET lease_until = $2, lease_owner = $5 FROM picked WHERE d.id = picked.id \
-                   RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.created_at, \
-                   d.is_test, d.next_attempt_at) \
-                 SELECT c.id, c.event_id, c.webhook_id, c.attempts, c.created_at, c.is_test, \
-                 c.next_attempt_at, e.event_type, e.vars \
-                 FROM claimed c JOIN events e ON e.id = c.event_id",
-            )
-            .bind(c.now)
-            .bind(c.lease_until)
-            .bind(i64::from(c.limit))
-            .bind(ids_text(c.exclude))
-            .bind(c.owner.as_str())
-            .fetch_all(pool)
-            .await?;
+        // Each part is one statement (atomic on its own); SKIP LOCKED keeps nodes apart.
+        let mut rows: Vec<ClaimRow> = Vec::new();
+        if !c.wants.is_empty() {
+            let (ids, wants): (Vec<String>, Vec<i64>) = c
+                .wants
+                .iter()
+                .map(|(id, n)| (id.to_string(), i64::from(*n)))
+                .unzip();
+            rows.extend(
+                sqlx::query_as::<_, ClaimRow>(CLAIM_WEBHOOKS)
+                    .bind(c.now)
+                    .bind(c.lease_until)
+                    .bind(ids)
+                    .bind(wants)
+                    .bind(c.owner.as_str())
+                    .fetch_all(pool)
+                    .await?,
+            );
+        }
+        if c.limit > 0 {
+            rows.extend(
+                sqlx::query_as::<_, ClaimRow>(CLAIM_OTHERS)
+                    .bind(c.now)
+                    .bind(c.lease_until)
+                    .bind(i64::from(c.limit))
+                    .bind(ids_text(c.exclude))
+                    .bind(c.owner.as_str())
+                    .bind(i64::from(c.per_webhook))
+                    .fetch_all(pool)
+                    .await?,
+            );
+        }
         let mut events = Vec::new();
         let mut leased = Vec::with_capacity(rows.len());
         for (id, event_id, webhook_id, attempts, created_at, is_test, next_at, ty, vars) in rows {

@@ -351,15 +351,43 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let lease_until = now.saturating_add(lease_ms);
+        let ask = ClaimAsk {
+            wants: &[],
+            others: Some(Others {
+                limit,
+                per_webhook: limit,
+            }),
+            exclude,
+        };
+        self.claim(owner, now, lease_ms, &ask).await
+    }
+
+    async fn claim(
+        &self,
+        owner: &NodeId,
+        now: i64,
+        lease_ms: i64,
+        ask: &ClaimAsk<'_>,
+    ) -> Result<Vec<Claimed>> {
+        let wants: Vec<(WebhookId, u32)> =
+            ask.wants.iter().copied().filter(|(_, n)| *n > 0).collect();
+        let others = ask.others.filter(|o| o.limit > 0 && o.per_webhook > 0);
+        if wants.is_empty() && others.is_none() {
+            return Ok(Vec::new());
+        }
+        // The others' part leaves the named webhooks out: they were asked for by name.
+        let mut exclude = ask.exclude.to_vec();
+        exclude.extend(wants.iter().map(|(id, _)| *id));
         let seal = self.seal();
         let terms = Claim {
             seal: &seal,
             owner,
             now,
-            lease_until,
-            limit,
-            exclude,
+            lease_until: now.saturating_add(lease_ms),
+            limit: others.map_or(0, |o| o.limit),
+            per_webhook: others.map_or(0, |o| o.per_webhook),
+            exclude: &exclude,
+            wants: &wants,
         };
         self.dialect.claim(&self.write, &terms).await
     }
@@ -390,6 +418,14 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             D::execute(&mut tx, &deliveries, args).await?;
         }
         tx.commit().await?;
+        // A retry due already (the first one is at once) is new work for this node.
+        let now = now_ms();
+        if batch
+            .iter()
+            .any(|a| matches!(a.next, DeliveryNext::RetryAt(t) if t <= now))
+        {
+            self.wake_here();
+        }
         Ok(())
     }
 

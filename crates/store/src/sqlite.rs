@@ -90,6 +90,36 @@ const GET_STREAK: &str =
 const SET_STREAK: &str = "UPDATE webhooks SET \
     last_success_at = $2, failing_since = $3, last_failure_at = $4 WHERE id = $1";
 
+/// A leased delivery: (id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at).
+type Leased = (String, String, String, i64, i64, bool, i64);
+
+/// Leases up to `$4` due deliveries of webhook `$3`, oldest due first.
+const CLAIM_WEBHOOK: &str = "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
+    SELECT id FROM deliveries WHERE webhook_id = $3 AND status = 'pending' \
+    AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
+    ORDER BY next_attempt_at LIMIT $4) \
+    RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at";
+
+/// Leases up to `$3` due deliveries of webhooks not in `$4`, at most `$6` of each. Each branch
+/// reads one partial index in order and stops at `$3`, so the outer sort sees at most 2 × `$3`
+/// rows however large the backlog.
+const CLAIM_OTHERS: &str = "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
+    SELECT id FROM ( \
+      SELECT id, next_attempt_at, \
+        row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn FROM ( \
+        SELECT * FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
+          WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
+          AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
+          ORDER BY next_attempt_at LIMIT $3) \
+        UNION ALL \
+        SELECT * FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
+          WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
+          AND next_attempt_at <= $1 \
+          AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
+          ORDER BY lease_until LIMIT $3))) \
+    WHERE rn <= $6 ORDER BY next_attempt_at LIMIT $3) \
+    RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at";
+
 run_shared_sql!(Sqlite, sqlx::Sqlite, "sqlite");
 
 #[async_trait::async_trait]
@@ -109,31 +139,32 @@ impl Dialect for Sqlite {
 
     async fn claim(&self, pool: &SqlitePool, c: &Claim<'_>) -> Result<Vec<Claimed>> {
         let mut tx = self.begin(pool).await?;
-        // Each branch reads one partial index in order and stops at `limit`, so the outer sort
-        // sees at most 2 × limit rows however large the backlog.
-        let leased: Vec<(String, String, String, i64, i64, bool, i64)> = sqlx::query_as(
-            "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
-               SELECT id FROM ( \
-                 SELECT * FROM (SELECT id, next_attempt_at FROM deliveries \
-                   WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
-                   AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
-                   ORDER BY next_attempt_at LIMIT $3) \
-                 UNION ALL \
-                 SELECT * FROM (SELECT id, next_attempt_at FROM deliveries \
-                   WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
-                   AND next_attempt_at <= $1 \
-                   AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
-                   ORDER BY lease_until LIMIT $3) \
-               ) ORDER BY next_attempt_at LIMIT $3) \
-             RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at",
-        )
-        .bind(c.now)
-        .bind(c.lease_until)
-        .bind(i64::from(c.limit))
-        .bind(id_array(c.exclude))
-        .bind(c.owner.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut leased: Vec<Leased> = Vec::new();
+        // A named webhook's part reads its own pending deliveries in due order (migration
+        // 0006), however long any other webhook's backlog.
+        for (webhook, want) in c.wants {
+            let rows: Vec<Leased> = sqlx::query_as(CLAIM_WEBHOOK)
+                .bind(c.now)
+                .bind(c.lease_until)
+                .bind(webhook.to_string())
+                .bind(i64::from(*want))
+                .bind(c.owner.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+            leased.extend(rows);
+        }
+        if c.limit > 0 {
+            let rows: Vec<Leased> = sqlx::query_as(CLAIM_OTHERS)
+                .bind(c.now)
+                .bind(c.lease_until)
+                .bind(i64::from(c.limit))
+                .bind(id_array(c.exclude))
+                .bind(c.owner.as_str())
+                .bind(i64::from(c.per_webhook))
+                .fetch_all(&mut *tx)
+                .await?;
+            leased.extend(rows);
+        }
         if leased.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());

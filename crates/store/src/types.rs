@@ -103,6 +103,26 @@ pub struct Claimed {
     pub is_test: bool,
 }
 
+/// What one claim asks for: so many deliveries of named webhooks (each one's free slots and
+/// prefetch), and optionally some of any other webhook's.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimAsk<'a> {
+    /// At most this many of each webhook's due deliveries, oldest due first.
+    pub wants: &'a [(WebhookId, u32)],
+    /// Deliveries of webhooks not in `wants` nor `exclude`; `None`: none.
+    pub others: Option<Others>,
+    /// Webhooks `others` leaves out (their secrets do not open, say).
+    pub exclude: &'a [WebhookId],
+}
+
+/// The part of a claim for webhooks not named: `limit` in all, `per_webhook` each, oldest
+/// due first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Others {
+    pub limit: u32,
+    pub per_webhook: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
