@@ -605,6 +605,23 @@ impl CompiledWebhook {
         self.scope.includes(event_name) && conditions::matches(&self.spec.conditions, vars)
     }
 
+    /// The variables the request reads with no `default` to fall back on
+    /// (URL, query, headers, body): an event that lacks one sends a blank.
+    pub fn variables_needed(&self) -> std::collections::BTreeSet<&str> {
+        std::iter::once(&self.url)
+            .chain(self.query.iter().map(|(_, t)| t))
+            .chain(self.headers.iter().map(|(_, t)| t))
+            .chain(std::iter::once(&self.body))
+            .flat_map(Template::placeholders)
+            .filter(|p| {
+                !p.filters
+                    .iter()
+                    .any(|f| matches!(f, crate::template::Filter::Default(_)))
+            })
+            .map(|p| &*p.var)
+            .collect()
+    }
+
     /// Renders the request for one snapshot, auth applied. Returns the
     /// request to send and a copy with every secret masked, for the log.
     pub fn render(&self, vars: &Vars) -> Result<(RenderedRequest, RenderedRequest), RenderError> {

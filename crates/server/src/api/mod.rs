@@ -13,6 +13,7 @@ mod events;
 mod openapi;
 pub(crate) mod presets;
 pub(crate) mod previews;
+mod reference;
 pub mod tokens;
 pub(crate) mod webhooks;
 
@@ -57,6 +58,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(reference::api_reference))
         .nest("/api/v1", api)
 }
 

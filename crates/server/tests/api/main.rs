@@ -7,8 +7,10 @@ mod common;
 
 mod metrics;
 mod openapi;
+mod openapi_tools;
 mod retries;
 mod secrets;
+mod signature_docs;
 mod tokens;
 mod try_out;
 
