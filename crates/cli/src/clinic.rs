@@ -1,6 +1,7 @@
 //! `carehook clinic …` and `carehook demo`: clinic actions against a running carehook over
 //! HTTP, so a person can fire each event from the shell. Each command prints the record the
-//! server answered (JSON, with its `id` and the events it fired). `carehook demo` sends the
+//! server answered as a table, with its `id` and the events it fired (`--json`: the server's
+//! JSON). `carehook demo` sends the
 //! library's demo clinic (`carehook::demo`) through [`ApiSink`].
 
 use carehook::demo::{DemoSink, SinkFuture};
@@ -95,6 +96,9 @@ impl DemoSink for ApiSink<'_> {
 pub struct ClinicArgs {
     #[command(flatten)]
     pub remote: Remote,
+    /// Print the server's JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -211,8 +215,87 @@ fn collection(kind: &str) -> anyhow::Result<String> {
     Ok(kind.collection())
 }
 
+/// The columns `clinic list` shows for a kind: the id, then the kind's
+/// fields a person scans a list by, in this order, as far as it has them.
+fn list_columns(kind: Kind) -> Vec<&'static str> {
+    const PREFERRED: &[&str] = &[
+        "name",
+        "first_name",
+        "last_name",
+        "date",
+        "start_time",
+        "patient_id",
+        "doctor_id",
+        "status",
+        "total_amount",
+        "amount",
+        "method",
+        "email",
+        "title",
+    ];
+    let fields: Vec<&'static str> = kind.fields().iter().map(|f| f.name).collect();
+    std::iter::once("id")
+        .chain(
+            PREFERRED
+                .iter()
+                .copied()
+                .filter(|p| fields.contains(p))
+                .take(6),
+        )
+        .collect()
+}
+
+/// A record (or a list of them) as a person reads it.
+fn print_answer(answer: &Value, list_of: Option<Kind>) {
+    use crate::client::{cell, print_table};
+    if let Some(kind) = list_of {
+        let columns = list_columns(kind);
+        let rows: Vec<Vec<String>> = answer["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
+            .collect();
+        if rows.is_empty() {
+            println!("no {}s", kind.noun());
+        } else {
+            print_table(&columns, &rows);
+        }
+        if let Some(next) = answer["next_cursor"].as_str() {
+            println!("\nmore: the API's next page is ?cursor={next}");
+        }
+        return;
+    }
+    let Some(record) = answer.as_object() else {
+        println!("{answer}");
+        return;
+    };
+    let rows: Vec<Vec<String>> = record
+        .iter()
+        .filter(|(k, v)| *k != "events" && !v.is_null())
+        .map(|(k, v)| vec![k.clone(), cell(v)])
+        .collect();
+    print_table(&["field", "value"], &rows);
+    for e in answer["events"].as_array().into_iter().flatten() {
+        let deliveries = e["deliveries"].as_array().map_or(0, Vec::len);
+        println!(
+            "fired {} ({} deliver{})",
+            cell(&e["event"]),
+            deliveries,
+            if deliveries == 1 { "y" } else { "ies" }
+        );
+    }
+}
+
 pub fn run(args: ClinicArgs) -> anyhow::Result<()> {
     let client = Records::new(args.remote)?;
+    let list_of = match &args.action {
+        Action::List { kind, .. } => Some(
+            kind.parse::<Kind>()
+                .map_err(|e: String| crate::UsageError(e))?,
+        ),
+        _ => None,
+    };
     let (method, path, body) = match args.action {
         Action::AddPatient {
             clinic,
@@ -314,7 +397,11 @@ pub fn run(args: ClinicArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let answer = runtime.block_on(client.send(method, &path, body.as_ref()))?;
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print_answer(&answer, list_of);
+    }
     Ok(())
 }
 

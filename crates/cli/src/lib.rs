@@ -19,6 +19,7 @@
 //! webhook's destination (`webhooks create --from-preset … --url …`), as in the
 //! webhook's JSON. A `--url` anywhere else fails with a hint.
 
+mod backup_cmd;
 pub mod bench;
 pub mod client;
 mod clinic;
@@ -175,6 +176,24 @@ pub enum Command {
     ///   carehook audit verify --database-url sqlite://carehook.db
     #[command(verbatim_doc_comment)]
     Audit(privacy_cmd::AuditArgs),
+    /// Back up the database and master key while carehook runs (SQLite).
+    ///
+    /// Example:
+    ///   carehook backup --to /srv/backups/carehook-$(date +%F) --database-url sqlite:///var/lib/carehook/carehook.db
+    #[command(verbatim_doc_comment)]
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup onto a new machine or directory, and check its master key.
+    ///
+    /// Example:
+    ///   carehook restore /srv/backups/carehook-2026-11-30 --database-url sqlite:///var/lib/carehook/carehook.db
+    #[command(verbatim_doc_comment)]
+    Restore(backup_cmd::RestoreArgs),
+    /// Print (or write) a systemd unit that runs carehook as its own user, and the steps around it.
+    ///
+    /// Example:
+    ///   carehook install-service --output /etc/systemd/system/carehook.service
+    #[command(verbatim_doc_comment)]
+    InstallService(backup_cmd::InstallServiceArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +207,7 @@ pub enum PresetsAction {
 /// The `carehook` binary: parses the command line, runs it. A usage error that
 /// involves `--url` says which address is which.
 pub fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match Cli::try_parse_from(&args) {
         Ok(cli) => run(cli),
@@ -228,6 +248,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Clinic(args) => clinic::run(args),
         Command::Demo(remote) => clinic::run_demo(remote),
+        Command::Backup(args) => backup_cmd::backup(args),
+        Command::Restore(args) => backup_cmd::restore(args),
+        Command::InstallService(args) => backup_cmd::install_service(args),
         Command::Events {
             command: Some(command),
             ..
@@ -245,11 +268,39 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `carehook events | head`: the reader had enough; nothing went wrong.
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `println!` panics when its reader went away (`carehook deliveries list |
+/// head`); Rust ignores SIGPIPE, so the process would end with a panic
+/// message. Such a panic ends the process quietly instead, as `cat` does.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Exit codes: 1 for a failure, 2 for bad input from the user (clap also

@@ -74,9 +74,21 @@ pub fn run(id: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
         Some(id) => {
             let Some(p) = presets::lookup(id) else {
                 let ids = presets::presets().iter().map(|p| p.id);
-                let hint = carehook_core::catalog::did_you_mean(
-                    carehook_core::catalog::closest_name(id, ids),
-                );
+                // `slack` names an integration: offer its presets.
+                let word = id.to_ascii_lowercase();
+                let containing: Vec<&str> = ids
+                    .clone()
+                    .filter(|p| !word.is_empty() && p.contains(word.as_str()))
+                    .collect();
+                let hint = if containing.is_empty() {
+                    carehook_core::catalog::did_you_mean(carehook_core::catalog::closest_name(
+                        id, ids,
+                    ))
+                } else {
+                    let quoted: Vec<String> =
+                        containing.iter().map(|p| format!("\"{p}\"")).collect();
+                    format!(" (did you mean {}?)", quoted.join(" or "))
+                };
                 return Err(UsageError(format!(
                     "unknown preset \"{id}\"{hint}; `carehook presets` lists them"
                 ))
@@ -178,7 +190,8 @@ fn integrations_markdown() -> Result<String> {
          ```sh\n\
          curl -X POST http://127.0.0.1:8080/api/v1/webhooks -H \"Authorization: Bearer $CAREHOOK_TOKEN\" \\\n\
          \x20 -H 'Content-Type: application/json' \\\n\
-         \x20 -d '{\"preset\": \"slack_new_appointment\", \"url\": \"https://hooks.slack.com/services/T000/B000/XXXX\"}'\n\
+         \x20 -d '{\"preset\": \"slack_new_appointment\", \"url\": \"https://hooks.slack.com/services/T000/B000/XXXX\",\n\
+         \x20      \"values\": {\"site_url\": \"https://clinic.example.com\"}}'\n\
          ```\n\n\
          A missing value is answered with 422 naming each one still needed. Any other webhook\n\
          field (`name`, `events`, `body`, `retry`…) given beside `preset` overrides the preset's.\n\
@@ -271,5 +284,7 @@ mod tests {
             "{text}"
         );
         assert!(run(Some("slak"), false, &mut Vec::new()).is_err());
+        let e = run(Some("slack"), false, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("slack_new_appointment"), "{e}");
     }
 }

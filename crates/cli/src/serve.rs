@@ -89,7 +89,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// The key file's default place: beside a SQLite database.
-fn default_key_file(database_url: &str) -> PathBuf {
+pub fn default_key_file(database_url: &str) -> PathBuf {
     let path = database_url
         .strip_prefix("sqlite://")
         .filter(|p| !p.is_empty() && !p.starts_with(':'));
@@ -134,12 +134,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     }
     let (hash, new_token) = app::admin_token_hash(&*store, args.admin_token.as_deref()).await?;
-    if let Some(token) = new_token {
-        println!("carehook made an admin API token; it is shown only this once:\n\n    {token}\n");
-        println!(
-            "Use it as `Authorization: Bearer {token}`, or set CAREHOOK_ADMIN_TOKEN to choose your own."
-        );
-    }
     if args.demo {
         let registry = carehook::registry::Registry::new(vault.clone());
         registry
@@ -182,6 +176,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args.listen
             )
         })?;
+    if settings.api {
+        println!(
+            "{}",
+            carehook::welcome::text(listener.local_addr()?, new_token.as_deref(), args.demo)
+        );
+    }
     tracing::info!(
         listen = %listener.local_addr()?,
         database = store.backend(),

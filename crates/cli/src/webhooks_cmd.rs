@@ -39,7 +39,8 @@ pub enum WebhooksCommand {
     /// Examples:
     ///   carehook webhooks create --file hook.json
     ///   echo '{"name":"Slack","events":["kc_appointment_book"],"url":"https://hooks.slack.com/services/T/B/X","body":"{\"text\":\"{{patient_name}}\"}"}' | carehook webhooks create --file -
-    ///   carehook webhooks create --from-preset slack_new_appointment --url https://hooks.slack.com/services/T/B/X
+    ///   carehook webhooks create --from-preset slack_new_appointment --url https://hooks.slack.com/services/T/B/X \
+    ///     --value site_url=https://clinic.example.com
     ///   carehook webhooks create --from-preset twilio_sms_confirmation --value from_number=+15017122661 \
     ///       --auth-username AC123 --auth-secret "$TWILIO_TOKEN"
     #[command(verbatim_doc_comment)]
@@ -182,6 +183,7 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
             auth_username,
             auth_secret,
         } => {
+            let preset = from_preset.clone();
             let spec = match (file, from_preset) {
                 (Some(file), _) => read_json_file(&file)?,
                 (None, Some(preset)) => {
@@ -189,10 +191,14 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
                 }
                 (None, None) => unreachable!("clap requires --file or --from-preset"),
             };
-            let v = expect_fields(
-                c.post("/api/v1/webhooks", &spec).await?,
-                &["id", "signing_secret"],
-            )?;
+            let created = c.post("/api/v1/webhooks", &spec).await.map_err(|e| {
+                let flags = match (&preset, e.downcast_ref::<crate::client::Refused>()) {
+                    (Some(p), Some(r)) => missing_as_flags(p, r),
+                    _ => None,
+                };
+                flags.unwrap_or(e)
+            })?;
+            let v = expect_fields(created, &["id", "signing_secret"])?;
             if c.json {
                 print_json(&v);
             } else {
@@ -434,6 +440,37 @@ fn print_warnings(v: &Value) {
     for w in v["warnings"].as_array().into_iter().flatten() {
         eprintln!("warning: {}: {}", cell(&w["field"]), cell(&w["message"]));
     }
+}
+
+/// A preset's missing values, as the server names them (`values.from_number`,
+/// `auth.password`), said as the flags that give them here.
+fn missing_as_flags(preset: &str, refused: &crate::client::Refused) -> Option<anyhow::Error> {
+    let missing = refused.body["error"]["missing"].as_array()?;
+    let lines: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            let field = m["field"].as_str().unwrap_or("");
+            let flag = match field {
+                "url" => "--url URL".to_string(),
+                "auth.username" => "--auth-username NAME".to_string(),
+                f if f.starts_with("auth.") => {
+                    "--auth-secret SECRET (or CAREHOOK_AUTH_SECRET)".to_string()
+                }
+                f => match f.strip_prefix("values.") {
+                    Some(key) => format!("--value {key}=…"),
+                    None => f.to_string(),
+                },
+            };
+            format!("  {flag:44} {}", m["message"].as_str().unwrap_or(""))
+        })
+        .collect();
+    Some(
+        crate::UsageError(format!(
+            "preset {preset} still needs:\n{}\n`carehook presets show {preset}` says where to find each",
+            lines.join("\n")
+        ))
+        .into(),
+    )
 }
 
 /// The body of POST /api/v1/webhooks for `--from-preset`: the secret goes

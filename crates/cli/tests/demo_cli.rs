@@ -80,9 +80,16 @@ async fn get(url: &str, path: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Runs the binary; `clinic` commands with `--json`, to read their answers.
 fn carehook(url: &str, args: &[&str]) -> Output {
+    let json: &[&str] = if args.first() == Some(&"clinic") {
+        &["--json"]
+    } else {
+        &[]
+    };
     Command::new(env!("CARGO_BIN_EXE_carehook"))
         .args(args)
+        .args(json)
         .env("CAREHOOK_URL", url)
         .env("CAREHOOK_TOKEN", TOKEN)
         .output()

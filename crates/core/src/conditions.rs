@@ -273,6 +273,12 @@ fn validate_one(
 
 const SCALAR_ONLY: &str = "a value must be text, a number or true/false";
 
+/// Whether `text` reads as `var`'s type (an integer variable holds a whole
+/// number, a date variable a date…). Empty text stands for "not given".
+pub fn fits_type(var: &catalog::Variable, text: &str) -> bool {
+    text.is_empty() || type_mismatch(var, text).is_none()
+}
+
 /// Why `text` can never compare with `var`, if it cannot.
 fn type_mismatch(var: &catalog::Variable, text: &str) -> Option<String> {
     let name = var.name;

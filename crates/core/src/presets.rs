@@ -137,7 +137,7 @@ pub static PRESETS: &[Preset] = &[
         name: "Slack: new appointment",
         integration: "Slack",
         description: "Posts each new booking to a Slack channel, with a button to the appointment.",
-        notes: &["Edit the button's https://yoursite.com link to your own appointment page."],
+        notes: &["The button opens your site's page for the appointment: {site}/appointments/{id}."],
         events: &["kc_appointment_book"],
         method: "POST",
         content_type: "json",
@@ -170,11 +170,20 @@ pub static PRESETS: &[Preset] = &[
 ]
 }"#,
         conditions: &[],
-        values: &[url_value(
-            "Slack incoming webhook URL",
-            "Slack → your app → Incoming Webhooks → Add New Webhook to Workspace; it starts with https://hooks.slack.com/services/",
-            "https://hooks.slack.com/services/T000/B000/XXXX",
-        )],
+        values: &[
+            url_value(
+                "Slack incoming webhook URL",
+                "Slack → your app → Incoming Webhooks → Add New Webhook to Workspace; it starts with https://hooks.slack.com/services/",
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+            ),
+            PresetValue {
+                key: "site_url",
+                token: "https://yoursite.com",
+                label: "Your clinic site's address",
+                help: "where staff open appointments, without a trailing slash; the message's button links to it followed by /appointments/ID",
+                example: "https://clinic.example.com",
+            },
+        ],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
     },

@@ -99,7 +99,7 @@ pub struct RetryPolicy {
     /// Delays between attempts: `schedule[0]` after the first attempt failed,
     /// and so on.
     #[serde(with = "human_durations")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"])))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"]), default = json!(["5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "1d"]))))]
     pub schedule: Vec<Duration>,
     /// Overrides the attempt count the schedule implies: more attempts repeat
     /// the last delay, fewer cut the schedule short.
@@ -107,7 +107,7 @@ pub struct RetryPolicy {
     /// Give up once the next attempt would be later than this after the
     /// delivery was created. `None`: no limit.
     #[serde(with = "human_duration_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "4d"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "4d", default = "4d"))]
     pub max_age: Option<Duration>,
     /// Relative jitter applied to each delay: 0.2 means ±20 %.
     pub jitter: f64,

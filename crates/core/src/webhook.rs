@@ -701,6 +701,20 @@ impl CompiledWebhook {
         }
     }
 
+    /// The variables the request reads with no `default` to fall back on
+    /// (URL, query, headers, body): an event that lacks one sends a blank.
+    pub fn variables_needed(&self) -> std::collections::BTreeSet<&str> {
+        self.templates()
+            .flat_map(Template::placeholders)
+            .filter(|p| {
+                !p.filters
+                    .iter()
+                    .any(|f| matches!(f, crate::template::Filter::Default(_)))
+            })
+            .map(|p| &*p.var)
+            .collect()
+    }
+
     /// Renders the request for one snapshot, auth applied. Returns the
     /// request to send and a copy with every secret masked, for the log.
     pub fn render(&self, vars: &Vars) -> Result<(RenderedRequest, RenderedRequest), RenderError> {

@@ -159,6 +159,21 @@ pub fn overlay_data(
                 "a value may be at most 64 KiB",
             ));
         }
+        if let Some(var) = event.variable(key)
+            && !carehook_core::conditions::fits_type(var, &text)
+        {
+            // The value itself stays out of the message: it may be a
+            // patient's, and errors get logged.
+            let what = if var.values.is_empty() {
+                format!("{}, e.g. {}", var.ty.describe(), var.example)
+            } else {
+                format!("one of: {}", var.values.join(", "))
+            };
+            return Err(Error::invalid(
+                format!("data.{key}"),
+                format!("{key} must be {what}; the value sent is not"),
+            ));
+        }
         vars.insert(key.clone(), text);
     }
     Ok(())

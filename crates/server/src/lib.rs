@@ -40,3 +40,4 @@ pub mod supervise;
 pub mod time;
 pub mod ui;
 pub mod vault;
+pub mod welcome;

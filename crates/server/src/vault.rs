@@ -141,7 +141,8 @@ fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
     })
 }
 
-fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+/// Writes a new file only its owner may read (0600); refuses to overwrite.
+pub fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -165,7 +165,8 @@ async fn slack_posts_a_new_appointment() {
     let rx = Receiver::start().await;
     from_preset(
         &server,
-        json!({"preset": "slack_new_appointment", "url": rx.url("/services/T000/B000/XXXX")}),
+        json!({"preset": "slack_new_appointment", "url": rx.url("/services/T000/B000/XXXX"),
+            "values": {"site_url": "https://riverside.example.com"}}),
     )
     .await;
     let c = clinic(&server).await;
@@ -187,7 +188,7 @@ async fn slack_posts_a_new_appointment() {
     );
     assert_eq!(
         v["blocks"][1]["elements"][0]["url"],
-        format!("https://yoursite.com/appointments/{a}")
+        format!("https://riverside.example.com/appointments/{a}")
     );
     server.stop().await;
 }

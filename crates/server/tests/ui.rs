@@ -346,6 +346,11 @@ async fn an_admin_sets_up_tests_and_watches_a_slack_webhook_in_a_browser() {
     ui.screenshot("preset-form").await;
     ui.fill("#p-url", &receiver.url("/services/T000/B000/XXXX"))
         .await;
+    ui.fill("[id='p-value.site_url']", "https://riverside.example.com")
+        .await;
+    // Presets start enabled, as in the API and the CLI; this story
+    // switches it on later, after a test.
+    ui.click("#p-enabled").await;
     ui.click("#create").await;
     let secret = ui
         .wait_text("#signing-secret", "the secret, once", |t| {
@@ -493,6 +498,7 @@ async fn an_admin_sets_up_tests_and_watches_a_slack_webhook_in_a_browser() {
 
     // A failure that is final (one attempt), then "retry all failed".
     ui.go(&webhook_path).await;
+    ui.click("#advanced > summary").await;
     ui.fill("#f-retry_max_attempts", "1").await;
     ui.click("#save").await;
     ui.wait_text(".flash.ok", "saved", |t| t.contains("Saved"))
@@ -760,5 +766,228 @@ async fn ui_answers_keep_the_session_cookie_and_the_page_to_themselves() {
         resp.headers()["location"],
         "/ui/login?next=%2Fui%2Fdeliveries"
     );
+    server.stop().await;
+}
+
+/// Pages at one width: no sideways scrolling, and a screenshot of each in
+/// `target/ui-screenshots/first-hour/` to look at.
+async fn every_page_fits(ui: &Ui<'_>, width: &str, pages: &[(&str, String)]) {
+    for (name, path) in pages {
+        ui.go(path).await;
+        let (scroll, inner): (u64, u64) = serde_json::from_value(
+            ui.c.execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        ui.screenshot(&format!("first-hour/{width}-{name}")).await;
+        assert!(
+            scroll <= inner,
+            "{path} at {width}: {scroll} px wide in a {inner} px window"
+        );
+    }
+}
+
+/// Whether the element's box is at least partly on screen, unscrolled.
+async fn in_view(ui: &Ui<'_>, css: &str) -> bool {
+    let seen = ui
+        .c
+        .execute(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect();
+             return r.top >= 0 && r.top < window.innerHeight && r.height > 0 && window.scrollY === 0;",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    seen == json!(true)
+}
+
+/// The issue-18 story, at desktop width and at 390 px: log in as the printed
+/// instructions say, make the Slack preset in simple mode (every value it
+/// needs asked), send a test and see its result without scrolling, find a
+/// failed delivery by the patient's name and retry it, and no page scrolls
+/// sideways on a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_admin_follows_the_printed_instructions_at_desktop_and_phone_width() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let db = TestDatabase::new(Backend::Sqlite).await.unwrap();
+    let store = db.connect().await;
+    let settings = test_settings();
+    let registry = carehook::registry::Registry::new(settings.vault.clone());
+    carehook::demo::fill_if_empty(&*store, &registry)
+        .await
+        .unwrap();
+    let server = TestServer::start_on(store, Some(db), settings).await;
+    let receiver = Receiver::start().await;
+    let ui = Ui {
+        c: &browser.client,
+        base: server.base.clone(),
+        shots: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots"),
+    };
+    let patients = api(&server, "GET", "/api/v1/patients", None).await;
+    let patient = patients["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["last_name"] == "O'Brien")
+        .unwrap()
+        .clone();
+
+    for (width, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        ui.c.set_window_size(w, h).await.unwrap();
+        receiver.answer(|_, _| Answer::ok().body("ok"));
+
+        // What `carehook serve --demo` prints on a first start, read as a
+        // person would: the UI's address, and the token to paste.
+        let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+        let printed = carehook::welcome::text(addr, Some(TOKEN), true);
+        let ui_url = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("Admin UI"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no UI address in: {printed}"));
+        let lines: Vec<&str> = printed.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains("shown only this once"))
+            .unwrap();
+        let token = lines[at + 1..]
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .unwrap();
+        browser.client.delete_all_cookies().await.unwrap();
+        ui.c.goto(ui_url).await.unwrap();
+        assert!(
+            ui.path().await.starts_with("/ui/login"),
+            "{}",
+            ui.path().await
+        );
+        ui.fill("#token", token).await;
+        ui.click("button[type=submit]").await;
+        ui.wait_text("h1", "the dashboard", |t| t == "Dashboard")
+            .await;
+
+        // Simple mode: the Slack preset asks for every value its message
+        // needs, the site's address for the button included.
+        ui.go("/ui/webhooks/new?preset=slack_new_appointment").await;
+        let form = ui.text("#preset-form").await;
+        assert!(form.contains("Slack incoming webhook URL"), "{form}");
+        assert!(form.contains("Your clinic site's address"), "{form}");
+        ui.fill("#p-name", &format!("Slack ({width})")).await;
+        ui.fill("#p-url", &receiver.url(&format!("/services/{width}")))
+            .await;
+        ui.fill("[id='p-value.site_url']", "https://riverside.example.com")
+            .await;
+        ui.click("#create").await;
+        ui.wait_text(".flash.ok", "created", |t| {
+            t.contains("created and enabled")
+        })
+        .await;
+        let hook_id = ui
+            .path()
+            .await
+            .trim_start_matches("/ui/webhooks/")
+            .to_string();
+        let stored = api(&server, "GET", &format!("/api/v1/webhooks/{hook_id}"), None).await;
+        assert_eq!(stored["enabled"], true, "enabled, as the API makes it");
+        let body = stored["body"].as_str().unwrap();
+        assert!(
+            body.contains("https://riverside.example.com/appointments/")
+                && !body.contains("yoursite"),
+            "{body}"
+        );
+
+        // A test send: its outcome is where the admin is looking.
+        ui.click("#send-test").await;
+        ui.wait_text("#test-summary", "the outcome", |t| t.contains("HTTP 200"))
+            .await;
+        assert!(
+            in_view(&ui, "#test-outcome").await,
+            "the test result is off screen at {width}"
+        );
+        ui.screenshot(&format!("first-hour/{width}-test-ok")).await;
+        receiver.answer(|_, _| Answer::status(404).body("no_service"));
+        ui.click("#send-test").await;
+        ui.wait_text("#test-summary", "the failure", |t| t.contains("HTTP 404"))
+            .await;
+        assert!(in_view(&ui, "#test-outcome").await);
+        assert!(ui.text("#test-next").await.contains("check the URL"));
+        ui.screenshot(&format!("first-hour/{width}-test-failed"))
+            .await;
+
+        // A booking fails at the receiver; the log finds it by the
+        // patient's name, and a retry delivers it.
+        let booked = book(
+            &server,
+            &patient,
+            if width == "desktop" {
+                "2031-03-01"
+            } else {
+                "2031-03-02"
+            },
+        )
+        .await;
+        let delivery = booked["events"][0]["deliveries"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        server
+            .wait_delivery(&delivery, WAIT, |d| d["attempts"].as_i64() >= Some(1))
+            .await;
+        ui.go("/ui/deliveries").await;
+        ui.fill("#q-search", "o'brien").await;
+        ui.click("#search").await;
+        let row = format!("#log tbody tr:has(a[href='/ui/deliveries/{delivery}'])");
+        let found = ui
+            .reload_until(&row, "the failed booking", |t| t.contains("O'Brien"))
+            .await;
+        assert!(
+            found.contains(&format!("#{}", booked["id"])),
+            "the appointment: {found}"
+        );
+        assert!(
+            ui.path().await.contains("q=o%27brien"),
+            "{}",
+            ui.path().await
+        );
+        ui.screenshot(&format!("first-hour/{width}-log-search"))
+            .await;
+        receiver.answer(|_, _| Answer::ok().body("ok"));
+        ui.click(&format!("{row} a")).await;
+        ui.click("#retry").await;
+        ui.reload_until("#delivery-status", "the success", |t| t == "succeeded")
+            .await;
+
+        // Every page, at this width.
+        let pages = [
+            ("dashboard", "/ui".to_string()),
+            ("webhooks", "/ui/webhooks".to_string()),
+            ("new", "/ui/webhooks/new".to_string()),
+            (
+                "preset",
+                "/ui/webhooks/new?preset=twilio_sms_confirmation".to_string(),
+            ),
+            ("blank", "/ui/webhooks/new?blank=1".to_string()),
+            ("editor", format!("/ui/webhooks/{hook_id}")),
+            ("log", "/ui/deliveries".to_string()),
+            ("delivery", format!("/ui/deliveries/{delivery}")),
+            ("events", "/ui/events".to_string()),
+            ("tokens", "/ui/tokens".to_string()),
+            ("try", "/ui/try".to_string()),
+            ("api-reference", "/api/docs".to_string()),
+        ];
+        every_page_fits(&ui, width, &pages).await;
+        ui.go("/ui").await;
+        ui.click(".logout button").await;
+        ui.wait_text("h1", "the login", |t| t == "carehook").await;
+        every_page_fits(&ui, width, &[("login", "/ui/login".to_string())]).await;
+    }
+    browser.stop().await;
     server.stop().await;
 }

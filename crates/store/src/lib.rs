@@ -350,6 +350,23 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// A consistent online copy of the SQLite database at `url` (a
+/// `sqlite://FILE` URL) in the new file `dest`, taken while carehook runs.
+/// PostgreSQL has its own tools (`pg_dump`); this refuses other URLs.
+pub async fn sqlite_backup(url: &str, dest: &std::path::Path) -> Result<()> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") {
+        return Err(StoreError::Invalid(
+            "only a SQLite database file (sqlite://FILE) is backed up here; for PostgreSQL use pg_dump".into(),
+        ));
+    }
+    sqlite::backup_to(url, dest).await
+}
+
+/// `PRAGMA integrity_check` of a SQLite database file: `ok` when sound.
+pub async fn sqlite_integrity_check(url: &str) -> Result<String> {
+    sqlite::integrity_check(url).await
+}
+
 /// Milliseconds since the Unix epoch, for the few stamps the store makes itself.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

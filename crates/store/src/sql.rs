@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::rows::{decode_cursor, page_limit};
 use crate::types::DeliveryFilter;
 
@@ -211,7 +211,17 @@ impl Builder {
     }
 }
 
-pub(crate) fn list_deliveries(f: &DeliveryFilter) -> Result<Built> {
+/// One variable of an event's snapshot (`e.vars`, JSON text) as SQL text.
+fn event_var(dialect: &str, name: &'static str) -> String {
+    debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    if dialect == "postgres" {
+        format!("(e.vars::jsonb ->> '{name}')")
+    } else {
+        format!("json_extract(e.vars, '$.{name}')")
+    }
+}
+
+pub(crate) fn list_deliveries(f: &DeliveryFilter, dialect: &str) -> Result<Built> {
     let mut b = Builder {
         sql: format!(
             "SELECT {DELIVERY_COLS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE TRUE"
@@ -237,6 +247,33 @@ pub(crate) fn list_deliveries(f: &DeliveryFilter) -> Result<Built> {
     if let Some(until) = f.until {
         let p = b.arg(Arg::Int(until));
         b.sql += &format!(" AND d.created_at < {p}");
+    }
+    if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if term.len() > 200 {
+            return Err(StoreError::Invalid("search: at most 200 characters".into()));
+        }
+        if term.bytes().all(|c| c.is_ascii_digit()) {
+            let p = b.arg(Arg::Text(term.to_owned()));
+            b.sql += &format!(
+                " AND ({} = {p} OR {} = {p})",
+                event_var(dialect, "appointment_id"),
+                event_var(dialect, "patient_id")
+            );
+        } else {
+            let escaped: String = term
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            let p = b.arg(Arg::Text(format!("%{escaped}%")));
+            b.sql += &format!(
+                " AND lower({}) LIKE {p} ESCAPE '\\'",
+                event_var(dialect, "patient_name")
+            );
+        }
     }
     keyset(&mut b, "d", f.cursor.as_deref())?;
     let limit = page_limit(f.limit);

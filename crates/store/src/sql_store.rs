@@ -560,7 +560,7 @@ impl<D: Dialect> LogStore for SqlStore<D> {
     }
 
     async fn list_deliveries(&self, f: DeliveryFilter) -> Result<Page<DeliveryRow>> {
-        let built = sql::list_deliveries(&f)?;
+        let built = sql::list_deliveries(&f, D::NAME)?;
         let ts: Vec<rows::DeliveryTuple> =
             D::fetch_all(&mut *self.reader().await?, &built.sql, built.args).await?;
         let items = ts

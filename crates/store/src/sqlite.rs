@@ -71,6 +71,45 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore<Sqlite>> {
     .await
 }
 
+/// Writes a consistent copy of a live SQLite database to `dest` with
+/// `VACUUM INTO`: one read transaction, so the copy is a snapshot of one
+/// moment even while carehook keeps writing, and the WAL is folded in.
+pub(crate) async fn backup_to(url: &str, dest: &std::path::Path) -> Result<()> {
+    use sqlx::ConnectOptions as _;
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(30));
+    let mut conn = options.connect().await?;
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| StoreError::Invalid("the backup path is not UTF-8".into()))?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(dest)
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// `PRAGMA integrity_check` of the SQLite database at `url`: `ok`, or what
+/// is wrong.
+pub(crate) async fn integrity_check(url: &str) -> Result<String> {
+    use sqlx::ConnectOptions as _;
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?
+        .create_if_missing(false)
+        .read_only(true);
+    let mut conn = options.connect().await?;
+    let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_all(&mut conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(r,)| r)
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
 /// A JSON array of ids, for `IN (SELECT value FROM json_each($n))`: one statement for any
 /// number of ids, and one cached prepared statement.
 fn id_array<'a>(ids: impl IntoIterator<Item = &'a WebhookId>) -> String {

@@ -353,6 +353,10 @@ pub struct DeliveryFilter {
     pub limit: u32,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// A patient or appointment: digits match `appointment_id` or
+    /// `patient_id` exactly; other text is a case-insensitive part of
+    /// `patient_name`.
+    pub search: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -366,7 +366,7 @@ async fn webhooks_are_created_from_a_preset_on_the_command_line() {
     .await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("values.from_number") && r.stderr.contains("auth.password"),
+        r.stderr.contains("--value from_number=") && r.stderr.contains("--auth-secret"),
         "{}",
         r.stderr
     );

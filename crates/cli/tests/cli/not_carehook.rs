@@ -29,6 +29,8 @@ async fn url_in_webhooks_create_is_the_webhooks_destination_not_carehooks_addres
                 "slack_new_appointment",
                 flag,
                 &destination,
+                "--value",
+                "site_url=https://clinic.example.com",
                 "--json",
             ],
         )

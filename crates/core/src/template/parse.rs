@@ -200,6 +200,20 @@ fn tokenize<'a>(
                 tokens.push((Token::Str(value), at));
                 i = j;
             }
+            // `date: \"%d/%m/%Y\"`: an argument quoted as it must be
+            // inside a JSON string, read as the same quoted argument.
+            b'\\' if bytes.get(i + 1) == Some(&b'"') => {
+                let Some(len) = inner[i + 2..].find("\\\"") else {
+                    return Err(TemplateError::new(
+                        field,
+                        position_of(source, at),
+                        ErrorKind::Syntax,
+                        "this quoted argument is never closed: end it with \\\" as it began".into(),
+                    ));
+                };
+                tokens.push((Token::Str(inner[i + 2..i + 2 + len].to_string()), at));
+                i += 2 + len + 2;
+            }
             b'0'..=b'9' | b'-' => {
                 let mut j = i + 1;
                 while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'.') {

@@ -213,3 +213,21 @@ fn json_numbers_follow_the_grammar() {
         assert!(!is_json_number(bad), "{bad}");
     }
 }
+
+#[test]
+fn filter_arguments_quoted_as_json_strings_want_them_work() {
+    // Inside a JSON string a quote is written \" — so are the date
+    // filter's, and they mean the same as plain quotes.
+    let src = r#"{"text": "{{ appointment_date | date: \"%d/%m/%Y\" }}"}"#;
+    let out = render(
+        src,
+        Context::JsonBody,
+        &[("appointment_date", "2026-12-01")],
+    );
+    assert_eq!(out, r#"{"text": "01/12/2026"}"#);
+    let e = parse_err(
+        r#"{"t": "{{ appointment_date | date: \"%d }}"}"#,
+        Context::JsonBody,
+    );
+    assert!(e.to_string().contains("never closed"), "{e}");
+}

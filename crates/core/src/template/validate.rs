@@ -83,12 +83,12 @@ impl Template {
 
 fn unknown_variable_message(var: &str, scope: &Scope) -> String {
     let names = scope.events().iter().map(|e| e.name).collect::<Vec<_>>();
-    let subscribed = if names.len() > 3 {
-        "the subscribed events".to_string()
-    } else {
-        names.join(", ")
+    let (subscribed, verb) = match names.len() {
+        1 => (names[0].to_string(), "carries"),
+        2..=3 => (names.join(", "), "carry"),
+        _ => ("the subscribed events".to_string(), "carry"),
     };
-    let mut message = format!("unknown variable \"{var}\": {subscribed} carry no such variable");
+    let mut message = format!("unknown variable \"{var}\": {subscribed} {verb} no such variable");
     let suggestion = crate::catalog::closest_name(var, scope.variable_names());
     if suggestion.is_some() {
         message.push_str(&crate::catalog::did_you_mean(suggestion));

@@ -34,16 +34,25 @@ fn schema_of(ty: FieldType) -> Value {
     }
 }
 
+fn capitalized(w: &str) -> String {
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 fn title(kind: Kind) -> String {
-    kind.noun()
-        .split(' ')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+    kind.noun().split(' ').map(capitalized).collect()
+}
+
+/// "a patient", "an encounter".
+fn a(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
 }
 
 fn reference(name: &str) -> Value {
@@ -106,7 +115,7 @@ pub fn add_to(doc: &mut Value) {
             }
         }
         let input = json!({"type": "object", "properties": props.clone(), "required": required,
-            "description": format!("A {} to create; a PATCH takes any of these fields.", kind.noun())});
+            "description": format!("{} to create; a PATCH takes any of these fields.", capitalized(&a(kind.noun())))});
         let mut record_props = props;
         record_props.insert("id".into(), json!({"type": "integer", "format": "int64"}));
         record_props.insert(
@@ -124,7 +133,7 @@ pub fn add_to(doc: &mut Value) {
                 "deliveries": {"type": "array", "items": {"type": "string", "format": "uuid"}}}}
         }));
         let record = json!({"type": "object", "properties": record_props, "required": ["id"],
-            "description": format!("A {} as stored, with its id and references.", kind.noun())});
+            "description": format!("{} as stored, with its id and references.", capitalized(&a(kind.noun())))});
         let list = json!({"type": "object", "required": ["items"], "properties": {
             "items": {"type": "array", "items": reference(&name)},
             "next_cursor": {"type": ["string", "null"]}}});
@@ -133,30 +142,39 @@ pub fn add_to(doc: &mut Value) {
         schemas.insert(format!("{name}List"), list);
 
         let tag = json!(["clinic"]);
-        let create = |params: Vec<Value>| {
-            json!({"tags": tag, "summary": format!("Create a {}; fires its event in the same transaction", kind.noun()),
+        let plural = format!("{name}s");
+        let create = |params: Vec<Value>, operation: String| {
+            json!({"tags": tag, "operationId": operation,
+                "summary": format!("Create {}; fires its event in the same transaction", a(kind.noun())),
                 "parameters": params,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": reference(&format!("{name}Input"))}}},
                 "responses": {"201": ok("Created", reference(&name)), "400": error("Bad JSON"), "401": error("No valid token"),
                     "404": error("No such parent"), "413": error("Too large"), "415": error("Not JSON"), "422": error("Invalid field")}})
         };
-        let list_op = |mut params: Vec<Value>| {
+        let list_op = |mut params: Vec<Value>, operation: String| {
             params.extend(list_params.iter().cloned());
-            json!({"tags": tag, "summary": format!("List {}s, newest first", kind.noun()), "parameters": params,
+            json!({"tags": tag, "operationId": operation, "summary": format!("List {}s, newest first", kind.noun()), "parameters": params,
                 "responses": {"200": ok("A page", reference(&format!("{name}List"))), "400": error("Bad input"),
                     "401": error("No valid token"), "422": error("Bad query parameter")}})
         };
         let base = format!("/api/v1/{}", kind.collection());
         let mut collection = Map::new();
-        collection.insert("get".into(), list_op(vec![]));
+        collection.insert("get".into(), list_op(vec![], format!("list{plural}")));
         if !NESTED.contains(&kind) {
-            collection.insert("post".into(), create(vec![user.clone()]));
+            collection.insert(
+                "post".into(),
+                create(vec![user.clone()], format!("create{name}")),
+            );
         }
         paths.insert(base.clone(), Value::Object(collection));
-        let one = |summary: String, extra: Vec<Value>, body: Option<Value>, answer: Value| {
+        let one = |verb: &str,
+                   summary: String,
+                   extra: Vec<Value>,
+                   body: Option<Value>,
+                   answer: Value| {
             let mut params = vec![id.clone()];
             params.extend(extra);
-            let mut op = json!({"tags": tag, "summary": summary, "parameters": params,
+            let mut op = json!({"tags": tag, "operationId": format!("{verb}{name}"), "summary": summary, "parameters": params,
                 "responses": {"200": ok("Done", answer), "400": error("Bad id or JSON"), "401": error("No valid token"),
                     "404": error("No such record"), "409": error("Still referenced"), "413": error("Too large"),
                     "415": error("Not JSON"), "422": error("Invalid field")}});
@@ -168,15 +186,17 @@ pub fn add_to(doc: &mut Value) {
         paths.insert(
             format!("{base}/{{id}}"),
             json!({
-                "get": one(format!("One {}", kind.noun()), vec![], None, reference(&name)),
+                "get": one("get", format!("One {}", kind.noun()), vec![], None, reference(&name)),
                 "patch": one(
-                    format!("Change a {} (fires its update event)", kind.noun()),
+                    "update",
+                    format!("Change {} (fires its update event)", a(kind.noun())),
                     vec![user.clone()],
                     Some(json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "The fields to change"}}}})),
                     reference(&name)
                 ),
                 "delete": one(
-                    format!("Delete a {} (fires its delete event with the record's data)", kind.noun()),
+                    "delete",
+                    format!("Delete {} (fires its delete event with the record's data)", a(kind.noun())),
                     vec![user.clone()],
                     None,
                     reference(&name)
@@ -186,7 +206,13 @@ pub fn add_to(doc: &mut Value) {
         if let (true, Some(parent)) = (NESTED.contains(&kind), kind.parent()) {
             paths.insert(
                 format!("/api/v1/{}/{{id}}/{}", parent.kind().collection(), kind.collection()),
-                json!({"post": create(vec![id.clone(), user.clone()]), "get": list_op(vec![id.clone()])}),
+                {
+                    let parent = title(parent.kind());
+                    json!({
+                        "post": create(vec![id.clone(), user.clone()], format!("create{parent}{name}")),
+                        "get": list_op(vec![id.clone()], format!("list{parent}{plural}")),
+                    })
+                },
             );
         }
     }

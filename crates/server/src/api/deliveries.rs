@@ -40,6 +40,10 @@ struct ListQuery {
     limit: Option<u32>,
     /// `next_cursor` of the previous page
     cursor: Option<String>,
+    /// A patient or appointment: an id (digits) matches `appointment_id`
+    /// or `patient_id`; other text is part of `patient_name`
+    #[param(max_length = 200)]
+    search: Option<String>,
 }
 
 /// What a delivery is, in a list and alone.
@@ -164,6 +168,7 @@ async fn list(
             until: time("until", q.until)?,
             limit: check_limit(q.limit)?,
             cursor: q.cursor,
+            search: q.search.filter(|s| !s.trim().is_empty()),
         },
     )
     .await?;

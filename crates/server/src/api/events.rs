@@ -106,6 +106,18 @@ struct Pushed {
     deliveries: Vec<Uuid>,
     /// The idempotency key was seen before: this is the first event.
     duplicate: bool,
+    /// Variables a webhook that got this event reads but the event did not
+    /// carry (or carried empty): those webhooks send them blank. Empty when
+    /// nothing is missing.
+    missing_variables: Vec<MissingVariable>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct MissingVariable {
+    /// The variable, e.g. `doctor_name`.
+    variable: String,
+    /// The webhooks (by name) that read it.
+    webhooks: Vec<String>,
 }
 
 /// Records an event from a clinic system; one delivery per enabled webhook
@@ -119,7 +131,11 @@ async fn push_event(
     caller: Caller,
     ApiJson(body): ApiJson<PushEvent>,
 ) -> ApiResult<(StatusCode, Json<Pushed>)> {
-    let (name, recorded) = events::push(
+    let events::Pushed {
+        name,
+        recorded,
+        missing,
+    } = events::push(
         &state,
         &caller.actor(),
         events::Push {
@@ -141,6 +157,13 @@ async fn push_event(
             event: name.to_string(),
             deliveries: recorded.delivery_ids().iter().map(|&d| d.into()).collect(),
             duplicate: recorded.is_duplicate(),
+            missing_variables: missing
+                .into_iter()
+                .map(|m| MissingVariable {
+                    variable: m.variable,
+                    webhooks: m.webhooks,
+                })
+                .collect(),
         }),
     ))
 }

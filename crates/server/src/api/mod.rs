@@ -14,6 +14,7 @@ mod openapi;
 pub(crate) mod presets;
 pub(crate) mod previews;
 pub(crate) mod privacy;
+mod reference;
 pub mod tokens;
 pub(crate) mod webhooks;
 
@@ -59,6 +60,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .routes(routes!(openapi::openapi_json))
+        .routes(routes!(reference::api_reference))
         .nest("/api/v1", api)
 }
 

@@ -43,12 +43,156 @@ pub fn base() -> OpenApi {
     doc
 }
 
-/// The finished document as JSON, ready to serve.
+/// The finished document as JSON, ready to serve: the clinic paths added,
+/// every operation named, every response described.
 pub fn finish(doc: OpenApi) -> serde_json::Value {
     let doc = OpenApiBuilder::from(doc).build();
     let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
     super::clinic_doc::add_to(&mut doc);
+    name_operations(&mut doc);
+    describe_responses(&mut doc);
     doc
+}
+
+/// The `operationId` of each route whose name is not plain CRUD; client
+/// generators turn these into method names (`client.list_webhooks()`).
+const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    ("get", "/healthz", "getHealth"),
+    ("get", "/metrics", "getMetrics"),
+    ("get", "/api/v1/openapi.json", "getOpenApiDocument"),
+    ("get", "/api/docs", "getApiReference"),
+    ("get", "/api/v1/event-types", "listEventTypes"),
+    ("post", "/api/v1/events", "pushEvent"),
+    ("get", "/api/v1/events", "listEvents"),
+    ("get", "/api/v1/events/{id}", "getEvent"),
+    ("get", "/api/v1/webhooks", "listWebhooks"),
+    ("post", "/api/v1/webhooks", "createWebhook"),
+    ("get", "/api/v1/webhooks/{id}", "getWebhook"),
+    ("patch", "/api/v1/webhooks/{id}", "updateWebhook"),
+    ("delete", "/api/v1/webhooks/{id}", "deleteWebhook"),
+    ("post", "/api/v1/webhooks/preview", "previewWebhookDraft"),
+    ("post", "/api/v1/webhooks/{id}/preview", "previewWebhook"),
+    ("post", "/api/v1/webhooks/{id}/test", "testWebhook"),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/rotate-secret",
+        "rotateWebhookSecret",
+    ),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/retry-failed",
+        "retryFailedDeliveries",
+    ),
+    ("get", "/api/v1/webhooks/{id}/stats", "getWebhookStats"),
+    ("get", "/api/v1/deliveries", "listDeliveries"),
+    ("get", "/api/v1/deliveries/{id}", "getDelivery"),
+    ("post", "/api/v1/deliveries/{id}/retry", "retryDelivery"),
+    ("get", "/api/v1/tokens", "listTokens"),
+    ("post", "/api/v1/tokens", "createToken"),
+    ("delete", "/api/v1/tokens/{id}", "revokeToken"),
+    ("get", "/api/v1/presets", "listPresets"),
+    ("get", "/api/v1/presets/{id}", "getPreset"),
+];
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Gives every operation a unique `operationId`: from [`OPERATION_IDS`],
+/// else the clinic table's own, else one made of the method and path
+/// (`postApiV1SomethingId`) so a route added later is still named and
+/// unique — `tests/api/openapi.rs` asks for a table entry all the same.
+fn name_operations(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    let mut taken = std::collections::BTreeSet::new();
+    for (path, item) in paths.iter_mut() {
+        for method in METHODS {
+            let Some(op) = item.get_mut(method) else {
+                continue;
+            };
+            let named = OPERATION_IDS
+                .iter()
+                .find(|(m, p, _)| *m == method && *p == path.as_str())
+                .map(|(_, _, id)| id.to_string());
+            let id = match named {
+                Some(id) => id,
+                None => match op["operationId"].as_str() {
+                    Some(id) if id.contains(char::is_uppercase) => id.to_string(),
+                    _ => derived_id(method, path),
+                },
+            };
+            let mut unique = id.clone();
+            let mut n = 2;
+            while !taken.insert(unique.clone()) {
+                unique = format!("{id}{n}");
+                n += 1;
+            }
+            op["operationId"] = unique.into();
+        }
+    }
+}
+
+fn derived_id(method: &str, path: &str) -> String {
+    let mut id = method.to_string();
+    for word in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut c = word.chars();
+        if let Some(first) = c.next() {
+            id.push(first.to_ascii_uppercase());
+            id.push_str(c.as_str());
+        }
+    }
+    id
+}
+
+/// OpenAPI requires a description on every response; a route that gave
+/// none gets the usual meaning of its status code.
+fn describe_responses(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for method in METHODS {
+            let Some(responses) = item
+                .get_mut(method)
+                .and_then(|op| op["responses"].as_object_mut())
+            else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let Some(response) = response.as_object_mut() else {
+                    continue;
+                };
+                let missing = response
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_none_or(str::is_empty);
+                if missing {
+                    response.insert("description".into(), status_meaning(status).into());
+                }
+            }
+        }
+    }
+}
+
+fn status_meaning(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "202" => "Accepted",
+        "204" => "Done; no content",
+        "400" => "Bad request: malformed JSON, id or parameter; `field` names it",
+        "401" => "No valid API token",
+        "403" => "The token may not do this",
+        "404" => "No such resource",
+        "409" => "Conflicts with the current state",
+        "413" => "The body is too large",
+        "415" => "The body is not JSON (`Content-Type: application/json`)",
+        "422" => "Invalid input: `field` names what to fix",
+        "429" => "Too many requests",
+        "500" => "Internal error",
+        "503" => "Not ready or degraded",
+        _ => "See the body",
+    }
 }
 
 /// This document.

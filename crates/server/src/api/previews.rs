@@ -54,7 +54,7 @@ async fn preview(
 }
 
 /// Validates an unsaved webhook and renders its request, or answers the
-/// first error with its field (`webhook.body`), line and column. A draft has
+/// first error with its field (`body`, as on create), line and column. A draft has
 /// no signing secret yet, so its signature headers are made with a
 /// throwaway one: their shape is real, their value is not.
 #[utoipa::path(post, path = "/webhooks/preview", tag = "webhooks", request_body = Draft,

@@ -19,9 +19,54 @@ pub struct Push {
     pub idempotency_key: Option<String>,
 }
 
+/// A variable a webhook that got the event reads, which the event did not
+/// carry: that webhook sends it blank.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Missing {
+    pub variable: String,
+    /// The names of the webhooks that read it.
+    pub webhooks: Vec<String>,
+}
+
+/// What `push` recorded: the event's canonical name, the record, and the
+/// variables its webhooks will miss.
+#[derive(Debug)]
+pub struct Pushed {
+    pub name: &'static str,
+    pub recorded: Recorded,
+    pub missing: Vec<Missing>,
+}
+
+/// The variables the matched webhooks read that `vars` lacks, by name.
+fn missing_variables(
+    ctx: &Context,
+    deliveries: &[carehook_store::NewDelivery],
+    vars: &carehook_core::Vars,
+) -> Vec<Missing> {
+    let webhooks = ctx.registry.snapshot();
+    let mut missing: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for d in deliveries {
+        let Some(w) = webhooks.get(&d.webhook_id) else {
+            continue;
+        };
+        for var in w.compiled.variables_needed() {
+            if vars.get(var).is_none_or(|v| v.is_empty()) {
+                missing
+                    .entry(var.to_string())
+                    .or_default()
+                    .push(w.row.name.clone());
+            }
+        }
+    }
+    missing
+        .into_iter()
+        .map(|(variable, webhooks)| Missing { variable, webhooks })
+        .collect()
+}
+
 /// Records an event and its deliveries (one per webhook that wants it),
-/// durably; answers once committed. Its canonical name comes back with it.
-pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<(&'static str, Recorded)> {
+/// durably; answers once committed.
+pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<Pushed> {
     let event = catalog::lookup(&p.event).ok_or_else(|| {
         let names = catalog::events().iter().map(|e| e.name);
         Error::invalid(
@@ -45,6 +90,7 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<(&'static st
     let vars = snapshot_from_data(event, id, &p.data)?;
     let now = now_ms();
     let deliveries = match_deliveries(&ctx.registry, event, &vars, now);
+    let missing = missing_variables(ctx, &deliveries, &vars);
     let recorded = ctx
         .intake
         .record(NewEvent {
@@ -56,7 +102,11 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<(&'static st
             deliveries,
         })
         .await?;
-    Ok((event.name, recorded))
+    Ok(Pushed {
+        name: event.name,
+        recorded,
+        missing,
+    })
 }
 
 /// A page of events with their snapshots: a read of patient data, audited with the ids read.

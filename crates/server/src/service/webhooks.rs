@@ -21,7 +21,7 @@ use carehook_core::catalog::{self, EventType};
 use carehook_core::ids::{DeliveryId, EventId, WebhookId};
 use carehook_core::privacy;
 use carehook_core::signing::SigningSecret;
-use carehook_core::webhook::{CompiledWebhook, MASK, ValidationError, Warning, WebhookSpec};
+use carehook_core::webhook::{CompiledWebhook, MASK, Warning, WebhookSpec};
 use carehook_core::{Vars, presets};
 use carehook_store::{Claimed, NewDelivery, NewEvent, NewWebhook, WebhookStats};
 use serde::{Deserialize, Serialize};
@@ -801,14 +801,10 @@ pub async fn preview(ctx: &Context, id: WebhookId, t: TryOut) -> Result<Preview>
 }
 
 /// The request an unsaved webhook would send, signed with a throwaway
-/// secret; or its first error, its field under `webhook.`.
+/// secret; or its first error, its field named as on create and update
+/// (`body`, not `webhook.body`).
 pub fn preview_draft(d: Draft) -> Result<Preview> {
-    let (compiled, warnings) = d.webhook.compile().map_err(|e| {
-        Error::from(ValidationError {
-            field: format!("webhook.{}", e.field),
-            ..e
-        })
-    })?;
+    let (compiled, warnings) = d.webhook.compile().map_err(Error::from)?;
     let event = choose_event(&compiled, d.event.as_deref())?;
     let throwaway = SigningSecret::generate();
     render_preview(&compiled, &[&throwaway], event, &d.data, warnings)

@@ -11,6 +11,26 @@ use super::session::Admin;
 use super::{Page, UiError, UiState, html, show_time};
 use crate::time::now_ms;
 
+/// The share of deliveries that arrived, and beside it how many attempts
+/// failed on the way: "100 %" alone would hide a receiver that needed
+/// three tries for each request.
+fn honest_rate(w: &carehook_store::StatsWindow) -> String {
+    let Some(rate) = w.success_rate else {
+        return "—".into();
+    };
+    let failed_attempts = w.attempts_failed + w.attempts_retry + w.attempts_gave_up;
+    let attempts = failed_attempts + w.attempts_succeeded;
+    if failed_attempts == 0 {
+        format!("{:.0} %", rate * 100.0)
+    } else {
+        format!(
+            "{:.0} % delivered; {failed_attempts} of {attempts} attempt{} failed",
+            rate * 100.0,
+            if attempts == 1 { "" } else { "s" }
+        )
+    }
+}
+
 const HOUR_MS: i64 = 3600 * 1000;
 /// The chart reads at most this many deliveries of the last 24 hours.
 const CHART_ROWS: usize = 20_000;
@@ -102,9 +122,7 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
             enabled: row.enabled,
             disabled_reason: super::disabled_note(&w),
             broken: w.broken.clone().unwrap_or_default(),
-            success_rate: day
-                .and_then(|w| w.success_rate)
-                .map_or("—".into(), |r| format!("{:.0} %", r * 100.0)),
+            success_rate: day.map_or("—".into(), honest_rate),
             failed_24h: day.map_or(0, |w| w.failed),
             retrying: day.map_or(0, |w| w.pending),
             last_class: stats.last.as_ref().map_or("", |l| status_class(l.status)),

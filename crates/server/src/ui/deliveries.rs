@@ -61,6 +61,9 @@ struct Filters {
     until: String,
     #[serde(default)]
     cursor: String,
+    /// A patient's name, or a patient or appointment id.
+    #[serde(default)]
+    q: String,
 }
 
 impl Filters {
@@ -73,6 +76,7 @@ impl Filters {
                 ("status", &self.status),
                 ("since", &self.since),
                 ("until", &self.until),
+                ("q", &self.q),
             ])
             .finish()
     }
@@ -80,7 +84,10 @@ impl Filters {
 
 struct Row {
     id: DeliveryId,
-    created: String,
+    created: super::When,
+    /// The patient and the appointment the event was about, if any.
+    patient: String,
+    appointment: String,
     webhook: String,
     event: String,
     status: String,
@@ -102,6 +109,11 @@ struct LogPage {
     events: Vec<&'static str>,
     /// The filters, to come back to after a retry.
     here: String,
+    /// The clinic's time zone, as the times are shown.
+    zone: String,
+    /// With the log filtered by a webhook: its name and how many failed
+    /// deliveries a bulk retry of the range would send (capped).
+    retry_target: Option<(String, String)>,
 }
 
 impl LogPage {
@@ -146,6 +158,9 @@ async fn list(
             Err(_) => error = format!("Unknown status \"{}\".", f.status),
         }
     }
+    if !f.q.trim().is_empty() {
+        filter.search = Some(f.q.trim().to_string());
+    }
     if !f.event.is_empty() {
         match catalog::canonical_name(&f.event) {
             Some(e) => filter.event_type = Some(e.to_string()),
@@ -159,6 +174,36 @@ async fn list(
         }
         (Err(e), _) | (_, Err(e)) => error = e,
     }
+    let zone = super::clinic_zone(&state).await;
+    let retry_target = match (&filter.webhook_id, error.is_empty()) {
+        (Some(id), true) => {
+            let failed = state
+                .app
+                .store
+                .list_deliveries(DeliveryFilter {
+                    webhook_id: Some(*id),
+                    status: Some(DeliveryStatus::Failed),
+                    since: filter.since,
+                    until: filter.until,
+                    limit: RETRY_COUNT_CAP,
+                    ..DeliveryFilter::default()
+                })
+                .await
+                .map_err(UiError::internal)?;
+            let n = failed.items.len();
+            let count = if failed.next_cursor.is_some() {
+                format!("more than {n}")
+            } else {
+                n.to_string()
+            };
+            let name = webhooks
+                .iter()
+                .find(|(w, _)| w == id)
+                .map_or_else(|| "(deleted)".to_string(), |(_, n)| n.clone());
+            Some((name, count))
+        }
+        _ => None,
+    };
     let (rows, next) = if error.is_empty() {
         let page = match state.app.store.list_deliveries(filter).await {
             Ok(p) => p,
@@ -177,12 +222,36 @@ async fn list(
                 .find(|(w, _)| *w == id)
                 .map_or_else(|| "(deleted)".to_string(), |(_, n)| n.clone())
         };
+        // Each row's patient and appointment come from its event's
+        // snapshot: one read per event on the page (at most 50).
+        let mut about: std::collections::HashMap<EventId, (String, String)> = Default::default();
+        for d in &page.items {
+            if about.contains_key(&d.event_id) {
+                continue;
+            }
+            let vars = state
+                .app
+                .store
+                .get_event(d.event_id)
+                .await
+                .map_err(UiError::internal)?
+                .map(|e| e.vars)
+                .unwrap_or_default();
+            about.insert(d.event_id, who_and_what(&vars));
+        }
+        let now = now_ms();
         let rows = page
             .items
             .iter()
             .map(|d| Row {
                 id: d.id,
-                created: show_time(d.created_at),
+                created: super::When::new(d.created_at, now, zone),
+                patient: about
+                    .get(&d.event_id)
+                    .map_or_else(String::new, |a| a.0.clone()),
+                appointment: about
+                    .get(&d.event_id)
+                    .map_or_else(String::new, |a| a.1.clone()),
                 webhook: name(d.webhook_id),
                 event: d.event_type.clone(),
                 status: d.status.to_string(),
@@ -216,8 +285,36 @@ async fn list(
         webhooks,
         events: catalog::events().iter().map(|e| e.name).collect(),
         here,
+        zone: zone.name().to_string(),
+        retry_target,
         f,
     }))
+}
+
+/// How many failed deliveries the bulk-retry count reads at most.
+const RETRY_COUNT_CAP: u32 = 1000;
+
+/// The patient ("Maria O'Brien · #42") and the appointment ("#318 · 2026-12-01
+/// 09:30") an event is about, from its snapshot; empty when it has none.
+fn who_and_what(vars: &carehook_core::Vars) -> (String, String) {
+    let get = |k: &str| vars.get(k).map(String::as_str).unwrap_or("").trim();
+    let patient = match (get("patient_name"), get("patient_id")) {
+        ("", "") => String::new(),
+        (name, "") => name.to_string(),
+        ("", id) => format!("patient #{id}"),
+        (name, id) => format!("{name} · #{id}"),
+    };
+    let when = [get("appointment_date"), get("appointment_start_time")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let appointment = match (get("appointment_id"), when.as_str()) {
+        ("", _) => String::new(),
+        (id, "") => format!("#{id}"),
+        (id, when) => format!("#{id} · {when}"),
+    };
+    (patient, appointment)
 }
 
 struct AttemptView {

@@ -18,6 +18,7 @@ mod dashboard;
 mod deliveries;
 pub mod form;
 pub mod session;
+mod tools;
 mod webhooks;
 
 use std::sync::Arc;
@@ -57,7 +58,8 @@ pub fn router(app: AppState) -> Router {
         .route("/events", get(catalog::page))
         .route("/audit", get(audit::page))
         .merge(webhooks::router())
-        .merge(deliveries::router());
+        .merge(deliveries::router())
+        .merge(tools::router());
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui/", get(|| async { Redirect::to("/ui") }))
@@ -347,6 +349,74 @@ async fn logout(
         session::set_cookie(SESSION_COOKIE, "", "/", 0, session::is_https(&headers)),
     );
     resp
+}
+
+/// The clinic's time zone (its first clinic's `timezone`), for showing
+/// times as the clinic reads them; UTC when there is none.
+pub async fn clinic_zone(state: &UiState) -> chrono_tz::Tz {
+    let first = state
+        .app
+        .store
+        .list_records(
+            carehook_core::clinic::Kind::Clinic,
+            carehook_store::RecordFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await;
+    match first {
+        Ok(page) => page
+            .items
+            .first()
+            .and_then(|c| c.text("timezone").parse().ok())
+            .unwrap_or(chrono_tz::UTC),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the clinic's time zone");
+            chrono_tz::UTC
+        }
+    }
+}
+
+/// A moment as the log shows it: in the clinic's time zone, how long ago,
+/// and in UTC (the tooltip).
+#[derive(Debug)]
+pub struct When {
+    pub local: String,
+    pub ago: String,
+    pub utc: String,
+    pub iso: String,
+}
+
+impl When {
+    pub fn new(ms: i64, now: i64, zone: chrono_tz::Tz) -> When {
+        let at = crate::time::from_ms(ms);
+        When {
+            local: at
+                .with_timezone(&zone)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string(),
+            ago: ago(now - ms),
+            utc: show_time(ms),
+            iso: crate::time::rfc3339(ms),
+        }
+    }
+}
+
+/// `just now`, `5 min ago`, `3 h ago`, `2 days ago`; `in 5 min` ahead.
+pub fn ago(ms: i64) -> String {
+    let (ahead, s) = (ms < 0, ms.unsigned_abs() / 1000);
+    let text = match s {
+        0..=44 => return "just now".into(),
+        45..=5399 => format!("{} min", (s + 30) / 60),
+        5400..=129_599 => format!("{} h", (s + 1800) / 3600),
+        _ => format!("{} days", (s + 43_200) / 86_400),
+    };
+    if ahead {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
 }
 
 /// Unix milliseconds as the UI shows a time: `2026-11-27 14:05 UTC`.

@@ -286,7 +286,8 @@ fn preset_page(
         page,
         preset,
         name: f.get("name").unwrap_or(preset.name).to_string(),
-        enabled: f.checked("enabled"),
+        // As the API and the CLI make it: on, unless the admin unticks it.
+        enabled: f.get("csrf").is_none() || f.checked("enabled"),
         fields,
         error,
     }
@@ -394,9 +395,9 @@ fn created(state: &UiState, admin: &Admin, view: Value) -> Response {
         &admin.key,
         "ok",
         if enabled {
-            "Webhook created and enabled."
+            "Webhook created and enabled. Press \"Send test\" to see it arrive."
         } else {
-            "Webhook created, switched off: check the preview, send a test, then enable it."
+            "Webhook created, switched off: send a test, then enable it."
         },
     );
     flash_warnings(state, admin, &view);
@@ -539,10 +540,73 @@ fn preview_view(v: &Value) -> PreviewView {
     }
 }
 
+/// The hosted services whose incoming webhooks ignore carehook's signature
+/// headers: giving them the signing secret would be a chore for nothing.
+fn service_without_signatures(url: &str) -> &'static str {
+    const SERVICES: &[(&str, &str)] = &[
+        ("hooks.slack.com", "Slack"),
+        ("webhook.office.com", "Microsoft Teams"),
+        ("outlook.office.com", "Microsoft Teams"),
+        ("discord.com", "Discord"),
+        ("discordapp.com", "Discord"),
+        ("chat.googleapis.com", "Google Chat"),
+        ("api.twilio.com", "Twilio"),
+        ("api.sendgrid.com", "SendGrid"),
+        ("api.hubapi.com", "HubSpot"),
+        ("hooks.zapier.com", "Zapier"),
+        ("make.com", "Make"),
+        ("sheets.googleapis.com", "Google Sheets"),
+        ("script.google.com", "Google Apps Script"),
+        ("quickbooks.api.intuit.com", "QuickBooks"),
+        ("salesforce.com", "Salesforce"),
+        ("api.mixpanel.com", "Mixpanel"),
+    ];
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    SERVICES
+        .iter()
+        .find(|(domain, _)| host == *domain || host.ends_with(&format!(".{domain}")))
+        .map_or("", |(_, name)| name)
+}
+
+/// What to try after a failed test, from what the receiver answered.
+fn next_step(status: &str, error: &str) -> String {
+    let step = match status {
+        "" if error.contains("not allowed") || error.contains("private") => {
+            "carehook refused the address: a private or local address must be allowed with CAREHOOK_ALLOWED_DESTINATIONS."
+        }
+        "" => {
+            "Nothing answered: check the URL's host name, and that the receiver is up and reachable from this server."
+        }
+        "401" | "403" => {
+            "The receiver refused the credentials: check the Authentication fields (token, key or password)."
+        }
+        "404" | "410" => {
+            "The receiver does not know this address: check the URL (for Slack, Teams and Discord, copy the webhook URL again)."
+        }
+        "400" | "422" => {
+            "The receiver did not accept the body: compare the Body template with what it expects; the response below says what it disliked."
+        }
+        "429" => "The receiver is rate limiting: wait, or set a rate limit under Advanced.",
+        s if s.starts_with('5') => {
+            "The receiver had a problem of its own: try again later; real deliveries are retried."
+        }
+        s if s.starts_with('3') => {
+            "The receiver redirects: use the address it redirects to (carehook never follows redirects)."
+        }
+        _ => "See the response below.",
+    };
+    step.to_string()
+}
+
 /// A test send's outcome, as the editor shows it.
 pub struct TestView {
     pub ok: bool,
     pub summary: String,
+    /// On failure, what to try.
+    pub next_step: String,
     pub request: Option<PreviewView>,
     pub status: String,
     pub response_headers: Vec<(String, String)>,
@@ -570,6 +634,9 @@ pub struct EditPage {
     preview_error: String,
     test: Option<TestView>,
     reveal: Option<String>,
+    /// A service that does not check signatures (Slack…), named; empty
+    /// for a receiver that may.
+    signing_receiver: &'static str,
     enabled_saved: bool,
     disabled_reason: String,
     broken: String,
@@ -606,10 +673,32 @@ impl EditPage {
             preview_error,
             test: None,
             reveal: None,
+            signing_receiver: "",
             disabled_reason: String::new(),
             broken: String::new(),
             signing_rotated: String::new(),
         }
+    }
+
+    /// Advanced starts open when it holds something of the admin's, or
+    /// the error.
+    fn advanced_open(&self) -> bool {
+        const INSIDE: &[&str] = &[
+            "headers",
+            "query",
+            "conditions",
+            "timeout_ms",
+            "rate_limit",
+            "retry",
+            "max_in_flight",
+        ];
+        !self.e.headers.is_empty()
+            || !self.e.query.is_empty()
+            || !self.e.conditions.is_empty()
+            || self
+                .error
+                .as_ref()
+                .is_some_and(|e| INSIDE.contains(&e.anchor.as_str()))
     }
 
     /// The error text for one slot of the form, or empty.
@@ -653,6 +742,7 @@ async fn edit_for(
     p.disabled_reason = super::disabled_note(&w);
     p.broken = w.broken.clone().unwrap_or_default();
     p.reveal = state.sessions.take_reveal(&admin.key, id);
+    p.signing_receiver = service_without_signatures(&w.compiled.spec.url);
     if w.signing.len() > 1 {
         p.signing_rotated =
             "A previous secret still signs too, for up to 24 hours after the rotation.".into();
@@ -822,6 +912,7 @@ async fn test_send(
         Err(e) => TestView {
             ok: false,
             summary: "The test could not be sent".into(),
+            next_step: "Save the webhook without errors first, then send the test again.".into(),
             request: None,
             status: String::new(),
             response_headers: Vec::new(),
@@ -841,6 +932,11 @@ fn test_view(v: &Value) -> TestView {
         .as_i64()
         .map(|s| s.to_string())
         .unwrap_or_default();
+    let step = if ok {
+        String::new()
+    } else {
+        next_step(&status, v["error"].as_str().unwrap_or(""))
+    };
     TestView {
         ok,
         summary: match (ok, status.as_str()) {
@@ -860,6 +956,7 @@ fn test_view(v: &Value) -> TestView {
             .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
             .collect(),
         response_body: response["body"].as_str().unwrap_or("").into(),
+        next_step: step,
         error: v["error"].as_str().unwrap_or("").into(),
         duration_ms: v["duration_ms"].as_i64().unwrap_or(0),
         delivery_id: v["delivery_id"].as_str().unwrap_or("").into(),

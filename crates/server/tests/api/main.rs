@@ -8,8 +8,10 @@ mod common;
 mod metrics;
 mod openapi;
 mod patient_data;
+mod openapi_tools;
 mod retries;
 mod secrets;
+mod signature_docs;
 mod tokens;
 mod try_out;
 

@@ -287,7 +287,7 @@ async fn preview_renders_without_sending(backend: Backend) {
         .post("/api/v1/webhooks/preview", json!({"webhook": bad}))
         .await;
     assert_eq!(s, 422, "{e}");
-    assert_eq!(e["error"]["field"], "webhook.body");
+    assert_eq!(e["error"]["field"], "body", "named as on create and update");
     assert_eq!(e["error"]["line"], 2);
     assert_eq!(e["error"]["column"], 12);
     assert_eq!(e["error"]["variable"], "patient_nmae");
