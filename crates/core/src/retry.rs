@@ -99,7 +99,7 @@ pub struct RetryPolicy {
     /// Delays between attempts: `schedule[0]` after the first attempt failed,
     /// and so on.
     #[serde(with = "human_durations")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"]), default = json!(["5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "1d"]))))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["5s", "5m", "30m"]), default = json!(["5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "1d"])))]
     pub schedule: Vec<Duration>,
     /// Overrides the attempt count the schedule implies: more attempts repeat
     /// the last delay, fewer cut the schedule short.
