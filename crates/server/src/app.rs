@@ -40,6 +40,8 @@ pub struct Settings {
     pub vault: Vault,
     /// Serve `GET /metrics` on this address instead of the API's.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Read timeouts and the cap on connections per client address.
+    pub connections: crate::serve::ConnLimits,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             registry_refresh: Duration::from_secs(5),
             vault,
             metrics_listen: None,
+            connections: Default::default(),
         }
     }
 }
@@ -145,28 +148,15 @@ pub async fn run(
                 async move { api::metrics_text(&shared).await }
             }),
         );
-        let mut stop = stop_rx.clone();
-        jobs.spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "the metrics server stopped");
-            }
-        });
+        let (stop, limits) = (stop_rx.clone(), settings.connections);
+        jobs.spawn(crate::serve::serve(listener, app, limits, stop));
     }
 
-    let mut stop_for_api = stop_rx.clone();
     if settings.api {
         let app = api::router(state.clone()).merge(crate::ui::router(state));
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop_for_api.wait_for(|s| *s).await;
-        });
-        jobs.spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        let app = api::guard::guard(app, settings.connections.body_read);
+        let (stop, limits) = (stop_rx.clone(), settings.connections);
+        jobs.spawn(crate::serve::serve(listener, app, limits, stop));
     } else {
         drop(listener);
     }
