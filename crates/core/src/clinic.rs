@@ -195,13 +195,21 @@ pub enum FieldType {
     Currency,
     /// An IANA time zone name.
     TimeZone,
-    /// A strftime pattern.
-    Format,
+    /// A strftime pattern for a date or for a time of day: it may use only what that kind of
+    /// value has (`%H` cannot show a date, `%Y` cannot show a time).
+    Format(Shows),
     OneOf(&'static [&'static str]),
     /// A list of names: a JSON array of strings or one comma-separated string.
     List,
     /// The id of another record.
     Ref(Ref),
+}
+
+/// What a strftime pattern formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shows {
+    Date,
+    Time,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,8 +278,8 @@ static CLINIC_FIELDS: &[Field] = &[
     f("country", T::Text),
     def("currency", T::Currency, "USD"),
     def("timezone", T::TimeZone, "UTC"),
-    def("date_format", T::Format, DEFAULT_DATE_FORMAT),
-    def("time_format", T::Format, DEFAULT_TIME_FORMAT),
+    def("date_format", T::Format(Shows::Date), DEFAULT_DATE_FORMAT),
+    def("time_format", T::Format(Shows::Time), DEFAULT_TIME_FORMAT),
 ];
 static DOCTOR_FIELDS: &[Field] = &[
     req("clinic_id", T::Ref(Ref::Clinic)),
@@ -515,6 +523,9 @@ pub struct Valid {
     pub data: Map<String, Value>,
 }
 
+/// The most digits after the point an amount may have (cents).
+pub const AMOUNT_DECIMALS: u32 = 2;
+
 /// The most characters a short text field takes, and a long one.
 const TEXT_MAX: usize = 500;
 const LONG_TEXT_MAX: usize = 20_000;
@@ -557,13 +568,18 @@ pub fn validate(kind: Kind, input: &Map<String, Value>) -> Result<Valid, FieldEr
         let err = |m: String| FieldError::new(field.name, m);
         match field.ty {
             FieldType::Ref(r) => {
+                // A JSON integer, as the API documents: `"1"` is refused rather than guessed at.
                 let id = match value {
                     Value::Number(n) => n.as_i64(),
-                    Value::String(s) => s.trim().parse().ok(),
                     _ => None,
                 }
                 .filter(|id| *id > 0)
-                .ok_or_else(|| err(format!("must be the id of a {}", r.kind().noun())))?;
+                .ok_or_else(|| {
+                    err(format!(
+                        "must be the id of a {} (a positive JSON integer)",
+                        r.kind().noun()
+                    ))
+                })?;
                 out.refs.set(r, Some(id));
             }
             FieldType::List => {
@@ -620,6 +636,15 @@ fn normalise(ty: FieldType, text: &str) -> Result<String, String> {
     if text.len() > max {
         return Err(format!("may be at most {max} bytes"));
     }
+    // No NUL, escape or other control character: they show as nothing (or worse) in every
+    // system a webhook feeds. Long text keeps its line breaks and tabs.
+    let allowed = |c: char| ty == FieldType::LongText && matches!(c, '\n' | '\r' | '\t');
+    if let Some(c) = text.chars().find(|c| c.is_control() && !allowed(*c)) {
+        return Err(format!(
+            "must not contain control characters (found U+{:04X})",
+            c as u32
+        ));
+    }
     match ty {
         FieldType::Text | FieldType::LongText => Ok(text.to_string()),
         FieldType::Email => {
@@ -649,6 +674,11 @@ fn normalise(ty: FieldType, text: &str) -> Result<String, String> {
             if d.is_negative() {
                 return Err("must not be negative".into());
             }
+            if d.scale > AMOUNT_DECIMALS {
+                return Err(format!(
+                    "{text:?} has more than {AMOUNT_DECIMALS} digits after the point"
+                ));
+            }
             Ok(text.to_string())
         }
         FieldType::Currency => {
@@ -663,11 +693,31 @@ fn normalise(ty: FieldType, text: &str) -> Result<String, String> {
         FieldType::TimeZone => chrono_tz::Tz::from_str(text)
             .map(|tz| tz.name().to_string())
             .map_err(|_| format!("{text:?} is not an IANA time zone (e.g. Europe/London)")),
-        FieldType::Format => {
+        FieldType::Format(shows) => {
             if StrftimeItems::new(text).any(|i| matches!(i, Item::Error)) {
-                Err(format!("{text:?} is not a valid strftime format"))
-            } else {
-                Ok(text.to_string())
+                return Err(format!("{text:?} is not a valid strftime format"));
+            }
+            // Formatting is the only complete check: chrono fails (at display time) on a
+            // specifier the value lacks, so try the pattern on a sample of its kind.
+            let sample = match shows {
+                Shows::Date => {
+                    try_format(NaiveDate::from_ymd_opt(2026, 1, 2).map(|d| d.format(text)))
+                }
+                Shows::Time => {
+                    try_format(NaiveTime::from_hms_opt(13, 4, 5).map(|t| t.format(text)))
+                }
+            };
+            match sample {
+                Some(shown) if shown.len() <= TEXT_MAX => Ok(text.to_string()),
+                Some(_) => Err(format!("{text:?} makes too long a text")),
+                None => Err(match shows {
+                    Shows::Date => format!(
+                        "{text:?} cannot format a date: use only date specifiers (%Y, %m, %d, %b…), no time of day or zone"
+                    ),
+                    Shows::Time => format!(
+                        "{text:?} cannot format a time of day: use only time specifiers (%H, %M, %I, %p…), no date or zone"
+                    ),
+                }),
             }
         }
         FieldType::OneOf(words) => {
@@ -707,9 +757,31 @@ fn check_record(kind: Kind, v: &Valid) -> Result<(), FieldError> {
     }
 }
 
+/// Shows a chrono formatting without the panic `to_string` has when the pattern asks for
+/// something the value lacks (a stored pattern from before validation was this strict).
+fn try_format(shown: Option<impl fmt::Display>) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    write!(out, "{}", shown?).ok()?;
+    Some(out)
+}
+
+/// The years a clinic date may fall in: a birth date or an appointment outside them is a typo
+/// (`0000-01-01`, `20026-01-01`), never a record.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=2199;
+
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("{text:?} is not a date as YYYY-MM-DD"))
+    use chrono::Datelike as _;
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a date as YYYY-MM-DD"))?;
+    if !YEARS.contains(&d.year()) {
+        return Err(format!(
+            "{text:?} is outside the years {} to {}",
+            YEARS.start(),
+            YEARS.end()
+        ));
+    }
+    Ok(d)
 }
 
 pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
@@ -954,16 +1026,28 @@ impl Local {
     /// A stored `YYYY-MM-DD` in the clinic's date format.
     fn date(&self, stored: &str) -> String {
         match parse_date(stored) {
-            Ok(d) => d.format(&self.date_format).to_string(),
+            Ok(d) => self.show_date(d),
             Err(_) => stored.to_string(),
         }
     }
 
     fn time(&self, stored: &str) -> String {
         match parse_time(stored) {
-            Ok(t) => t.format(&self.time_format).to_string(),
+            Ok(t) => self.show_time(t),
             Err(_) => stored.to_string(),
         }
+    }
+
+    /// In the clinic's format; in the default one should a pattern stored before formats were
+    /// checked against their kind not fit the value.
+    fn show_date(&self, d: NaiveDate) -> String {
+        try_format(Some(d.format(&self.date_format)))
+            .unwrap_or_else(|| d.format(DEFAULT_DATE_FORMAT).to_string())
+    }
+
+    fn show_time(&self, t: NaiveTime) -> String {
+        try_format(Some(t.format(&self.time_format)))
+            .unwrap_or_else(|| t.format(DEFAULT_TIME_FORMAT).to_string())
     }
 
     fn date_time(&self, at: DateTime<Utc>) -> String {
@@ -985,8 +1069,8 @@ pub fn vars_for(event: &EventType, subject: &Subject<'_>, occasion: &Occasion<'_
 
     // common
     let now = local.tz.from_utc_datetime(&occasion.now.naive_utc());
-    put("current_date", now.format(&local.date_format).to_string());
-    put("current_time", now.format(&local.time_format).to_string());
+    put("current_date", local.show_date(now.date_naive()));
+    put("current_time", local.show_time(now.time()));
     put("current_date_time", local.date_time(occasion.now));
     put(
         "current_user_id",
@@ -1275,6 +1359,128 @@ mod tests {
     }
 
     #[test]
+    fn a_format_must_fit_the_kind_of_value_it_formats() {
+        let clinic = |k: &str, f: &str| {
+            validate(
+                Kind::Clinic,
+                json!({"name": "x", k: f}).as_object().unwrap(),
+            )
+        };
+        for (field, pattern) in [
+            ("date_format", "%H:%M"),
+            ("date_format", "%Y %z"),
+            ("date_format", "%s"),
+            ("date_format", "%c"),
+            ("time_format", "%Y"),
+            ("time_format", "%d/%m"),
+            ("time_format", "%Z"),
+            ("time_format", "%A %H"),
+        ] {
+            let e = clinic(field, pattern).unwrap_err();
+            assert_eq!(e.field, field, "{pattern}");
+        }
+        for (field, pattern) in [
+            ("date_format", "%d %B %Y (%a)"),
+            ("date_format", "%F"),
+            ("time_format", "%I:%M:%S %p"),
+            ("time_format", "%T"),
+        ] {
+            assert!(clinic(field, pattern).is_ok(), "{field} {pattern}");
+        }
+    }
+
+    #[test]
+    fn a_stored_format_that_cannot_format_its_value_falls_back_instead_of_panicking() {
+        // A clinic saved before formats were checked against their kind.
+        let mut w = world();
+        w[0].data.insert("date_format".into(), "%H:%M".into());
+        w[0].data.insert("time_format".into(), "%Y %z".into());
+        let subject = w.iter().fold(Subject::default(), |s, r| s.with(r));
+        let vars = vars_for(
+            catalog::lookup("kc_appointment_book").unwrap(),
+            &subject,
+            &occasion(),
+        );
+        assert_eq!(vars["appointment_date"], "2026-11-26");
+        assert_eq!(vars["appointment_start_time"], "16:30");
+        assert_eq!(vars["current_date"], "2026-11-27");
+        assert_eq!(vars["patient_dob"], "1988-04-17");
+    }
+
+    #[test]
+    fn values_no_system_means_are_refused_naming_the_field() {
+        let bad = |kind, v: Value| validate(kind, v.as_object().unwrap()).unwrap_err().field;
+        let patient = |extra: Value| {
+            let mut p = json!({"clinic_id": 1, "first_name": "a", "last_name": "b"});
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            p
+        };
+        assert_eq!(bad(Kind::Clinic, json!({"name": "\u{0}"})), "name");
+        assert_eq!(bad(Kind::Clinic, json!({"name": "a\u{1b}[31m"})), "name");
+        assert_eq!(
+            bad(Kind::Clinic, json!({"name": "x", "city": "a\nb"})),
+            "city"
+        );
+        assert_eq!(
+            bad(
+                Kind::Doctor,
+                json!({"clinic_id": "1", "first_name": "a", "last_name": "b"})
+            ),
+            "clinic_id"
+        );
+        assert_eq!(
+            bad(
+                Kind::Doctor,
+                json!({"clinic_id": 1.5, "first_name": "a", "last_name": "b"})
+            ),
+            "clinic_id"
+        );
+        assert_eq!(
+            bad(Kind::Patient, patient(json!({"dob": "0000-01-01"}))),
+            "dob"
+        );
+        assert_eq!(
+            bad(Kind::Patient, patient(json!({"dob": "1899-12-31"}))),
+            "dob"
+        );
+        assert_eq!(
+            bad(Kind::Patient, patient(json!({"dob": "+12026-01-01"}))),
+            "dob"
+        );
+        assert_eq!(
+            bad(Kind::Payment, json!({"bill_id": 1, "amount": "0.001"})),
+            "amount"
+        );
+        assert_eq!(
+            bad(Kind::Bill, json!({"encounter_id": 1, "total": "10.005"})),
+            "total"
+        );
+        assert!(validate(
+            Kind::Encounter,
+            json!({"clinic_id": 1, "doctor_id": 1, "patient_id": 1, "description": "line 1\n\tline 2"})
+                .as_object()
+                .unwrap()
+        )
+        .is_ok());
+        assert!(
+            validate(
+                Kind::Payment,
+                json!({"bill_id": 1, "amount": "0.01"}).as_object().unwrap()
+            )
+            .is_ok()
+        );
+        assert!(
+            validate(
+                Kind::Patient,
+                patient(json!({"dob": "1900-01-01"})).as_object().unwrap()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn status_codes_follow_kivicare() {
         let codes: Vec<_> = STATUS_WORDS.iter().map(|s| status_code(s)).collect();
         assert_eq!(codes, ["1", "2", "4", "3", "0"]);
@@ -1362,7 +1568,7 @@ mod tests {
     fn validation_fills_defaults_and_keeps_amounts_as_written() {
         let v = validate(
             Kind::Bill,
-            json!({"encounter_id": "7", "total": "120.50"})
+            json!({"encounter_id": 7, "total": "120.50"})
                 .as_object()
                 .unwrap(),
         )

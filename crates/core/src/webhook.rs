@@ -36,6 +36,26 @@ pub const MIN_RATE: f64 = 0.001;
 pub const MAX_RATE: f64 = 10_000.0;
 /// What a masked secret looks like in answers and logs.
 pub const MASK: &str = "********";
+/// The most extra headers, and query parameters, a webhook may set.
+pub const MAX_HEADERS: usize = 64;
+/// The longest header name a webhook may set.
+pub const MAX_HEADER_NAME: usize = 128;
+/// The most of a request's body the log (and a preview) keeps: like an
+/// answer's, the first 64 KiB.
+pub const MAX_LOGGED_BODY: usize = 64 * 1024;
+
+/// `body` as the log keeps it: whole up to [`MAX_LOGGED_BODY`], else its
+/// start and a note of the full size.
+pub fn logged_body(body: &str) -> String {
+    if body.len() <= MAX_LOGGED_BODY {
+        return body.to_string();
+    }
+    let mut end = MAX_LOGGED_BODY;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated: {} bytes in all]", &body[..end], body.len())
+}
 
 /// The HTTP methods a webhook may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -509,9 +529,23 @@ impl WebhookSpec {
         };
         let url = collect(compile(&self.url, Context::Url, "url", &scope)?);
 
+        for (field, n) in [("headers", self.headers.len()), ("query", self.query.len())] {
+            if n > MAX_HEADERS {
+                return Err(ValidationError::new(
+                    field,
+                    format!("a webhook may set at most {MAX_HEADERS} {field}; this one sets {n}"),
+                ));
+            }
+        }
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
             let field = format!("headers.{name}");
+            if name.len() > MAX_HEADER_NAME {
+                return Err(ValidationError::new(
+                    "headers",
+                    format!("a header name may be at most {MAX_HEADER_NAME} bytes"),
+                ));
+            }
             if !is_token(name) {
                 return Err(ValidationError::new(
                     field,
@@ -758,6 +792,20 @@ impl CompiledWebhook {
             }
         }
 
+        if url.len() > crate::template::MAX_RENDERED_URL {
+            // Never the URL itself in the message: its path and query carry
+            // the event's values.
+            return Err(RenderError {
+                field: "url".into(),
+                variable: String::new(),
+                message: format!(
+                    "the rendered URL would be {} bytes, over the {} bytes carehook sends; the request was not sent",
+                    url.len(),
+                    crate::template::MAX_RENDERED_URL
+                ),
+            });
+        }
+
         let mut headers = Vec::with_capacity(self.headers.len() + 2);
         headers.push((
             "content-type".to_string(),
@@ -805,7 +853,7 @@ impl CompiledWebhook {
             method: self.spec.method,
             url: masked_url.unwrap_or_else(|| url.clone()),
             headers: masked_headers,
-            body: body.clone(),
+            body: logged_body(&body),
         };
         Ok((
             RenderedRequest {

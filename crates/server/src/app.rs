@@ -44,6 +44,8 @@ pub struct Settings {
     pub seal_payloads: bool,
     /// How long payloads are kept, and the background purge; `None`: no background purge.
     pub retention: Option<crate::service::privacy::RetentionConfig>,
+    /// Read timeouts and the cap on connections per client address.
+    pub connections: crate::serve::ConnLimits,
 }
 
 impl Settings {
@@ -60,6 +62,7 @@ impl Settings {
             metrics_listen: None,
             seal_payloads: true,
             retention: Some(crate::service::privacy::RetentionConfig::default()),
+            connections: Default::default(),
         }
     }
 }
@@ -162,31 +165,17 @@ pub async fn run(
                 async move { api::metrics_text(&shared).await }
             }),
         );
-        let mut stop = stop_rx.clone();
-        jobs.spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "the metrics server stopped");
-            }
-        });
+        let (stop, limits) = (stop_rx.clone(), settings.connections);
+        jobs.spawn(crate::serve::serve(listener, app, limits, stop));
     }
 
-    let mut stop_for_api = stop_rx.clone();
     if settings.api {
         let app = api::router(state.clone())
             .merge(crate::ui::router(state))
             .layer(axum::middleware::from_fn(client_address));
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop_for_api.wait_for(|s| *s).await;
-        });
-        jobs.spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        let app = api::guard::guard(app, settings.connections.body_read);
+        let (stop, limits) = (stop_rx.clone(), settings.connections);
+        jobs.spawn(crate::serve::serve(listener, app, limits, stop));
     } else {
         drop(listener);
     }

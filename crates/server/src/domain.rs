@@ -121,7 +121,8 @@ impl From<StoreError> for Error {
 }
 
 /// Parses JSON into `T` with the path of the field at fault: a syntax error
-/// is [`Error::BadRequest`], a wrong or unknown field [`Error::Invalid`].
+/// (trailing data after the value included) is [`Error::BadRequest`], a
+/// wrong, unknown or missing field [`Error::Invalid`] naming it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     // Every body is an object. serde would also read a struct from an array
     // of its fields in order (`[null, null]`), which no client means.
@@ -133,19 +134,41 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             Err(Error::BadRequest("the body is not valid JSON".into()))
         };
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let syntax =
+        |e: serde_json::Error| Error::BadRequest(format!("the body is not valid JSON: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Error::BadRequest(format!("the body is not valid JSON: {inner}"))
-        } else {
-            let mut msg = inner.to_string();
-            if let Some(i) = msg.rfind(" at line ") {
-                msg.truncate(i);
-            }
-            let field = if path == "." { String::new() } else { path };
-            Error::invalid(field, msg)
+        let parent = if path == "." { String::new() } else { path };
+        let mut msg = inner.to_string();
+        if let Some(i) = msg.rfind(" at line ") {
+            msg.truncate(i);
         }
-    })
+        if inner.is_syntax() || inner.is_eof() {
+            // serde_json reports some wrong types as syntax (a number where
+            // an enum's name belongs): if the body is valid JSON, it is the
+            // field's value that is wrong.
+            if parent.is_empty() || serde_json::from_slice::<Value>(bytes).is_err() {
+                return syntax(inner);
+            }
+            return Error::invalid(parent, format!("has the wrong type or value ({msg})"));
+        }
+        // serde reports a missing field at its parent's path; the client
+        // needs the field itself.
+        let field = match missing_field(&msg) {
+            Some(name) if parent.is_empty() => name.to_string(),
+            Some(name) => format!("{parent}.{name}"),
+            None => parent,
+        };
+        Error::invalid(field, msg)
+    })?;
+    // `{…} trailing` is not one JSON value: refuse it rather than read the start.
+    de.end().map_err(syntax)?;
+    Ok(parsed)
+}
+
+/// `name` in serde's "missing field `name`".
+fn missing_field(msg: &str) -> Option<&str> {
+    msg.strip_prefix("missing field `")?.split('`').next()
 }

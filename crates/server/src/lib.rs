@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod node;
 pub mod outbound;
 pub mod registry;
+pub mod serve;
 pub mod service;
 pub mod supervise;
 pub mod time;

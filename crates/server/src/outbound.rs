@@ -36,35 +36,53 @@ impl DestinationPolicy {
         DestinationPolicy { allowed }
     }
 
-    /// `None` when the address may be used, else why not.
+    /// `None` when the address may be used, else why not. The rules follow
+    /// IANA's IPv4 and IPv6 special-purpose address registries (see
+    /// `tests/destinations.rs`, which walks them row by row): an IPv6 form
+    /// that carries an IPv4 address is judged by that address too.
     pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
-        let ip = canonical(ip);
         if self.allowed.iter().any(|net| net.contains(&ip)) {
             return None;
         }
-        special_range(ip)
+        match ip {
+            // `::ffff:a.b.c.d` is the IPv4 host itself (the socket connects
+            // over IPv4): judged as that address, allowed list included.
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                self.refusal(IpAddr::V4(v6.to_ipv4_mapped()?))
+            }
+            IpAddr::V6(v6) => match embedded_ipv4(v6) {
+                Some(v4) if special_range(IpAddr::V4(v4)).is_some() => {
+                    Some("an IPv6 form (NAT64, 6to4 or SIIT) of a refused IPv4 address")
+                }
+                _ => special_range(ip),
+            },
+            IpAddr::V4(_) => special_range(ip),
+        }
     }
 }
 
-/// IPv4-mapped and -compatible IPv6 addresses are judged as the IPv4
-/// address they carry (`::ffff:127.0.0.1` is loopback).
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                // NAT64 (64:ff9b::/96) embeds an IPv4 address too.
-                if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                    let o = v6.octets();
-                    IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
-                } else {
-                    IpAddr::V6(v6)
-                }
-            }
-        },
-        v4 => v4,
+/// The IPv4 address an IPv6 address of a translation or tunnelling form
+/// carries: NAT64's well-known prefix `64:ff9b::/96` (RFC 6052), SIIT's
+/// IPv4-translated `::ffff:0:a.b.c.d` (RFC 2765) and 6to4's
+/// `2002:AABB:CCDD::/48` (RFC 3056). IPv4-mapped addresses are judged as
+/// IPv4; the other forms (IPv4-compatible, Teredo, local-use NAT64) are
+/// refused outright.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+    } else if s[0] == 0x2002 {
+        Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+    } else {
+        None
     }
+}
+
+/// Whether `ip` lies in `net`/`len`.
+fn within(ip: Ipv6Addr, net: u128, len: u32) -> bool {
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    u128::from(ip) & mask == net & mask
 }
 
 /// The kind of special-purpose address `ip` is, if any.
@@ -89,6 +107,8 @@ fn special_range(ip: IpAddr) -> Option<&'static str> {
                 Some("a reserved address")
             } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
                 Some("an IETF protocol address")
+            } else if o[0] == 192 && o[1] == 88 && o[2] == 99 {
+                Some("a deprecated 6to4 relay address")
             } else if (o[0] == 198 && (o[1] == 18 || o[1] == 19))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 2)
                 || (o[0] == 198 && o[1] == 51 && o[2] == 100)
@@ -101,10 +121,23 @@ fn special_range(ip: IpAddr) -> Option<&'static str> {
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
+            let net = |n: u128, len| within(v6, n, len);
             if v6.is_loopback() {
                 Some("a loopback address")
             } else if v6.is_unspecified() {
                 Some("an unspecified address")
+            } else if net(0, 96) {
+                // `::a.b.c.d`: deprecated (RFC 4291), and `::127.0.0.2`
+                // reaches loopback on some stacks.
+                Some("an IPv4-compatible address (deprecated)")
+            } else if net(0x0064_ff9b_0001 << 80, 48) {
+                Some("a local-use NAT64 address")
+            } else if net(0x0100 << 112, 64) || net((0x0100 << 112) | (1 << 64), 64) {
+                Some("a discard-only or dummy address")
+            } else if net(0x2001 << 112, 23) {
+                // Teredo (2001::/32) tunnels to an IPv4 host through a relay;
+                // the rest are protocol and benchmarking assignments.
+                Some("an IETF protocol address (Teredo, benchmarking…)")
             } else if v6.is_multicast() {
                 Some("a multicast address")
             } else if (s[0] & 0xffc0) == 0xfe80 {
@@ -113,10 +146,10 @@ fn special_range(ip: IpAddr) -> Option<&'static str> {
                 Some("a private (unique local) address")
             } else if (s[0] & 0xffc0) == 0xfec0 {
                 Some("a site-local address")
-            } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+            } else if net(0x2001_0db8 << 96, 32) || net(0x3fff << 112, 20) {
                 Some("a documentation address")
-            } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254) {
-                Some("a cloud metadata address")
+            } else if net(0x5f00 << 112, 16) {
+                Some("a segment-routing (SRv6) address")
             } else {
                 None
             }
@@ -324,6 +357,8 @@ impl Outbound {
 
 /// Turns a client error into words, keeping our resolver's refusal intact.
 fn classify(e: reqwest::Error, timeout_ms: u64) -> SendError {
+    // The URL's path and query carry the event's values: never in a message.
+    let e = e.without_url();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<Refused>() {

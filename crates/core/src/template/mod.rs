@@ -179,6 +179,32 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The most placeholders one template may hold: with the 64 KiB source
+/// limit and values of up to 64 KiB, it is what keeps a small template from
+/// asking for a huge render.
+pub const MAX_PLACEHOLDERS: usize = 1024;
+/// The most bytes a rendered body may have; a render that would pass it
+/// stops there and the request is not sent (permanently: the same event
+/// renders the same way every time).
+pub const MAX_RENDERED_BODY: usize = 1024 * 1024;
+/// The most bytes a rendered URL (query included) may have: beyond this,
+/// servers and proxies refuse it anyway.
+pub const MAX_RENDERED_URL: usize = 8 * 1024;
+/// The most bytes one rendered header value may have.
+pub const MAX_RENDERED_HEADER: usize = 8 * 1024;
+
+impl Context {
+    /// The most bytes a template of this context renders to. (`Text` is a
+    /// text body, and a query value, which the URL's limit bounds again.)
+    pub fn render_limit(self) -> usize {
+        match self {
+            Context::Url => MAX_RENDERED_URL,
+            Context::Header => MAX_RENDERED_HEADER,
+            Context::JsonBody | Context::FormBody | Context::Text => MAX_RENDERED_BODY,
+        }
+    }
+}
+
 impl Template {
     /// Reads a template's structure for its context. Variables are not
     /// checked against any event here; [`compile`] does that.
@@ -201,6 +227,20 @@ impl Template {
             }
             Context::Text => Body::Parts(plain_parts(source, &segs)),
         };
+        let placeholders = segs
+            .iter()
+            .filter(|s| matches!(s, Segment::Placeholder { .. }))
+            .count();
+        if placeholders > MAX_PLACEHOLDERS {
+            return Err(TemplateError::new(
+                field,
+                Position { line: 1, column: 1 },
+                ErrorKind::TooLarge,
+                format!(
+                    "the template has {placeholders} placeholders; the limit is {MAX_PLACEHOLDERS}"
+                ),
+            ));
+        }
         let mut t = Template {
             context,
             field: field.into(),
@@ -279,6 +319,9 @@ impl Template {
     }
 
     /// Renders into `out`, appending; lets a caller reuse one buffer.
+    /// Stops with an error as soon as the output passes the context's
+    /// [`Context::render_limit`], so a render never holds much more than
+    /// the limit (the error names the limit, never a value).
     pub fn render_into(&self, vars: &Vars, out: &mut String) -> Result<(), RenderError> {
         self.render_into_with(vars, None, out)
     }
@@ -289,6 +332,16 @@ impl Template {
         pseudonyms: Option<&Pseudonymizer>,
         out: &mut String,
     ) -> Result<(), RenderError> {
+        let limit = out.len().saturating_add(self.context.render_limit());
+        let too_large = |variable: &str| RenderError {
+            field: self.field.to_string(),
+            variable: variable.to_string(),
+            message: format!(
+                "the rendered {} would be over {} bytes, the most carehook sends; the request was not sent",
+                self.field,
+                self.context.render_limit()
+            ),
+        };
         match &self.body {
             Body::Parts(parts) => {
                 for part in parts {
@@ -297,8 +350,14 @@ impl Template {
                         Part::Value(ph, escape) => {
                             let value = value_of(ph, vars, pseudonyms);
                             self.write_value(ph, *escape, &value, out)?;
+                            if out.len() > limit {
+                                return Err(too_large(&ph.var));
+                            }
                         }
                     }
+                }
+                if out.len() > limit {
+                    return Err(too_large(""));
                 }
             }
             Body::Form(fields) => {
@@ -307,14 +366,21 @@ impl Template {
                 for (i, field) in fields.iter().enumerate() {
                     key.clear();
                     value.clear();
-                    concat_raw(&field.key, vars, pseudonyms, &mut key);
-                    concat_raw(&field.value, vars, pseudonyms, &mut value);
+                    let room = self.context.render_limit();
+                    if !concat_raw(&field.key, vars, pseudonyms, &mut key, room)
+                        || !concat_raw(&field.value, vars, pseudonyms, &mut value, room)
+                    {
+                        return Err(too_large(""));
+                    }
                     if i > 0 {
                         out.push('&');
                     }
                     out.extend(form_urlencoded::byte_serialize(key.as_bytes()));
                     out.push('=');
                     out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+                    if out.len() > limit {
+                        return Err(too_large(""));
+                    }
                 }
             }
         }
@@ -386,13 +452,24 @@ fn value_of<'a>(ph: &'a Placeholder, vars: &'a Vars, key: Option<&Pseudonymizer>
         })
 }
 
-fn concat_raw(parts: &[Part], vars: &Vars, key: Option<&Pseudonymizer>, out: &mut String) {
+/// Appends the parts; false (and stops) once `out` passes `limit` bytes.
+fn concat_raw(
+    parts: &[Part],
+    vars: &Vars,
+    key: Option<&Pseudonymizer>,
+    out: &mut String,
+    limit: usize,
+) -> bool {
     for part in parts {
         match part {
             Part::Literal(s) => out.push_str(s),
             Part::Value(ph, _) => out.push_str(&value_of(ph, vars, key)),
         }
+        if out.len() > limit {
+            return false;
+        }
     }
+    true
 }
 
 /// Writes `value` as the inside of a JSON string literal.
@@ -784,6 +861,14 @@ fn url_parts(source: &str, segs: &[Segment], field: &str) -> Result<Vec<Part>, T
         }
     }
     match url::Url::parse(&probe) {
+        // `https://user:pass@host/` would keep a password in plain text
+        // wherever the URL goes (answers, the attempt log, the UI).
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(TemplateError::new(
+            field,
+            Position { line: 1, column: 1 },
+            ErrorKind::InvalidUrl,
+            "the URL carries a user name or password; use auth instead (basic, bearer or an API key), which is stored sealed and masked in every answer and log".into(),
+        )),
         Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(parts),
         Ok(_) => Err(TemplateError::new(
             field,

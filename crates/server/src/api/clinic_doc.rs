@@ -30,7 +30,7 @@ fn schema_of(ty: FieldType) -> Value {
         FieldType::Text | FieldType::LongText | FieldType::Phone => {
             json!({"type": ["string", "integer"]})
         }
-        FieldType::Format => json!({"type": "string"}),
+        FieldType::Format(_) => json!({"type": "string"}),
     }
 }
 

@@ -79,9 +79,14 @@ pub struct Delivery {
 pub struct DeliveryWithAttempts {
     #[serde(flatten)]
     pub fields: DeliveryFields,
-    /// Every attempt, first to last.
+    /// The attempts, first to last: the last 20 when there were more
+    /// (each keeps at most 64 KiB of request and of response body, so the
+    /// answer stays bounded however often a delivery was retried).
     pub attempts: Vec<Attempt>,
 }
+
+/// The most attempts `GET /deliveries/{id}` shows.
+pub const MAX_SHOWN_ATTEMPTS: usize = 20;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Attempt {
@@ -200,7 +205,11 @@ async fn get_one(
     let (d, attempts) = deliveries::get(&state, &caller.actor(), id).await?;
     Ok(Json(DeliveryWithAttempts {
         fields: fields(&d),
-        attempts: attempts.iter().map(attempt).collect(),
+        attempts: attempts
+            .iter()
+            .skip(attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS))
+            .map(attempt)
+            .collect(),
     }))
 }
 

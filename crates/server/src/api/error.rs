@@ -265,14 +265,20 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| ApiQuery(q.0))
+        // As axum's `Query`, with the parameter at fault named.
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
             .map_err(|e| {
-                let text = e.body_text();
-                let text = text
-                    .strip_prefix("Failed to deserialize query string: ")
-                    .unwrap_or(&text);
-                ApiError::invalid("", format!("bad query parameter: {text}"))
+                let path = e.path().to_string();
+                let text = e.inner().to_string();
+                let field = match text.strip_prefix("unknown field `") {
+                    Some(rest) => rest.split('`').next().unwrap_or("").to_string(),
+                    None if path == "." => String::new(),
+                    None => path,
+                };
+                ApiError::invalid(field, format!("bad query parameter: {text}"))
             })
     }
 }

@@ -10,6 +10,7 @@ mod clinic_doc;
 pub(crate) mod deliveries;
 pub mod error;
 mod events;
+pub mod guard;
 mod openapi;
 pub(crate) mod presets;
 pub(crate) mod previews;

@@ -16,12 +16,13 @@ pub struct AttemptResponse {
     pub body: Option<String>,
 }
 
-/// A page size: 0 for the default, at most [`MAX_PAGE`].
+/// A page size, 1 to [`MAX_PAGE`] as documented; left out (`None`), the
+/// default (returned as 0, which the store reads as its default).
 pub fn check_limit(limit: Option<u32>) -> Result<u32> {
     match limit {
-        Some(n) if n > MAX_PAGE => Err(Error::invalid(
+        Some(n) if n == 0 || n > MAX_PAGE => Err(Error::invalid(
             "limit",
-            format!("limit may be at most {MAX_PAGE}; page with next_cursor"),
+            format!("limit must be between 1 and {MAX_PAGE}; page with next_cursor"),
         )),
         Some(n) => Ok(n),
         None => Ok(0),

@@ -193,6 +193,7 @@ pub fn spec_from_json(mut body: Value) -> Result<WebhookSpec> {
 pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<Value> {
     let (compiled, mut warnings) = spec.compile()?;
     warnings.extend(check_data_policy(&compiled)?);
+    check_destination(ctx, &spec.url, &mut warnings).await?;
     let _gate = ctx.registry.write_gate().await;
     let vault = ctx.registry.vault();
     let secret = SigningSecret::generate();
@@ -263,6 +264,60 @@ fn check_data_policy(compiled: &CompiledWebhook) -> Result<Option<Warning>> {
         ),
         position: None,
     }))
+}
+
+/// The destination policy at save (it is applied again at every
+/// connection): a URL whose host is an IP literal the policy refuses is
+/// refused; a host name that resolves only into refused ranges now is saved
+/// with a warning, since DNS may change (or the name may be meant for
+/// another network).
+async fn check_destination(ctx: &Context, url: &str, warnings: &mut Vec<Warning>) -> Result<()> {
+    // The host is never a template, so the URL parses as it stands.
+    let Ok(url) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let policy = ctx.outbound.policy();
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+        Some(url::Host::Domain(name)) => {
+            let port = url.port_or_known_default().unwrap_or(443);
+            let lookup = tokio::net::lookup_host((name, port));
+            let addrs: Vec<std::net::IpAddr> =
+                match tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await {
+                    Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                    // Unknown or slow to resolve now: judged at delivery.
+                    _ => return Ok(()),
+                };
+            let refused: Vec<_> = addrs
+                .iter()
+                .filter_map(|ip| policy.refusal(*ip).map(|why| (ip, why)))
+                .collect();
+            if !addrs.is_empty()
+                && refused.len() == addrs.len()
+                && let Some((ip, why)) = refused.first()
+            {
+                warnings.push(Warning {
+                    field: "url".into(),
+                    message: format!(
+                        "{name} resolves to {ip} now, {why}: deliveries will fail unless CAREHOOK_ALLOWED_DESTINATIONS allows it"
+                    ),
+                    position: None,
+                });
+            }
+            return Ok(());
+        }
+        None => return Ok(()),
+    };
+    match policy.refusal(literal) {
+        None => Ok(()),
+        Some(why) => Err(Error::invalid(
+            "url",
+            format!(
+                "{literal} is {why}; carehook does not send there unless CAREHOOK_ALLOWED_DESTINATIONS allows it"
+            ),
+        )),
+    }
 }
 
 /// A copy, disabled, named "Copy of …", with the same auth secret (read
@@ -336,6 +391,9 @@ pub async fn update(
     }
     let (compiled, mut warnings) = spec.compile()?;
     warnings.extend(check_data_policy(&compiled)?);
+    if spec.url != old_spec.url {
+        check_destination(ctx, &spec.url, &mut warnings).await?;
+    }
     let vault = ctx.registry.vault();
     let mut stored: StoredWebhook =
         serde_json::from_value(current.row.config.clone()).map_err(Error::internal)?;

@@ -230,10 +230,20 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a path of this UI is a place to go back to (no open redirect).
+/// Only a path of this UI is a place to go back to (no open redirect), and
+/// only one a `Location` header can carry: visible ASCII, no backslash (a
+/// control character would make the redirect itself fail). Anything else
+/// goes to `/ui`.
 fn safe_next(next: Option<&str>) -> String {
+    let of_this_ui = |n: &str| {
+        n == "/ui" || n.starts_with("/ui/") || n.starts_with("/ui?") || n.starts_with("/ui#")
+    };
     match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if of_this_ui(n)
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             n.to_string()
         }
         _ => "/ui".to_string(),
@@ -457,6 +467,17 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/ui");
         assert_eq!(safe_next(Some("//evil.example/ui")), "/ui");
         assert_eq!(safe_next(None), "/ui");
+        assert_eq!(safe_next(Some("/uievil")), "/ui");
+        for bad in [
+            "/ui\r\nSet-Cookie: x=1",
+            "/ui/\u{0}",
+            "/ui/\t",
+            "/ui/ x",
+            "/ui/é",
+            "/ui/\u{7f}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/ui", "{bad:?}");
+        }
     }
 
     #[test]
