@@ -10,6 +10,8 @@
 //!   `deliveries_cmd` (and `stats`), `tokens_cmd` (also offline on the database,
 //!   through the library), `events_client` (`events send|list`), `clinic` (also
 //!   `carehook demo`: the library's demo data sent over HTTP).
+//! - `import_kivicare`: `carehook import kivicare-addon`, the KiviCare Webhooks
+//!   add-on's export converted (pure) and created disabled through the client.
 //! - offline printers of what is compiled in: `events_cmd` (the catalog),
 //!   `presets_cmd`.
 //! - [`bench`]: `carehook bench`, a load benchmark against a `carehook serve` child.
@@ -25,6 +27,7 @@ mod clinic;
 mod deliveries_cmd;
 mod events_client;
 mod events_cmd;
+mod import_kivicare;
 mod presets_cmd;
 pub mod serve;
 mod tokens_cmd;
@@ -151,6 +154,24 @@ pub enum Command {
     ///   (`carehook serve --demo` does the same at start, on an empty database)
     #[command(verbatim_doc_comment)]
     Demo(clinic::Remote),
+    /// Bring webhooks from another system into a running carehook (created disabled).
+    ///
+    /// Examples:
+    ///   carehook import kivicare-addon --file kivicare-webhooks.json --dry-run
+    ///   carehook import kivicare-addon --file kivicare-webhooks.json
+    #[command(verbatim_doc_comment)]
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// The KiviCare Webhooks add-on's webhooks, from its export (docs/kivicare.md):
+    /// events and {{keys}} mapped to carehook's, each created disabled, with a
+    /// report of what could not be carried over.
+    KivicareAddon(import_kivicare::ImportAddonArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +236,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Deliveries(args) => deliveries_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),
         Command::Stats { webhook, client } => deliveries_cmd::stats(webhook, client),
+        Command::Import {
+            from: ImportFrom::KivicareAddon(args),
+        } => import_kivicare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
