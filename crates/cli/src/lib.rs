@@ -10,6 +10,8 @@
 //!   `deliveries_cmd` (and `stats`), `tokens_cmd` (also offline on the database,
 //!   through the library), `events_client` (`events send|list`), `clinic` (also
 //!   `carehook demo`: the library's demo data sent over HTTP).
+//! - `import_kivicare`: `carehook import kivicare-addon`, the KiviCare Webhooks
+//!   add-on's export converted (pure) and created disabled through the client.
 //! - offline printers of what is compiled in: `events_cmd` (the catalog),
 //!   `presets_cmd`.
 //! - [`bench`]: `carehook bench`, a load benchmark against a `carehook serve` child.
@@ -26,6 +28,7 @@ mod clinic;
 mod deliveries_cmd;
 mod events_client;
 mod events_cmd;
+mod import_kivicare;
 mod presets_cmd;
 mod privacy_cmd;
 pub mod serve;
@@ -194,6 +197,24 @@ pub enum Command {
     ///   carehook install-service --output /etc/systemd/system/carehook.service
     #[command(verbatim_doc_comment)]
     InstallService(backup_cmd::InstallServiceArgs),
+    /// Bring webhooks from another system into a running carehook (created disabled).
+    ///
+    /// Examples:
+    ///   carehook import kivicare-addon --file kivicare-webhooks.json --dry-run
+    ///   carehook import kivicare-addon --file kivicare-webhooks.json
+    #[command(verbatim_doc_comment)]
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// The KiviCare Webhooks add-on's webhooks, from its export (docs/kivicare.md):
+    /// events and {{keys}} mapped to carehook's, each created disabled, with a
+    /// report of what could not be carried over.
+    KivicareAddon(import_kivicare::ImportAddonArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +286,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Purge(args) => privacy_cmd::purge(args),
         Command::Erase(args) => privacy_cmd::erase(args),
         Command::Audit(args) => privacy_cmd::audit(args),
+        Command::Import {
+            from: ImportFrom::KivicareAddon(args),
+        } => import_kivicare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 mod common;
 
 mod commands;
+mod import_kivicare;
 mod not_carehook;
 
 pub use common::{WAIT, hook};

@@ -425,54 +425,46 @@ final class Carehook_KC_Listener {
 		$this->person_event( 'kc_receptionist_delete', 'receptionist', $arg, 'deleted' );
 	}
 
-	private function encounter_event( $event, $arg, $fp ) {
+	/**
+	 * An encounter or clinic event: the record's variables (read before a
+	 * delete, else now); `$fp` null means "hash of the values" (an update).
+	 */
+	private function record_event( $event, $kind, $arg, $fp ) {
 		$this->guard(
-			function () use ( $event, $arg, $fp ) {
+			function () use ( $event, $kind, $arg, $fp ) {
 				$id   = self::id_of( $arg );
-				$vars = $this->before[ 'encounter:' . $id ]['vars'] ?? array();
+				$vars = $this->before[ $kind . ':' . $id ]['vars'] ?? array();
 				if ( ! $vars ) {
-					$vars = $this->resolve->encounter( $id );
+					$vars = 'encounter' === $kind ? $this->resolve->encounter( $id ) : $this->resolve->clinic( $id );
 				}
 				if ( $vars ) {
-					Carehook_KC_Outbox::capture( $event, 'encounter:' . $id, null === $fp ? Carehook_KC_Mapper::fingerprint( $vars ) : $fp, $this->resolve->common() + $vars );
+					Carehook_KC_Outbox::capture( $event, $kind . ':' . $id, null === $fp ? Carehook_KC_Mapper::fingerprint( $vars ) : $fp, $this->resolve->common() + $vars );
 				}
 			}
 		);
 	}
 
 	public function encounter_added( $arg ) {
-		$this->encounter_event( 'kc_encounter_add', $arg, 'created' );
+		$this->record_event( 'kc_encounter_add', 'encounter', $arg, 'created' );
 	}
 
 	public function encounter_updated( $arg ) {
-		$this->encounter_event( 'kc_encounter_update', $arg, null );
+		$this->record_event( 'kc_encounter_update', 'encounter', $arg, null );
 	}
 
 	public function encounter_deleted( $arg ) {
-		$this->encounter_event( 'kc_encounter_delete', $arg, 'deleted' );
-	}
-
-	private function clinic_event( $event, $arg, $fp ) {
-		$this->guard(
-			function () use ( $event, $arg, $fp ) {
-				$id   = self::id_of( $arg );
-				$vars = $this->resolve->clinic( $id );
-				if ( $vars ) {
-					Carehook_KC_Outbox::capture( $event, 'clinic:' . $id, null === $fp ? Carehook_KC_Mapper::fingerprint( $vars ) : $fp, $this->resolve->common() + $vars );
-				}
-			}
-		);
+		$this->record_event( 'kc_encounter_delete', 'encounter', $arg, 'deleted' );
 	}
 
 	public function clinic_added( $arg ) {
-		$this->clinic_event( 'kc_clinic_add', $arg, 'created' );
+		$this->record_event( 'kc_clinic_add', 'clinic', $arg, 'created' );
 	}
 
 	public function clinic_updated( $arg ) {
-		$this->clinic_event( 'kc_clinic_update', $arg, null );
+		$this->record_event( 'kc_clinic_update', 'clinic', $arg, null );
 	}
 
 	public function clinic_deleted( $arg ) {
-		$this->clinic_event( 'kc_clinic_delete', $arg, 'deleted' );
+		$this->record_event( 'kc_clinic_delete', 'clinic', $arg, 'deleted' );
 	}
 }
