@@ -62,39 +62,33 @@ pub async fn preload_history(url: &str, webhook_id: &str, rows: u64) -> Result<(
     let chunks = (0..rows)
         .step_by(CHUNK as usize)
         .map(|from| (from, (from + CHUNK as i64).min(rows) - 1));
+    // The same chunked loop for either connection type.
+    macro_rules! insert_chunks {
+        ($conn:expr, $statements:expr) => {
+            for (from, to) in chunks {
+                let mut tx = $conn.begin().await?;
+                for sql in $statements {
+                    sqlx::query(sql)
+                        .bind(from)
+                        .bind(to)
+                        .bind(base)
+                        .bind(webhook_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        };
+    }
     if url.starts_with("postgres") {
         let mut conn = PgConnection::connect(url).await?;
-        for (from, to) in chunks {
-            let mut tx = conn.begin().await?;
-            for sql in POSTGRES {
-                sqlx::query(sql)
-                    .bind(from)
-                    .bind(to)
-                    .bind(base)
-                    .bind(webhook_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
+        insert_chunks!(conn, POSTGRES);
     } else {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url:?}: {e}")))?
             .busy_timeout(Duration::from_secs(60));
         let mut conn = SqliteConnection::connect_with(&options).await?;
-        for (from, to) in chunks {
-            let mut tx = conn.begin().await?;
-            for sql in SQLITE {
-                sqlx::query(sql)
-                    .bind(from)
-                    .bind(to)
-                    .bind(base)
-                    .bind(webhook_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-        }
+        insert_chunks!(conn, SQLITE);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use carehook_store::testing::{Backend, TestDatabase};
+use carehook_store::testing::TestDatabase;
 use carehook_store::*;
 use serde_json::json;
 
