@@ -207,9 +207,10 @@ impl Ui<'_> {
     }
 
     async fn screenshot(&self, name: &str) {
-        std::fs::create_dir_all(&self.shots).unwrap();
+        let file = self.shots.join(format!("{name}.png"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         let png = self.c.screenshot().await.unwrap();
-        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        std::fs::write(file, png).unwrap();
     }
 
     /// Every resource the page references or loaded comes from this server.
