@@ -180,31 +180,40 @@ macro_rules! embedded_migrations {
     ($dir:literal) => {
         $crate::dialect::migrator(&[
             (
+                1,
                 "init",
                 include_str!(concat!("../migrations/", $dir, "/0001_init.sql")),
             ),
             (
+                2,
                 "clinic",
                 include_str!(concat!("../migrations/", $dir, "/0002_clinic.sql")),
             ),
             (
+                3,
                 "nodes",
                 include_str!(concat!("../migrations/", $dir, "/0003_nodes.sql")),
+            ),
+            (
+                7,
+                "oauth_tokens",
+                include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
             ),
         ])
     };
 }
 pub(crate) use embedded_migrations;
 
-/// Version `n` is the `n`-th file.
-pub(crate) fn migrator(files: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
+/// Each file's version is its number (`0007_…` is 7, written beside it above), so numbers may
+/// skip: files of work done side by side keep the numbers they were given, and sqlx runs any
+/// not yet applied in version order.
+pub(crate) fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator::with_migrations(
         files
             .iter()
-            .zip(1..)
-            .map(|(&(name, sql), version)| {
+            .map(|&(version, name, sql)| {
                 Migration::new(
                     version,
                     name.into(),

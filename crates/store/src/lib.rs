@@ -4,7 +4,8 @@
 //! role at once; a part of the server that needs one role names that trait:
 //! [`WebhookStore`], [`QueueStore`] (events in, deliveries claimed and moved on),
 //! [`LogStore`] (the delivery log read back), [`NodeStore`] (processes and their heartbeats),
-//! [`TokenStore`], [`RecordStore`] (clinic records) and [`SettingsStore`].
+//! [`TokenStore`], [`RecordStore`] (clinic records), [`SettingsStore`] and
+//! [`OAuthTokenStore`] (OAuth 2.0 access tokens shared by the nodes).
 //!
 //! Layout: the store is written once, in `sql_store` (`SqlStore<D>`), over a small dialect seam
 //! (`dialect`: run a statement, claim, write events and attempts, release, notify) that
@@ -58,6 +59,7 @@ use carehook_core::clinic::{Kind, Record};
 mod batch;
 mod dialect;
 mod error;
+mod oauth;
 mod postgres;
 mod records;
 mod rows;
@@ -71,6 +73,7 @@ mod types;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use oauth::{OAuthTokenRow, OAuthTokenSave, OAuthTokenStore};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use stats::{
     ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
@@ -254,6 +257,7 @@ pub trait Store:
     + TokenStore
     + RecordStore
     + SettingsStore
+    + OAuthTokenStore
     + std::fmt::Debug
 {
     /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.

@@ -88,6 +88,7 @@ pub fn anchor(field: &str) -> &'static str {
         "rate_limit" => "rate_limit",
         "max_in_flight" => "max_in_flight",
         "values" => "values",
+        "tls" => "tls",
         _ => "form",
     }
 }
@@ -124,6 +125,75 @@ pub struct Editor {
     pub max_in_flight: String,
     pub signing: bool,
     pub accept_redirects: bool,
+    /// OAuth 2.0 (both grants): the provider's token URL and the client.
+    pub oauth: OAuthInputs,
+    /// Mutual TLS: certificates as PEM text; the key typed in this post only.
+    pub tls: TlsInputs,
+}
+
+/// The OAuth 2.0 inputs; the secrets are only what was typed in this post.
+#[derive(Debug, Clone, Default)]
+pub struct OAuthInputs {
+    pub token_url: String,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub client_auth: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+}
+
+/// The mutual TLS inputs.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInputs {
+    pub client_cert: String,
+    pub client_key: String,
+    pub ca_certs: String,
+    /// A key is saved; an empty key input keeps it.
+    pub has_key: bool,
+    /// "expires 2027-01-01T00:00:00Z", and whether that is within 14 days.
+    pub expiry: String,
+    pub expires_soon: bool,
+}
+
+impl TlsInputs {
+    fn from_spec(tls: Option<&carehook_core::webhook::ClientTls>) -> TlsInputs {
+        let Some(tls) = tls else {
+            return TlsInputs::default();
+        };
+        let cert = crate::client_tls::cert_info(tls);
+        let now = crate::time::now_ms();
+        TlsInputs {
+            client_cert: tls.client_cert.clone(),
+            client_key: String::new(),
+            ca_certs: tls.ca_certs.clone(),
+            has_key: !tls.client_key.is_empty(),
+            expiry: cert
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "{} — expires {}",
+                        c.subject,
+                        crate::time::rfc3339(c.not_after)
+                    )
+                })
+                .unwrap_or_default(),
+            expires_soon: cert
+                .is_some_and(|c| c.not_after - now <= crate::client_tls::EXPIRY_WARNING_MS),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let text = |s: &str| s.replace("\r\n", "\n").trim().to_string();
+        if text(&self.client_cert).is_empty() && text(&self.ca_certs).is_empty() {
+            return Value::Null;
+        }
+        json!({
+            "client_cert": text(&self.client_cert),
+            "client_key": text(&self.client_key),
+            "ca_certs": text(&self.ca_certs),
+        })
+    }
 }
 
 fn rows(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
@@ -163,6 +233,37 @@ impl Editor {
                 },
             ),
             _ => (String::new(), String::new(), "header"),
+        };
+        let oauth = match &spec.auth {
+            Auth::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                scope,
+                audience,
+                client_auth,
+                ..
+            } => OAuthInputs {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                scope: scope.clone(),
+                audience: audience.clone(),
+                client_auth: value_text(&serde_json::to_value(client_auth).unwrap_or_default()),
+                ..OAuthInputs::default()
+            },
+            Auth::OAuth2RefreshToken {
+                token_url,
+                client_id,
+                scope,
+                client_auth,
+                ..
+            } => OAuthInputs {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                scope: scope.clone(),
+                client_auth: value_text(&serde_json::to_value(client_auth).unwrap_or_default()),
+                ..OAuthInputs::default()
+            },
+            _ => OAuthInputs::default(),
         };
         let retry = serde_json::to_value(&spec.retry).unwrap_or_default();
         Editor {
@@ -221,6 +322,8 @@ impl Editor {
             max_in_flight: spec.max_in_flight.to_string(),
             signing: spec.signing,
             accept_redirects: spec.accept_redirects,
+            oauth,
+            tls: TlsInputs::from_spec(spec.tls.as_ref()),
         }
     }
 
@@ -282,6 +385,23 @@ impl Editor {
             max_in_flight: f.text("max_in_flight"),
             signing: f.checked("signing"),
             accept_redirects: f.checked("accept_redirects"),
+            oauth: OAuthInputs {
+                token_url: f.text("oauth_token_url"),
+                client_id: f.text("oauth_client_id"),
+                scope: f.text("oauth_scope"),
+                audience: f.text("oauth_audience"),
+                client_auth: f.text("oauth_client_auth"),
+                client_secret: f.text("oauth_client_secret"),
+                refresh_token: f.text("oauth_refresh_token"),
+            },
+            tls: TlsInputs {
+                client_cert: f.text("tls_client_cert"),
+                client_key: f.text("tls_client_key"),
+                ca_certs: f.text("tls_ca_certs"),
+                has_key: f.checked("tls_has_key"),
+                expiry: String::new(),
+                expires_soon: false,
+            },
         }
     }
 
@@ -317,6 +437,19 @@ impl Editor {
             "bearer" => json!({"type": "bearer", "token": self.auth_secret}),
             "api_key" => json!({"type": "api_key", "name": self.auth_key_name.trim(),
                 "value": self.auth_secret, "location": if self.auth_key_location == "query" { "query" } else { "header" }}),
+            kind @ ("oauth2_client_credentials" | "oauth2_refresh_token") => {
+                let o = &self.oauth;
+                let mut a = json!({"type": kind, "token_url": o.token_url.trim(),
+                    "client_id": o.client_id.trim(), "client_secret": o.client_secret,
+                    "scope": o.scope.trim(),
+                    "client_auth": if o.client_auth == "body" { "body" } else { "basic" }});
+                if kind == "oauth2_refresh_token" {
+                    a["refresh_token"] = o.refresh_token.trim().into();
+                } else {
+                    a["audience"] = o.audience.trim().into();
+                }
+                a
+            }
             other => {
                 return Err(FieldError::new(
                     "auth",
@@ -405,6 +538,7 @@ impl Editor {
             "rate_limit": rate_limit,
             "signing": self.signing,
             "accept_redirects": self.accept_redirects,
+            "tls": self.tls.to_json(),
         });
         for (field, text) in [
             ("timeout_ms", &self.timeout_ms),
@@ -430,11 +564,18 @@ impl Editor {
         }
         let mut spec: WebhookSpec = crate::service::parse_json(v.to_string().as_bytes())
             .map_err(|e| FieldError::new(e.field().unwrap_or_default(), e.message()))?;
-        if let Some(secret) = spec.auth.secret_mut()
-            && secret.is_empty()
-            && self.has_secret
+        if self.has_secret {
+            for (_, secret) in spec.auth.secrets_mut() {
+                if secret.is_empty() {
+                    *secret = carehook_core::webhook::MASK.to_string();
+                }
+            }
+        }
+        if let Some(tls) = &mut spec.tls
+            && tls.client_key.is_empty()
+            && self.tls.has_key
         {
-            *secret = carehook_core::webhook::MASK.to_string();
+            tls.client_key = carehook_core::webhook::MASK.to_string();
         }
         Ok(spec)
     }
