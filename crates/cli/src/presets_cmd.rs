@@ -130,6 +130,18 @@ fn show(p: &Preset, out: &mut dyn Write) -> Result<()> {
             location,
             value_label,
         } => format!("API key {name} in the {location}: value = {value_label}"),
+        PresetAuth::OAuth2 {
+            kind,
+            token_url,
+            fields,
+            ..
+        } => {
+            let mut text = format!("{kind} (token URL {token_url})");
+            for (field, label, help) in fields {
+                text.push_str(&format!("\n              {field} = {label}: {help}"));
+            }
+            text
+        }
     };
     writeln!(out, "auth:         {auth}")?;
     writeln!(out, "patient data: {}", patient_data(p))?;
@@ -237,18 +249,71 @@ fn integrations_markdown() -> Result<String> {
             PresetAuth::ApiKey { name, location, value_label } => md.push_str(&format!(
                 "- Auth: API key `{name}` in the {location}; `auth.value` is your {value_label}.\n"
             )),
+            PresetAuth::OAuth2 { kind, token_url, client_auth, fields, .. } => {
+                md.push_str(&format!(
+                    "- Auth: `{kind}` (OAuth 2.0) at `{token_url}`, client secret sent as `{client_auth}`.\n"
+                ));
+                for (field, label, help) in fields {
+                    md.push_str(&format!("- You give `auth.{field}`: {label}. Where: {help}.\n"));
+                }
+            }
         }
         md.push_str(&format!("- Patient data: {}.\n", patient_data(p)));
         for note in p.notes {
             md.push_str(&format!("- Note: {note}\n"));
+        }
+        if let PresetAuth::OAuth2 { steps, .. } = p.auth {
+            md.push_str("\nSetting it up, step by step:\n\n");
+            for (i, step) in steps.iter().enumerate() {
+                md.push_str(&format!("{}. {step}\n", i + 1));
+            }
+            md.push_str(
+                "\nIf the clinic's network requires it, the same webhook also takes a client certificate \
+                 (`tls.client_cert`, `tls.client_key`) and private CAs (`tls.ca_certs`), and carehook \
+                 reaches the provider through `CAREHOOK_EGRESS_PROXY` like every other request: see \
+                 \"Mutual TLS and an egress proxy\" below.\n",
+            );
         }
         md.push_str(&format!(
             "\nWhat carehook sends, rendered with the demo clinic (secrets masked):\n\n```http\n{}\n```\n\n",
             example_text(p)?
         ));
     }
+    md.push_str(MTLS_AND_PROXY);
     Ok(md)
 }
+
+/// The closing section of `docs/integrations.md`.
+#[cfg(test)]
+const MTLS_AND_PROXY: &str = "## Mutual TLS and an egress proxy
+
+Pharmacies, laboratories and hospital partners often accept only clients with a certificate
+they issued, and many clinics send everything through one proxy. Both work with any preset,
+Salesforce and QuickBooks included.
+
+Mutual TLS, step by step:
+
+1. Get a client certificate from the receiver's operator (or have them sign your CSR), as PEM:
+   the certificate (with any intermediates) and its private key, unencrypted
+   (`openssl pkey -in key.enc.pem -out key.pem` decrypts one).
+2. If the receiver's own certificate comes from a private CA, get that CA's certificate (PEM) too.
+3. Add them to the webhook: in the web UI under Mutual TLS, or in the API as
+   `\"tls\": {\"client_cert\": \"-----BEGIN CERTIFICATE-----…\", \"client_key\": \"-----BEGIN PRIVATE KEY-----…\", \"ca_certs\": \"…\"}`.
+   carehook refuses an expired certificate, or a key that is not the certificate's, naming the field.
+   The key is stored sealed and shown as `********`.
+4. The webhook shows `tls.client_cert_expires_at`; `tls.client_cert_expires_soon` (and a warning in the
+   UI) 14 days before: ask for a new certificate then.
+
+An egress proxy, step by step:
+
+1. Set `CAREHOOK_EGRESS_PROXY=http://proxy.clinic.lan:3128` (with `user:password@` for basic
+   auth) on every carehook node and restart it. Deliveries, test sends and OAuth 2.0 token requests
+   all go through it: HTTPS through CONNECT tunnels, plain HTTP forwarded.
+2. Nothing else changes: the proxy's own address needs no entry in `CAREHOOK_ALLOWED_DESTINATIONS`,
+   and the destination policy still applies to each webhook's destination: carehook resolves it
+   and refuses a private, loopback or metadata address before asking the proxy (a name with any
+   such address is refused).
+";
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Everything loopback, private, link-local, CGNAT, multicast or metadata is refused otherwise.
     #[arg(long, env = "CAREHOOK_ALLOWED_DESTINATIONS", default_value = "")]
     pub allowed_destinations: String,
+    /// Send every outbound request (deliveries, test sends, OAuth 2.0 token requests) through
+    /// this HTTP proxy: `http://[user:password@]proxy.clinic.lan:3128`. HTTPS goes through CONNECT
+    /// tunnels. Destinations are still checked against the policy above; the proxy itself is allowed.
+    #[arg(long, env = "CAREHOOK_EGRESS_PROXY", hide_env_values = true)]
+    pub egress_proxy: Option<String>,
     /// Master key for secrets at rest: base64 of 32 bytes (`openssl rand -base64 32`).
     /// Without it, a key file is used (see --key-file).
     #[arg(long, env = "CAREHOOK_MASTER_KEY", hide_env_values = true)]
@@ -110,6 +115,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let allowed = parse_allowed(&args.allowed_destinations)
         .map_err(|e| anyhow::anyhow!("CAREHOOK_ALLOWED_DESTINATIONS: {e}"))?;
+    let egress_proxy = args
+        .egress_proxy
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(carehook::egress::EgressProxy::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let store = carehook_store::connect(&args.database_url)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&args.database_url)))?;
@@ -168,6 +180,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             every: Duration::from_secs(args.purge_every_secs.max(1)),
             ..Default::default()
         });
+    settings.egress_proxy = egress_proxy;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {

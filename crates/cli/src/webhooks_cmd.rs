@@ -70,7 +70,8 @@ pub enum WebhooksCommand {
         /// With --from-preset: the basic-auth username.
         #[arg(long, requires = "from_preset", conflicts_with = "file")]
         auth_username: Option<String>,
-        /// With --from-preset: the password, token or API key the preset's auth needs.
+        /// With --from-preset: the password, token or API key the preset's auth needs (for an
+        /// OAuth 2.0 preset, the client secret; --auth-username is then the client id).
         #[arg(
             long,
             requires = "from_preset",
@@ -78,6 +79,15 @@ pub enum WebhooksCommand {
             hide_env_values = true
         )]
         auth_secret: Option<String>,
+        /// With an OAuth 2.0 refresh token preset (QuickBooks): the refresh token from the
+        /// provider's consent step. carehook keeps the new one each time it rotates.
+        #[arg(
+            long,
+            requires = "from_preset",
+            env = "CAREHOOK_AUTH_REFRESH_TOKEN",
+            hide_env_values = true
+        )]
+        refresh_token: Option<String>,
     },
     /// Change a webhook with a JSON merge patch from a file: the fields given
     /// replace the webhook's; secrets not given stay.
@@ -182,12 +192,18 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
             values,
             auth_username,
             auth_secret,
+            refresh_token,
         } => {
             let preset = from_preset.clone();
             let spec = match (file, from_preset) {
                 (Some(file), _) => read_json_file(&file)?,
                 (None, Some(preset)) => {
-                    preset_body(&preset, url, &values, auth_username, auth_secret)?
+                    let auth = PresetAuthArgs {
+                        username: auth_username,
+                        secret: auth_secret,
+                        refresh_token,
+                    };
+                    preset_body(&preset, url, &values, auth)?
                 }
                 (None, None) => unreachable!("clap requires --file or --from-preset"),
             };
@@ -400,6 +416,7 @@ fn show_webhook(c: &Client, v: &Value) {
         vec!["data_policy".into(), data_policy_text(&v["data_policy"])],
         vec!["data_sent".into(), cell(&v["data_sent"]["variables"])],
     ])
+    .chain(oauth_and_tls_rows(v))
     .collect();
     print_table(&["FIELD", "VALUE"], &rows);
     if let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) {
@@ -420,6 +437,35 @@ fn data_policy_text(p: &Value) -> String {
         allowed.push("no patient data");
     }
     format!("{} — {}", allowed.join(", "), cell(&p["basis"]))
+}
+
+/// The OAuth 2.0 token's state and the client certificate's expiry, when the webhook has them.
+fn oauth_and_tls_rows(v: &Value) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let o = &v["oauth"];
+    if o.is_object() {
+        let mut state = cell(&o["state"]);
+        if let Some(t) = o["token_expires_at"].as_str() {
+            state.push_str(&format!(", token expires {t}"));
+        }
+        rows.push(vec!["oauth".into(), state]);
+        if let Some(e) = o["last_error"].as_str() {
+            rows.push(vec!["oauth error".into(), e.to_string()]);
+        }
+    }
+    let t = &v["tls"];
+    if let Some(at) = t["client_cert_expires_at"].as_str() {
+        let soon = if t["client_cert_expires_soon"] == true {
+            " (within 14 days: renew it)"
+        } else {
+            ""
+        };
+        rows.push(vec![
+            "client cert".into(),
+            format!("{}, expires {at}{soon}", cell(&t["client_cert_subject"])),
+        ]);
+    }
+    rows
 }
 
 fn print_request(r: &Value) {
@@ -473,15 +519,27 @@ fn missing_as_flags(preset: &str, refused: &crate::client::Refused) -> Option<an
     )
 }
 
+/// The auth flags of `--from-preset`.
+#[derive(Debug, Default)]
+struct PresetAuthArgs {
+    username: Option<String>,
+    secret: Option<String>,
+    refresh_token: Option<String>,
+}
+
 /// The body of POST /api/v1/webhooks for `--from-preset`: the secret goes
 /// into whichever field the preset's auth uses.
 fn preset_body(
     preset: &str,
     url: Option<String>,
     values: &[String],
-    auth_username: Option<String>,
-    auth_secret: Option<String>,
+    args: PresetAuthArgs,
 ) -> anyhow::Result<serde_json::Value> {
+    let PresetAuthArgs {
+        username: auth_username,
+        secret: auth_secret,
+        refresh_token,
+    } = args;
     let mut body = serde_json::json!({ "preset": preset });
     if let Some(url) = url {
         body["url"] = url.into();
@@ -498,14 +556,20 @@ fn preset_body(
     if !map.is_empty() {
         body["values"] = map.into();
     }
-    let secret_field = match carehook_core::presets::lookup(preset).map(|p| p.auth) {
-        Some(carehook_core::presets::PresetAuth::Basic { .. }) => "password",
-        Some(carehook_core::presets::PresetAuth::Bearer { .. }) => "token",
-        _ => "value",
+    use carehook_core::presets::PresetAuth;
+    let kind = carehook_core::presets::lookup(preset).map(|p| p.auth);
+    let (username_field, secret_field) = match kind {
+        Some(PresetAuth::Basic { .. }) => ("username", "password"),
+        Some(PresetAuth::Bearer { .. }) => ("username", "token"),
+        Some(PresetAuth::OAuth2 { .. }) => ("client_id", "client_secret"),
+        _ => ("username", "value"),
     };
     let mut auth = serde_json::Map::new();
     if let Some(u) = auth_username {
-        auth.insert("username".into(), u.into());
+        auth.insert(username_field.into(), u.into());
+    }
+    if let Some(r) = refresh_token {
+        auth.insert("refresh_token".into(), r.into());
     }
     if let Some(secret) = auth_secret {
         auth.insert(secret_field.into(), secret.into());

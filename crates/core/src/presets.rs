@@ -48,6 +48,20 @@ pub enum PresetAuth {
         location: &'static str,
         value_label: &'static str,
     },
+    /// An OAuth 2.0 grant (`kind` is the auth type, `oauth2_client_credentials` or
+    /// `oauth2_refresh_token`): the token URL (with the preset's value tokens) and how the
+    /// client authenticates are the preset's; `client_id`, `client_secret` and (for the
+    /// refresh token grant) `refresh_token` are the admin's, each with help on where it comes from.
+    OAuth2 {
+        kind: &'static str,
+        token_url: &'static str,
+        client_auth: &'static str,
+        scope: &'static str,
+        /// `(field under auth, label, where to find it)`.
+        fields: &'static [(&'static str, &'static str, &'static str)],
+        /// Setting it up in the provider, step by step.
+        steps: &'static [&'static str],
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -329,13 +343,30 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         integration: "Salesforce",
         description: "Marks the patient's lead as having an appointment scheduled.",
         notes: &[
-            "Salesforce access tokens expire (often after 2 hours): refresh the token, or deliveries fail with 401.",
+            "Uses the OAuth 2.0 client credentials flow of a Salesforce connected app: carehook asks your My Domain for an access token and asks again before it expires (see docs/integrations.md).",
             "The lead id in the URL is the patient's id in carehook: keep them in step, or map ids in your org.",
         ],
         events: &["kc_appointment_book"],
         method: "PATCH",
         content_type: "json",
-        auth: PresetAuth::Bearer { token_label: "Salesforce access token" },
+        auth: PresetAuth::OAuth2 {
+            kind: "oauth2_client_credentials",
+            token_url: "https://YOUR_INSTANCE.salesforce.com/services/oauth2/token",
+            client_auth: "body",
+            scope: "",
+            fields: &[
+                ("client_id", "Consumer Key", "Setup → App Manager → your connected app → View → Manage Consumer Details"),
+                ("client_secret", "Consumer Secret", "shown beside the Consumer Key; enable \"Client Credentials Flow\" and pick a Run As user in the app's policies"),
+            ],
+            steps: &[
+                "In Salesforce Setup → App Manager, choose New Connected App (or New External Client App): name it \"carehook\", enable OAuth settings, give it the scope \"Manage user data via APIs (api)\", and tick \"Enable Client Credentials Flow\". Any callback URL will do (https://localhost/); carehook never uses it.",
+                "Save, then Manage → Edit Policies: under Client Credentials Flow choose the Run As user whose access carehook gets (an integration user allowed to edit leads).",
+                "Back in App Manager → View → Manage Consumer Details: copy the Consumer Key (`auth.client_id`) and the Consumer Secret (`auth.client_secret`).",
+                "Your My Domain is the first part of your Salesforce URL (mycompany.my for https://mycompany.my.salesforce.com): give it as `values.instance`. carehook asks https://mycompany.my.salesforce.com/services/oauth2/token for tokens.",
+                "Create the webhook: `carehook webhooks create --from-preset salesforce_lead_update --value instance=mycompany.my --auth-username CONSUMER_KEY --auth-secret CONSUMER_SECRET`, or the form in the web UI.",
+                "Send a test (`carehook webhooks test ID`): the first one asks for a token; `carehook webhooks get ID` then shows the token's state and expiry. Salesforce gives no expiry with these tokens: carehook keeps one an hour, and asks for a new one at once when Salesforce answers 401 (the session timed out).",
+            ],
+        },
         url: "https://YOUR_INSTANCE.salesforce.com/services/data/v52.0/sobjects/Lead/{{patient_id}}",
         headers: &[],
         body: r#"{
@@ -553,13 +584,30 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         description: "Records each payment in QuickBooks Online.",
         notes: &[
             "Fixed from the guide: QuickBooks Online's API host is quickbooks.api.intuit.com.",
-            "QuickBooks access tokens expire after an hour: refresh the token, or deliveries fail with 401.",
+            "Uses OAuth 2.0 refresh tokens: carehook trades the refresh token for hour-long access tokens and keeps the new refresh token QuickBooks answers each time (see docs/integrations.md).",
             "CustomerRef must be a QuickBooks customer id: keep patient ids and customer ids in step.",
         ],
         events: &["kc_payment_add"],
         method: "POST",
         content_type: "json",
-        auth: PresetAuth::Bearer { token_label: "QuickBooks access token" },
+        auth: PresetAuth::OAuth2 {
+            kind: "oauth2_refresh_token",
+            token_url: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+            client_auth: "basic",
+            scope: "",
+            fields: &[
+                ("client_id", "Client ID", "developer.intuit.com → your app → Keys & credentials (Production)"),
+                ("client_secret", "Client Secret", "shown beside the Client ID"),
+                ("refresh_token", "Refresh token", "from the app's consent step, or the OAuth 2.0 Playground (scope com.intuit.quickbooks.accounting)"),
+            ],
+            steps: &[
+                "At developer.intuit.com create an app with the QuickBooks Online Accounting scope; under Keys & credentials (Production) copy the Client ID (`auth.client_id`) and Client Secret (`auth.client_secret`).",
+                "Connect the clinic's company once: in Intuit's OAuth 2.0 Playground (or your own consent page) choose the app, the scope com.intuit.quickbooks.accounting and the company, and authorize. Copy the refresh token (`auth.refresh_token`) and the realm id (the Company ID, `values.company_id`).",
+                "Create the webhook: `carehook webhooks create --from-preset quickbooks_payment_sync --value company_id=REALM_ID --auth-username CLIENT_ID --auth-secret CLIENT_SECRET --refresh-token REFRESH_TOKEN`, or the form in the web UI.",
+                "carehook trades the refresh token for an access token (an hour long) and asks again a minute before it expires. QuickBooks answers a new refresh token now and then: carehook seals and saves it before using the access token, so do not reuse the one you pasted anywhere else.",
+                "If the connection is revoked (the company disconnected the app, or 100 days without use), deliveries fail with \"token request failed: … invalid_grant\" and the webhook shows it; carehook stops asking for 15 minutes. Authorize again and paste the new refresh token: the webhook works at once.",
+            ],
+        },
         url: "https://quickbooks.api.intuit.com/v3/company/YOUR_COMPANY_ID/payment",
         headers: &[],
         body: r#"{
@@ -692,6 +740,24 @@ pub fn presets() -> &'static [Preset] {
     PRESETS
 }
 
+/// `text` with each of the preset's value tokens replaced by the admin's
+/// value, URL-encoded (a token the admin left out stays, and validation
+/// names it).
+fn fill_tokens(text: &str, preset: &Preset, req: &PresetRequest) -> String {
+    let mut out = text.to_string();
+    for v in preset.values {
+        if let Some(value) = req.values.get(v.key).filter(|s| !s.trim().is_empty())
+            && !v.token.is_empty()
+        {
+            out = out.replace(
+                v.token,
+                &utf8_percent_encode(value, URL_COMPONENT).to_string(),
+            );
+        }
+    }
+    out
+}
+
 pub fn lookup(id: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.id == id)
 }
@@ -790,7 +856,8 @@ pub fn build(
         });
         // A URL given in full makes a value that only stands in the URL moot.
         let full_url = req.url.as_deref().is_some_and(|u| !u.trim().is_empty());
-        if full_url && !body.contains(v.token) {
+        let in_token_url = matches!(preset.auth, PresetAuth::OAuth2 { token_url, .. } if token_url.contains(v.token));
+        if full_url && !body.contains(v.token) && !in_token_url {
             continue;
         }
         let Some(value) = given.filter(|s| !s.trim().is_empty()) else {
@@ -825,6 +892,39 @@ pub fn build(
     }
 
     let auth = match preset.auth {
+        PresetAuth::OAuth2 {
+            kind,
+            token_url,
+            client_auth,
+            scope,
+            fields,
+            ..
+        } => {
+            let get = |k: &str| {
+                req.auth
+                    .as_ref()
+                    .and_then(|a| a.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            let mut auth = json!({
+                "type": kind,
+                "token_url": get("token_url").unwrap_or_else(|| fill_tokens(token_url, preset, req)),
+                "client_auth": get("client_auth").unwrap_or_else(|| client_auth.to_string()),
+                "scope": get("scope").unwrap_or_else(|| scope.to_string()),
+            });
+            for (field, label, help) in fields {
+                let value = get(field).unwrap_or_default();
+                if value.is_empty() {
+                    missing.push(Missing {
+                        field: format!("auth.{field}"),
+                        message: format!("{label}: {help}"),
+                    });
+                }
+                auth[*field] = Value::String(value);
+            }
+            auth
+        }
         PresetAuth::None => json!({"type": "none"}),
         PresetAuth::Basic {
             username_label,

@@ -198,6 +198,89 @@ pub enum Auth {
         #[serde(default)]
         location: KeyLocation,
     },
+    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4): carehook asks
+    /// `token_url` for an access token and sends it as a bearer token,
+    /// asking again shortly before it expires.
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        #[serde(default)]
+        client_secret: String,
+        /// Space-separated scopes; empty sends none.
+        #[serde(default)]
+        scope: String,
+        /// The `audience` parameter some identity providers want; empty sends none.
+        #[serde(default)]
+        audience: String,
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
+    /// OAuth 2.0 refresh token grant (RFC 6749 §6): carehook trades the
+    /// refresh token for access tokens; when the provider answers a new
+    /// refresh token (rotation), carehook keeps that one from then on.
+    #[serde(rename = "oauth2_refresh_token")]
+    OAuth2RefreshToken {
+        token_url: String,
+        client_id: String,
+        #[serde(default)]
+        client_secret: String,
+        #[serde(default)]
+        refresh_token: String,
+        #[serde(default)]
+        scope: String,
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
+}
+
+/// How an OAuth 2.0 client proves itself to the token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP basic auth with the client id and secret (`client_secret_basic`).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Body,
+}
+
+/// Mutual TLS for a webhook's destination: a client certificate with its
+/// key, and certificate authorities to trust besides the system's (a
+/// private PKI). All PEM; the key is a secret (sealed at rest, masked).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// The client certificate (and any intermediates), PEM.
+    #[serde(default)]
+    pub client_cert: String,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub client_key: String,
+    /// Extra trusted CA certificates for the destination, PEM.
+    #[serde(default)]
+    pub ca_certs: String,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ClientTls {{ client_cert: {} bytes, client_key: {MASK}, ca_certs: {} bytes }}",
+            self.client_cert.len(),
+            self.ca_certs.len()
+        )
+    }
+}
+
+impl ClientTls {
+    pub fn is_empty(&self) -> bool {
+        self.client_cert.trim().is_empty()
+            && self.client_key.trim().is_empty()
+            && self.ca_certs.trim().is_empty()
+    }
 }
 
 impl fmt::Debug for Auth {
@@ -214,28 +297,69 @@ impl fmt::Debug for Auth {
                     "ApiKey {{ name: {name:?}, value: {MASK}, location: {location:?} }}"
                 )
             }
+            Auth::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                ..
+            } => write!(
+                f,
+                "OAuth2ClientCredentials {{ token_url: {token_url:?}, client_id: {client_id:?}, client_secret: {MASK} }}"
+            ),
+            Auth::OAuth2RefreshToken {
+                token_url,
+                client_id,
+                ..
+            } => write!(
+                f,
+                "OAuth2RefreshToken {{ token_url: {token_url:?}, client_id: {client_id:?}, client_secret: {MASK}, refresh_token: {MASK} }}"
+            ),
         }
     }
 }
 
 impl Auth {
-    /// The one secret this auth holds, if any.
+    /// The main secret this auth holds, if any (an OAuth 2.0 client's secret).
     pub fn secret(&self) -> Option<&str> {
         match self {
             Auth::None => None,
             Auth::Basic { password, .. } => Some(password),
             Auth::Bearer { token } => Some(token),
             Auth::ApiKey { value, .. } => Some(value),
+            Auth::OAuth2ClientCredentials { client_secret, .. }
+            | Auth::OAuth2RefreshToken { client_secret, .. } => Some(client_secret),
         }
     }
 
-    /// The secret, for the server to encrypt, decrypt or mask in place.
+    /// The main secret, for the server to encrypt, decrypt or mask in place.
     pub fn secret_mut(&mut self) -> Option<&mut String> {
         match self {
             Auth::None => None,
             Auth::Basic { password, .. } => Some(password),
             Auth::Bearer { token } => Some(token),
             Auth::ApiKey { value, .. } => Some(value),
+            Auth::OAuth2ClientCredentials { client_secret, .. }
+            | Auth::OAuth2RefreshToken { client_secret, .. } => Some(client_secret),
+        }
+    }
+
+    /// Every secret this auth holds, by its field name under `auth.`.
+    pub fn secrets_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        match self {
+            Auth::None => vec![],
+            Auth::Basic { password, .. } => vec![("password", password)],
+            Auth::Bearer { token } => vec![("token", token)],
+            Auth::ApiKey { value, .. } => vec![("value", value)],
+            Auth::OAuth2ClientCredentials { client_secret, .. } => {
+                vec![("client_secret", client_secret)]
+            }
+            Auth::OAuth2RefreshToken {
+                client_secret,
+                refresh_token,
+                ..
+            } => vec![
+                ("client_secret", client_secret),
+                ("refresh_token", refresh_token),
+            ],
         }
     }
 
@@ -245,7 +369,44 @@ impl Auth {
             Auth::Basic { .. } => "basic",
             Auth::Bearer { .. } => "bearer",
             Auth::ApiKey { .. } => "api_key",
+            Auth::OAuth2ClientCredentials { .. } => "oauth2_client_credentials",
+            Auth::OAuth2RefreshToken { .. } => "oauth2_refresh_token",
         }
+    }
+
+    /// Whether carehook fetches the access token itself (an OAuth 2.0 kind).
+    pub fn is_oauth2(&self) -> bool {
+        matches!(
+            self,
+            Auth::OAuth2ClientCredentials { .. } | Auth::OAuth2RefreshToken { .. }
+        )
+    }
+}
+
+impl WebhookSpec {
+    /// Every secret the spec holds, named by its field (`auth.password`,
+    /// `auth.refresh_token`, `tls.client_key`): what the server seals at
+    /// rest, opens in memory and masks in answers.
+    pub fn secrets_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut out: Vec<(String, &mut String)> = self
+            .auth
+            .secrets_mut()
+            .into_iter()
+            .map(|(name, s)| (format!("auth.{name}"), s))
+            .collect();
+        if let Some(tls) = &mut self.tls {
+            out.push(("tls.client_key".to_string(), &mut tls.client_key));
+        }
+        out
+    }
+
+    /// The secrets, read only; see [`WebhookSpec::secrets_mut`].
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        self.clone()
+            .secrets_mut()
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect()
     }
 }
 
@@ -318,6 +479,9 @@ pub struct WebhookSpec {
     /// What the delivery log keeps of this webhook's payloads (see docs/patient-data.md).
     #[serde(default, skip_serializing_if = "Payloads::is_default")]
     pub payloads: Payloads,
+    /// Mutual TLS and extra trusted CAs for the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
 }
 
 /// What the delivery log keeps of a webhook's payloads: request and response bodies, and the
@@ -631,13 +795,17 @@ impl WebhookSpec {
             }
             _ => {}
         }
-        if let Some(secret) = self.auth.secret()
-            && secret.chars().any(|c| c.is_control())
-        {
-            return Err(ValidationError::new(
-                "auth",
-                "the secret contains a control character",
-            ));
+        for (field, secret) in self.secrets() {
+            if field != "tls.client_key" && secret.chars().any(|c| c.is_control()) {
+                return Err(ValidationError::new(
+                    field,
+                    "the secret contains a control character",
+                ));
+            }
+        }
+        validate_oauth2(&self.auth, &mut warnings)?;
+        if let Some(tls) = &self.tls {
+            validate_tls_shape(tls)?;
         }
 
         if let Some(policy) = &self.data_policy {
@@ -699,6 +867,98 @@ impl WebhookSpec {
         };
         Ok((compiled, warnings))
     }
+}
+
+/// The OAuth 2.0 settings' shape: a token URL that is an http(s) URL, a
+/// client id, and (for the refresh token grant) a refresh token. Whether the
+/// provider accepts them is learnt at the first token request.
+fn validate_oauth2(auth: &Auth, warnings: &mut Vec<Warning>) -> Result<(), ValidationError> {
+    let (token_url, client_id, scope) = match auth {
+        Auth::OAuth2ClientCredentials {
+            token_url,
+            client_id,
+            scope,
+            audience,
+            ..
+        } => {
+            if audience.chars().any(char::is_control) {
+                return Err(ValidationError::new(
+                    "auth.audience",
+                    "the audience contains a control character",
+                ));
+            }
+            (token_url, client_id, scope)
+        }
+        Auth::OAuth2RefreshToken {
+            token_url,
+            client_id,
+            refresh_token,
+            scope,
+            ..
+        } => {
+            if refresh_token.trim().is_empty() {
+                return Err(ValidationError::new(
+                    "auth.refresh_token",
+                    "the refresh token grant needs a refresh token (from the provider's consent step)",
+                ));
+            }
+            (token_url, client_id, scope)
+        }
+        _ => return Ok(()),
+    };
+    match url::Url::parse(token_url.trim()) {
+        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {
+            if u.scheme() == "http" {
+                warnings.push(Warning {
+                    field: "auth.token_url".into(),
+                    message: "the token URL is not https: the client secret and tokens travel unencrypted".into(),
+                    position: None,
+                });
+            }
+        }
+        _ => {
+            return Err(ValidationError::new(
+                "auth.token_url",
+                "the token URL must be an https:// URL, e.g. https://login.example.com/oauth2/token",
+            ));
+        }
+    }
+    if client_id.trim().is_empty() {
+        return Err(ValidationError::new(
+            "auth.client_id",
+            "OAuth 2.0 needs the client id (also called consumer key or app id)",
+        ));
+    }
+    if client_id.chars().any(char::is_control) || scope.chars().any(char::is_control) {
+        let field = if scope.chars().any(char::is_control) {
+            "auth.scope"
+        } else {
+            "auth.client_id"
+        };
+        return Err(ValidationError::new(field, "contains a control character"));
+    }
+    Ok(())
+}
+
+/// What core can check of a TLS block without parsing certificates: a key
+/// goes with a certificate. The server checks the PEM itself (parse,
+/// expiry, key match) before saving.
+fn validate_tls_shape(tls: &ClientTls) -> Result<(), ValidationError> {
+    let cert = !tls.client_cert.trim().is_empty();
+    let key = !tls.client_key.trim().is_empty();
+    if cert && !key {
+        return Err(ValidationError::new(
+            "tls.client_key",
+            "a client certificate needs its private key (PEM)",
+        ));
+    }
+    if key && !cert {
+        return Err(ValidationError::new(
+            "tls.client_cert",
+            "a private key needs its client certificate (PEM)",
+        ));
+    }
+    Ok(())
 }
 
 impl CompiledWebhook {

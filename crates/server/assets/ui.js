@@ -58,7 +58,7 @@ document.addEventListener("DOMContentLoaded", function () {
   var authType = document.getElementById("f-auth_type");
   function showAuth() {
     document.querySelectorAll("[data-auth]").forEach(function (d) {
-      d.hidden = d.getAttribute("data-auth") !== authType.value;
+      d.hidden = d.getAttribute("data-auth").split(" ").indexOf(authType.value) < 0;
     });
   }
   authType.addEventListener("change", showAuth);

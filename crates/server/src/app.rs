@@ -46,6 +46,8 @@ pub struct Settings {
     pub retention: Option<crate::service::privacy::RetentionConfig>,
     /// Read timeouts and the cap on connections per client address.
     pub connections: crate::serve::ConnLimits,
+    /// Send all outbound traffic through this proxy (`CAREHOOK_EGRESS_PROXY`).
+    pub egress_proxy: Option<crate::egress::EgressProxy>,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             seal_payloads: true,
             retention: Some(crate::service::privacy::RetentionConfig::default()),
             connections: Default::default(),
+            egress_proxy: None,
         }
     }
 }
@@ -87,7 +90,22 @@ pub async fn run(
         .refresh(&*store)
         .await
         .context("loading webhooks")?;
-    let outbound = Outbound::new(settings.policy.clone())?;
+    let outbound = Outbound::with_proxy(settings.policy.clone(), settings.egress_proxy.clone())?;
+    if let Some(proxy) = &settings.egress_proxy {
+        tracing::info!(proxy = %proxy.describe(), "outbound requests go through the egress proxy");
+    }
+    // OAuth 2.0 tokens are asked for through the same outbound (policy, proxy, timeouts).
+    let node = settings.dispatcher.as_ref().map_or_else(
+        || carehook_store::NodeId::random().to_string(),
+        |d| d.node.id.to_string(),
+    );
+    let tokens = crate::oauth::Tokens::new(
+        store.clone(),
+        settings.vault.clone(),
+        outbound.clone(),
+        &node,
+    );
+    let outbound = outbound.with_tokens(Arc::new(tokens));
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
 

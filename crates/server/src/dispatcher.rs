@@ -31,7 +31,7 @@ use carehook_core::ids::{DeliveryId, WebhookId};
 use carehook_core::retry::{self, NextAttempt};
 use carehook_core::signing;
 use carehook_core::template::RenderError;
-use carehook_core::webhook::{CompiledWebhook, RenderedRequest};
+use carehook_core::webhook::{CompiledWebhook, MASK, RenderedRequest};
 use carehook_store::{
     AttemptOutcome, AttemptRecord, ClaimAsk, Claimed, DeliveryNext, Others, Store,
 };
@@ -632,6 +632,12 @@ pub fn build_request(
     vars: &carehook_core::Vars,
 ) -> Result<(RenderedRequest, RenderedRequest), RenderError> {
     let (mut request, mut masked) = compiled.render(vars)?;
+    if compiled.spec.auth.is_oauth2() {
+        // The token itself is added when the request goes out (`attempt`).
+        masked
+            .headers
+            .push(("authorization".to_string(), format!("Bearer {MASK}")));
+    }
     if compiled.spec.signing && !secrets.is_empty() {
         let signed =
             signing::signed_headers(secrets, delivery_id, at_ms / 1000, request.body.as_bytes());
@@ -715,15 +721,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
     let logged_request = request_json(&masked);
 
     let clock = std::time::Instant::now();
-    let result = outbound
-        .send(Outgoing {
-            method: request.method.as_str(),
-            url: &request.url,
-            headers: &request.headers,
-            body: request.body,
-            timeout: limits.timeout,
-        })
-        .await;
+    let result = send_authorized(outbound, webhook, request, limits.timeout).await;
     let duration_ms = clock.elapsed().as_millis() as i64;
     let ended = started_at + duration_ms;
 
@@ -852,6 +850,62 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
             next,
             store_bodies: spec.payloads.store_bodies,
         },
+    }
+}
+
+/// Sends a rendered request with the webhook's TLS settings and, for an OAuth 2.0 webhook,
+/// its access token; a 401 renews the token once and sends again (a second 401 is the answer).
+async fn send_authorized(
+    outbound: &Outbound,
+    webhook: &Loaded,
+    request: RenderedRequest,
+    timeout: Duration,
+) -> Result<crate::outbound::Answer, SendError> {
+    let tls = webhook.compiled.spec.tls.as_ref();
+    let oauth = webhook.compiled.spec.auth.is_oauth2();
+    let tokens = match (oauth, outbound.tokens()) {
+        (false, _) => None,
+        (true, Some(t)) => Some(t),
+        (true, None) => {
+            return Err(SendError::Token(
+                "this carehook has no token store set up".into(),
+            ));
+        }
+    };
+    let mut token = match tokens {
+        Some(t) => Some(t.get(webhook, timeout).await.map_err(SendError::Token)?),
+        None => None,
+    };
+    let mut renewed = false;
+    loop {
+        let mut headers = request.headers.clone();
+        if let Some(t) = &token {
+            headers.push(("authorization".to_string(), format!("Bearer {}", t.value)));
+        }
+        let answer = outbound
+            .send_tls(
+                Outgoing {
+                    method: request.method.as_str(),
+                    url: &request.url,
+                    headers: &headers,
+                    body: request.body.clone(),
+                    timeout,
+                },
+                tls,
+            )
+            .await?;
+        match (answer.status, tokens, &token) {
+            (401, Some(tokens), Some(t)) if !renewed => {
+                renewed = true;
+                token = Some(
+                    tokens
+                        .renew(webhook, t.generation, timeout)
+                        .await
+                        .map_err(SendError::Token)?,
+                );
+            }
+            _ => return Ok(answer),
+        }
     }
 }
 

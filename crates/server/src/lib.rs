@@ -27,12 +27,15 @@
 
 pub mod api;
 pub mod app;
+pub mod client_tls;
 pub mod demo;
 pub mod dispatcher;
 pub mod domain;
+pub mod egress;
 pub mod intake;
 pub mod metrics;
 pub mod node;
+pub mod oauth;
 pub mod outbound;
 pub mod registry;
 pub mod serve;

@@ -7,8 +7,14 @@
 //! the connector sees them, so a DNS answer that changes between a check and
 //! the connection (rebinding) cannot slip through. A URL whose host is an IP
 //! literal never reaches a resolver, so it is checked before sending.
-//! Redirects are never followed and no proxy is used (a proxy would be the
-//! address connected to, hiding the real destination).
+//! Redirects are never followed.
+//!
+//! With an egress proxy (`CAREHOOK_EGRESS_PROXY`) the proxy resolves the
+//! destination, so our resolver never sees it: [`Outbound::send`] resolves
+//! the destination itself first and refuses it when any of its addresses is
+//! refused (see `egress`). The proxy's own address is allowed as configured.
+//! A webhook with mutual TLS or extra CAs gets a client of its own
+//! ([`Outbound::send_tls`], cached by its certificates).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -162,15 +168,22 @@ fn special_range(ip: IpAddr) -> Option<&'static str> {
 #[derive(Debug)]
 struct PolicyResolver {
     policy: Arc<DestinationPolicy>,
+    /// The egress proxy's host name, resolved without the policy: the
+    /// operator named it, and it is usually on the private network.
+    exempt: Option<String>,
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
+        let exempt = self.exempt.as_deref() == Some(host.as_str());
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if exempt {
+                return Ok(Box::new(addrs.into_iter()) as Addrs);
+            }
             let mut refused = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -213,6 +226,9 @@ pub enum SendError {
     Request(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The OAuth 2.0 access token could not be had (see `oauth`).
+    #[error("token request failed: {0}")]
+    Token(String),
 }
 
 /// An HTTP answer, as much of it as the log keeps.
@@ -240,7 +256,15 @@ pub struct Outgoing<'a> {
 pub struct Outbound {
     client: reqwest::Client,
     policy: Arc<DestinationPolicy>,
+    proxy: Option<crate::egress::EgressProxy>,
+    /// Clients of webhooks with mutual TLS or extra CAs, by their certificates.
+    tls_clients: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], reqwest::Client>>>,
+    /// OAuth 2.0 access tokens, when the server set them up.
+    tokens: Option<Arc<crate::oauth::Tokens>>,
 }
+
+/// Most webhook TLS clients kept; past it the cache starts over.
+const MAX_TLS_CLIENTS: usize = 256;
 
 /// rustls needs one process-wide crypto provider; ring keeps the build free
 /// of C toolchains beyond what `cc` already needs.
@@ -250,11 +274,33 @@ pub fn install_crypto_provider() {
 
 impl Outbound {
     pub fn new(policy: DestinationPolicy) -> anyhow::Result<Self> {
+        Self::with_proxy(policy, None)
+    }
+
+    /// Every request through `proxy`, when one is given.
+    pub fn with_proxy(
+        policy: DestinationPolicy,
+        proxy: Option<crate::egress::EgressProxy>,
+    ) -> anyhow::Result<Self> {
         install_crypto_provider();
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
+        let mut out = Outbound {
+            client: reqwest::Client::new(),
+            policy,
+            proxy,
+            tls_clients: Default::default(),
+            tokens: None,
+        };
+        out.client = out.builder()?.build()?;
+        Ok(out)
+    }
+
+    /// The settings every client shares.
+    fn builder(&self) -> anyhow::Result<reqwest::ClientBuilder> {
+        let mut builder = reqwest::Client::builder()
             .dns_resolver(Arc::new(PolicyResolver {
-                policy: policy.clone(),
+                policy: self.policy.clone(),
+                exempt: self.proxy.as_ref().and_then(|p| p.host_name()),
             }))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -263,17 +309,64 @@ impl Outbound {
             .pool_idle_timeout(Duration::from_secs(60))
             // No cap on idle connections per host: a busy endpoint with 200
             // requests in flight would otherwise reconnect for most of them.
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Outbound { client, policy })
+            .tcp_nodelay(true);
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.reqwest()?);
+        }
+        Ok(builder)
+    }
+
+    /// This outbound with OAuth 2.0 access tokens fetched (and shared between nodes) by `tokens`.
+    pub fn with_tokens(mut self, tokens: Arc<crate::oauth::Tokens>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    pub fn tokens(&self) -> Option<&Arc<crate::oauth::Tokens>> {
+        self.tokens.as_ref()
     }
 
     pub fn policy(&self) -> &DestinationPolicy {
         &self.policy
     }
 
+    /// The client for a webhook's TLS settings: the shared one without them.
+    fn client_for(
+        &self,
+        tls: Option<&carehook_core::webhook::ClientTls>,
+    ) -> Result<reqwest::Client, SendError> {
+        let Some(tls) = tls.filter(|t| !t.is_empty()) else {
+            return Ok(self.client.clone());
+        };
+        let key = crate::client_tls::fingerprint(tls);
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let builder = self
+            .builder()
+            .map_err(|e| SendError::Invalid(format!("{e:#}")))?;
+        let client = crate::client_tls::apply(builder, tls)
+            .and_then(|b| b.build().map_err(|e| error_chain(&e)))
+            .map_err(|e| SendError::Invalid(format!("the webhook's TLS settings: {e}")))?;
+        if clients.len() >= MAX_TLS_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
     /// Sends one request and reads at most the logged part of the answer.
     pub async fn send(&self, req: Outgoing<'_>) -> Result<Answer, SendError> {
+        self.send_tls(req, None).await
+    }
+
+    /// [`Outbound::send`] with a webhook's client certificate and trusted CAs.
+    pub async fn send_tls(
+        &self,
+        req: Outgoing<'_>,
+        tls: Option<&carehook_core::webhook::ClientTls>,
+    ) -> Result<Answer, SendError> {
         let url = reqwest::Url::parse(req.url)
             .map_err(|e| SendError::Invalid(format!("bad URL: {e}")))?;
         match url.scheme() {
@@ -294,9 +387,16 @@ impl Outbound {
                 "{ip} is {why}; carehook does not send there unless CAREHOOK_ALLOWED_DESTINATIONS allows it"
             )));
         }
+        // Through a proxy our resolver never sees the destination: check it here.
+        if self.proxy.is_some()
+            && let Some(url::Host::Domain(host)) = url.host()
+        {
+            crate::egress::check_destination(&self.policy, host, req.timeout).await?;
+        }
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| SendError::Invalid(format!("bad method {}", req.method)))?;
-        let mut builder = self.client.request(method, url).timeout(req.timeout);
+        let client = self.client_for(tls)?;
+        let mut builder = client.request(method, url).timeout(req.timeout);
         for (name, value) in req.headers {
             let value =
                 reqwest::header::HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {

@@ -102,7 +102,7 @@ impl Loaded {
             .with_context(|| format!("webhook {} has a config this version cannot read", row.id))?;
         let mut spec = stored.spec;
         let mut undecryptable = None;
-        if let Some(secret) = spec.auth.secret_mut() {
+        for (_, secret) in spec.secrets_mut() {
             *secret = vault.open_secret(secret).unwrap_or_else(|e| {
                 undecryptable = Some(e);
                 String::new()
@@ -184,23 +184,36 @@ impl Loaded {
     /// The webhook as the API shows it: every secret masked.
     pub fn view(&self) -> serde_json::Value {
         let mut spec = self.compiled.spec.clone();
-        let has_secret = spec.auth.secret().is_some_and(|s| !s.is_empty());
-        if let Some(secret) = spec.auth.secret_mut()
-            && !secret.is_empty()
-        {
-            *secret = MASK.to_string();
+        // Each secret masked, with a flag saying whether one is set
+        // (`auth.has_password`, `auth.has_refresh_token`, `tls.has_client_key`…).
+        let mut flags = Vec::new();
+        for (field, secret) in spec.secrets_mut() {
+            flags.push((field, !secret.is_empty()));
+            if !secret.is_empty() {
+                *secret = MASK.to_string();
+            }
         }
         let mut v = serde_json::to_value(&spec).unwrap_or_default();
-        if let Some(auth) = v.get_mut("auth").and_then(|a| a.as_object_mut()) {
-            let flag = match self.compiled.spec.auth.kind() {
-                "basic" => Some("has_password"),
-                "bearer" => Some("has_token"),
-                "api_key" => Some("has_value"),
-                _ => None,
-            };
-            if let Some(flag) = flag {
-                auth.insert(flag.into(), has_secret.into());
+        for (field, set) in flags {
+            let (section, name) = field.split_once('.').unwrap_or(("auth", field.as_str()));
+            if let Some(obj) = v.get_mut(section).and_then(|a| a.as_object_mut()) {
+                obj.insert(format!("has_{name}"), set.into());
             }
+        }
+        if let Some(tls) = &self.compiled.spec.tls
+            && let Some(cert) = crate::client_tls::cert_info(tls)
+            && let Some(obj) = v.get_mut("tls").and_then(|a| a.as_object_mut())
+        {
+            let now = crate::time::now_ms();
+            obj.insert("client_cert_subject".into(), cert.subject.into());
+            obj.insert(
+                "client_cert_expires_at".into(),
+                crate::time::rfc3339(cert.not_after).into(),
+            );
+            obj.insert(
+                "client_cert_expires_soon".into(),
+                (cert.not_after - now <= crate::client_tls::EXPIRY_WARNING_MS).into(),
+            );
         }
         let obj = v.as_object_mut().expect("a spec serializes as an object");
         obj.insert("id".into(), self.row.id.to_string().into());
@@ -225,9 +238,9 @@ impl Loaded {
     }
 }
 
-/// Seals a spec's auth secret for storage.
+/// Seals a spec's secrets (auth, TLS key) for storage.
 pub fn seal_spec(mut spec: WebhookSpec, vault: &Vault) -> WebhookSpec {
-    if let Some(secret) = spec.auth.secret_mut() {
+    for (_, secret) in spec.secrets_mut() {
         *secret = vault.seal(secret);
     }
     spec

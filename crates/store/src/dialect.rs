@@ -226,6 +226,11 @@ macro_rules! embedded_migrations {
                     "/0006_claim_by_webhook.sql"
                 )),
             ),
+            (
+                7,
+                "oauth_tokens",
+                include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
+            ),
         ])
     };
 }

@@ -4,7 +4,8 @@
 //! role at once; a part of the server that needs one role names that trait:
 //! [`WebhookStore`], [`QueueStore`] (events in, deliveries claimed and moved on),
 //! [`LogStore`] (the delivery log read back), [`NodeStore`] (processes and their heartbeats),
-//! [`TokenStore`], [`RecordStore`] (clinic records) and [`SettingsStore`].
+//! [`TokenStore`], [`RecordStore`] (clinic records), [`SettingsStore`] and
+//! [`OAuthTokenStore`] (OAuth 2.0 access tokens shared by the nodes).
 //!
 //! Layout: the store is written once, in `sql_store` (`SqlStore<D>`), over a small dialect seam
 //! (`dialect`: run a statement, claim, write events and attempts, release, notify) that
@@ -59,6 +60,7 @@ mod batch;
 mod dialect;
 mod error;
 mod payload;
+mod oauth;
 mod postgres;
 mod privacy;
 mod preload;
@@ -77,6 +79,7 @@ pub use error::{Result, StoreError};
 pub use payload::{SEALED_PREFIX, Sealer};
 pub use privacy::{PurgeCursor, PurgeStep};
 pub use preload::preload_history;
+pub use oauth::{OAuthTokenRow, OAuthTokenSave, OAuthTokenStore};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use stats::{
     ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
@@ -318,6 +321,7 @@ pub trait Store:
     + SettingsStore
     + PrivacyStore
     + AuditStore
+    + OAuthTokenStore
     + std::fmt::Debug
 {
     /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.

@@ -79,11 +79,11 @@ impl<D: Dialect> SqlStore<D> {
             .clone()
     }
 
-    async fn reader(&self) -> Result<PoolConnection<D::Db>> {
+    pub(crate) async fn reader(&self) -> Result<PoolConnection<D::Db>> {
         Ok(self.read.acquire().await?)
     }
 
-    async fn writer(&self) -> Result<PoolConnection<D::Db>> {
+    pub(crate) async fn writer(&self) -> Result<PoolConnection<D::Db>> {
         Ok(self.write.acquire().await?)
     }
 

@@ -51,11 +51,31 @@ impl utoipa::PartialSchema for WebhookView {
         view.additional_properties = None;
         let auth = ObjectBuilder::new()
             .schema_type(Type::Object)
-            .description(Some("The auth as saved, its secret masked as \"********\"; `has_password`, `has_token` or `has_value` says whether one is set."))
+            .description(Some("The auth as saved, its secrets masked as \"********\"; `has_password`, `has_token`, `has_value`, `has_client_secret` or `has_refresh_token` says whether one is set."))
             .property("type", text())
             .required("type")
             .additional_properties(Some(AdditionalProperties::FreeForm(true)));
         view.properties.insert("auth".into(), auth.build().into());
+        let tls = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("Mutual TLS as saved: `client_cert` and `ca_certs` (PEM), `client_key` masked with `has_client_key`; \
+                `client_cert_subject`, `client_cert_expires_at` (RFC 3339) and `client_cert_expires_soon` (within 14 days)."))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+        view.properties.insert("tls".into(), tls.build().into());
+        let oauth = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("For an OAuth 2.0 auth: the access token's state, never the token. `state` is `ok`, `failing` \
+                (the last token request failed: `last_error`, with the provider's error, secrets masked; no request before \
+                `blocked_until` unless the auth is saved again) or `no_token` (none asked for yet)."))
+            .property("state", text().enum_values(Some(["ok", "failing", "no_token"])))
+            .property("token_expires_at", text().description(Some("RFC 3339, or null")))
+            .property("last_error", text())
+            .property("failed_at", text())
+            .property("blocked_until", text())
+            .property("refresh_token_rotated", ObjectBuilder::new().schema_type(Type::Boolean))
+            .property("token_requests", ObjectBuilder::new().schema_type(Type::Integer))
+            .required("state");
+        view.properties.insert("oauth".into(), oauth.build().into());
         let extra: [(&str, ObjectBuilder); 6] = [
             (
                 "id",
@@ -218,11 +238,7 @@ async fn create(
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks",
     responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), ))]
 async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
-    let items: Vec<Value> = webhooks::list(&state)
-        .await?
-        .iter()
-        .map(|l| l.view())
-        .collect();
+    let items = webhooks::views(&state, &webhooks::list(&state).await?).await;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -234,7 +250,8 @@ async fn get_one(
     _: Caller,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(webhooks::loaded(&state, id).await?.view()))
+    let w = webhooks::loaded(&state, id).await?;
+    Ok(Json(webhooks::view(&state, &w).await))
 }
 
 /// Changes a webhook with a JSON merge patch (RFC 7396): the fields sent

@@ -51,6 +51,7 @@ pub const READ_ONLY: &[&str] = &[
     "broken_reason",
     "signing_secret",
     "data_sent",
+    "oauth",
 ];
 
 /// The registry's copy, or a fresh read when another node changed it.
@@ -194,6 +195,7 @@ pub async fn create(ctx: &Context, actor: &Actor, spec: WebhookSpec) -> Result<V
     let (compiled, mut warnings) = spec.compile()?;
     warnings.extend(check_data_policy(&compiled)?);
     check_destination(ctx, &spec.url, &mut warnings).await?;
+    check_tls(&spec, &mut warnings)?;
     let _gate = ctx.registry.write_gate().await;
     let vault = ctx.registry.vault();
     let secret = SigningSecret::generate();
@@ -349,6 +351,12 @@ pub async fn update(
     for key in READ_ONLY {
         obj.remove(*key);
     }
+    // What the view adds inside `auth` and `tls` (flags, the certificate's details).
+    for section in ["auth", "tls"] {
+        if let Some(Value::Object(inner)) = obj.get_mut(section) {
+            inner.retain(|k, _| !k.starts_with("has_") && !k.starts_with("client_cert_"));
+        }
+    }
     // Only the switch, flipped: through `enable`/`disable`, the one path
     // that turns a webhook on or off (and works on a broken one).
     if obj.len() == 1
@@ -377,12 +385,7 @@ pub async fn update(
     let mut merged = serde_json::to_value(old_spec).map_err(Error::internal)?;
     merge_patch(&mut merged, &patch);
     let mut spec: WebhookSpec = parse_json(merged.to_string().as_bytes())?;
-    if spec.auth.kind() == old_spec.auth.kind()
-        && let (Some(new), Some(old)) = (spec.auth.secret_mut(), old_spec.auth.secret())
-        && (new == MASK || new.is_empty())
-    {
-        *new = old.to_string();
-    }
+    keep_unsent_secrets(&mut spec, old_spec);
     if old_spec.data_policy.is_some() && spec.data_policy.is_none() {
         return Err(Error::invalid(
             "data_policy",
@@ -394,6 +397,8 @@ pub async fn update(
     if spec.url != old_spec.url {
         check_destination(ctx, &spec.url, &mut warnings).await?;
     }
+    check_tls(&spec, &mut warnings)?;
+    let auth_changed = spec.auth != old_spec.auth;
     let vault = ctx.registry.vault();
     let mut stored: StoredWebhook =
         serde_json::from_value(current.row.config.clone()).map_err(Error::internal)?;
@@ -423,6 +428,13 @@ pub async fn update(
         )
         .await?
         .ok_or(Error::NotFound("webhook"))?;
+    if auth_changed {
+        // New OAuth 2.0 settings start from no token (and a refusal no longer blocks).
+        ctx.store.oauth_reset(id).await?;
+        if let Some(tokens) = ctx.outbound.tokens() {
+            tokens.forget(id);
+        }
+    }
     let loaded = put(ctx, row)?;
     audit_change(
         ctx,
@@ -433,7 +445,7 @@ pub async fn update(
         Some(&loaded),
     )
     .await;
-    let mut view = loaded.view();
+    let mut view = view(ctx, &loaded).await;
     view["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
     Ok(view)
 }
@@ -451,6 +463,100 @@ async fn audit_change(
     let details = serde_json::json!({ "before": view(before), "after": view(after) });
     let resource = format!("webhook/{id}");
     super::audit::record(&*ctx.store, actor, action, &resource, "ok", details).await;
+}
+
+/// A secret the patch did not send, or sent back masked, keeps its saved
+/// value: each auth secret while the auth kind stays, the TLS key always.
+fn keep_unsent_secrets(spec: &mut WebhookSpec, old_spec: &WebhookSpec) {
+    let same_kind = spec.auth.kind() == old_spec.auth.kind();
+    let has_cert = spec
+        .tls
+        .as_ref()
+        .is_some_and(|t| !t.client_cert.trim().is_empty());
+    let old: std::collections::HashMap<String, String> = old_spec.secrets().into_iter().collect();
+    for (field, new) in spec.secrets_mut() {
+        if (new == MASK || new.is_empty())
+            && (if field.starts_with("auth.") {
+                same_kind
+            } else {
+                has_cert
+            })
+            && let Some(saved) = old.get(&field)
+        {
+            *new = saved.clone();
+        }
+    }
+}
+
+/// Checks the mutual TLS settings (certificates parse, the client
+/// certificate is valid now and matches its key); warns when it expires
+/// within 14 days.
+fn check_tls(spec: &WebhookSpec, warnings: &mut Vec<Warning>) -> Result<()> {
+    let Some(tls) = &spec.tls else {
+        return Ok(());
+    };
+    let now = now_ms();
+    if let Some(cert) = crate::client_tls::check(tls, now)?
+        && cert.not_after - now <= crate::client_tls::EXPIRY_WARNING_MS
+    {
+        warnings.push(Warning {
+            field: "tls.client_cert".into(),
+            message: format!(
+                "the client certificate expires on {}: ask the receiver's operator for a new one",
+                crate::time::rfc3339(cert.not_after)
+            ),
+            position: None,
+        });
+    }
+    Ok(())
+}
+
+/// The API's view of a webhook, with the state of its OAuth 2.0 token.
+pub async fn view(ctx: &Context, w: &Loaded) -> Value {
+    let row = if w.compiled.spec.auth.is_oauth2() {
+        ctx.store.oauth_token(w.row.id).await.ok().flatten()
+    } else {
+        None
+    };
+    with_oauth(w, row.as_ref())
+}
+
+/// [`view`] of many webhooks, reading the token rows once.
+pub async fn views(ctx: &Context, ws: &[Arc<Loaded>]) -> Vec<Value> {
+    let rows = if ws.iter().any(|w| w.compiled.spec.auth.is_oauth2()) {
+        ctx.store.oauth_tokens().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    ws.iter()
+        .map(|w| with_oauth(w, rows.iter().find(|r| r.webhook_id == w.row.id)))
+        .collect()
+}
+
+/// `oauth`: whether the last token request worked (`state`: `ok`, `failing`,
+/// or `no_token` before the first one), when the token expires, the
+/// provider's last refusal (secrets masked). Never a token.
+fn with_oauth(w: &Loaded, row: Option<&carehook_store::OAuthTokenRow>) -> Value {
+    let mut view = w.view();
+    if !w.compiled.spec.auth.is_oauth2() {
+        return view;
+    }
+    let ms = |t: Option<i64>| t.map(crate::time::rfc3339);
+    let state = match row {
+        Some(r) if r.last_error.is_some() => "failing",
+        Some(r) if r.access_token.is_some() => "ok",
+        _ => "no_token",
+    };
+    view["oauth"] = json!({
+        "state": state,
+        "token_expires_at": ms(row.and_then(|r| r.expires_at)),
+        "last_error": row.and_then(|r| r.last_error.clone()),
+        "failed_at": ms(row.and_then(|r| r.failed_at)),
+        "blocked_until": ms(row.and_then(|r| r.blocked_until)),
+        "refresh_token_rotated": row.is_some_and(|r| r.refresh_token.is_some()),
+        "token_requests": row.map_or(0, |r| r.requests),
+    });
+    view
 }
 
 fn merge_patch(target: &mut Value, patch: &Value) {
@@ -512,6 +618,7 @@ pub async fn delete(ctx: &Context, actor: &Actor, id: WebhookId) -> Result<()> {
     if !ctx.store.delete_webhook(id).await? {
         return Err(Error::NotFound("webhook"));
     }
+    ctx.store.oauth_reset(id).await?;
     ctx.registry.remove(id);
     tracing::info!(webhook = %id, by = %actor, "webhook deleted");
     audit_change(ctx, actor, "webhook.delete", id, before.as_deref(), None).await;

@@ -89,6 +89,7 @@ pub fn anchor(field: &str) -> &'static str {
         "max_in_flight" => "max_in_flight",
         "values" => "values",
         "data_policy" => "data_policy",
+        "tls" => "tls",
         _ => "form",
     }
 }
@@ -131,6 +132,75 @@ pub struct Editor {
     pub data_identifying: bool,
     pub data_phi: bool,
     pub data_basis: String,
+    /// OAuth 2.0 (both grants): the provider's token URL and the client.
+    pub oauth: OAuthInputs,
+    /// Mutual TLS: certificates as PEM text; the key typed in this post only.
+    pub tls: TlsInputs,
+}
+
+/// The OAuth 2.0 inputs; the secrets are only what was typed in this post.
+#[derive(Debug, Clone, Default)]
+pub struct OAuthInputs {
+    pub token_url: String,
+    pub client_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub client_auth: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+}
+
+/// The mutual TLS inputs.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInputs {
+    pub client_cert: String,
+    pub client_key: String,
+    pub ca_certs: String,
+    /// A key is saved; an empty key input keeps it.
+    pub has_key: bool,
+    /// "expires 2027-01-01T00:00:00Z", and whether that is within 14 days.
+    pub expiry: String,
+    pub expires_soon: bool,
+}
+
+impl TlsInputs {
+    fn from_spec(tls: Option<&carehook_core::webhook::ClientTls>) -> TlsInputs {
+        let Some(tls) = tls else {
+            return TlsInputs::default();
+        };
+        let cert = crate::client_tls::cert_info(tls);
+        let now = crate::time::now_ms();
+        TlsInputs {
+            client_cert: tls.client_cert.clone(),
+            client_key: String::new(),
+            ca_certs: tls.ca_certs.clone(),
+            has_key: !tls.client_key.is_empty(),
+            expiry: cert
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "{} — expires {}",
+                        c.subject,
+                        crate::time::rfc3339(c.not_after)
+                    )
+                })
+                .unwrap_or_default(),
+            expires_soon: cert
+                .is_some_and(|c| c.not_after - now <= crate::client_tls::EXPIRY_WARNING_MS),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let text = |s: &str| s.replace("\r\n", "\n").trim().to_string();
+        if text(&self.client_cert).is_empty() && text(&self.ca_certs).is_empty() {
+            return Value::Null;
+        }
+        json!({
+            "client_cert": text(&self.client_cert),
+            "client_key": text(&self.client_key),
+            "ca_certs": text(&self.ca_certs),
+        })
+    }
 }
 
 fn rows(map: &BTreeMap<String, String>) -> Vec<(String, String)> {
@@ -172,6 +242,37 @@ impl Editor {
                 },
             ),
             _ => (String::new(), String::new(), "header"),
+        };
+        let oauth = match &spec.auth {
+            Auth::OAuth2ClientCredentials {
+                token_url,
+                client_id,
+                scope,
+                audience,
+                client_auth,
+                ..
+            } => OAuthInputs {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                scope: scope.clone(),
+                audience: audience.clone(),
+                client_auth: value_text(&serde_json::to_value(client_auth).unwrap_or_default()),
+                ..OAuthInputs::default()
+            },
+            Auth::OAuth2RefreshToken {
+                token_url,
+                client_id,
+                scope,
+                client_auth,
+                ..
+            } => OAuthInputs {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                scope: scope.clone(),
+                client_auth: value_text(&serde_json::to_value(client_auth).unwrap_or_default()),
+                ..OAuthInputs::default()
+            },
+            _ => OAuthInputs::default(),
         };
         let retry = serde_json::to_value(&spec.retry).unwrap_or_default();
         Editor {
@@ -238,6 +339,8 @@ impl Editor {
                 .as_ref()
                 .map(|p| p.basis.clone())
                 .unwrap_or_default(),
+            oauth,
+            tls: TlsInputs::from_spec(spec.tls.as_ref()),
         }
     }
 
@@ -303,6 +406,23 @@ impl Editor {
             data_identifying: f.checked("data_identifying"),
             data_phi: f.checked("data_phi"),
             data_basis: f.text("data_basis"),
+            oauth: OAuthInputs {
+                token_url: f.text("oauth_token_url"),
+                client_id: f.text("oauth_client_id"),
+                scope: f.text("oauth_scope"),
+                audience: f.text("oauth_audience"),
+                client_auth: f.text("oauth_client_auth"),
+                client_secret: f.text("oauth_client_secret"),
+                refresh_token: f.text("oauth_refresh_token"),
+            },
+            tls: TlsInputs {
+                client_cert: f.text("tls_client_cert"),
+                client_key: f.text("tls_client_key"),
+                ca_certs: f.text("tls_ca_certs"),
+                has_key: f.checked("tls_has_key"),
+                expiry: String::new(),
+                expires_soon: false,
+            },
         }
     }
 
@@ -338,6 +458,19 @@ impl Editor {
             "bearer" => json!({"type": "bearer", "token": self.auth_secret}),
             "api_key" => json!({"type": "api_key", "name": self.auth_key_name.trim(),
                 "value": self.auth_secret, "location": if self.auth_key_location == "query" { "query" } else { "header" }}),
+            kind @ ("oauth2_client_credentials" | "oauth2_refresh_token") => {
+                let o = &self.oauth;
+                let mut a = json!({"type": kind, "token_url": o.token_url.trim(),
+                    "client_id": o.client_id.trim(), "client_secret": o.client_secret,
+                    "scope": o.scope.trim(),
+                    "client_auth": if o.client_auth == "body" { "body" } else { "basic" }});
+                if kind == "oauth2_refresh_token" {
+                    a["refresh_token"] = o.refresh_token.trim().into();
+                } else {
+                    a["audience"] = o.audience.trim().into();
+                }
+                a
+            }
             other => {
                 return Err(FieldError::new(
                     "auth",
@@ -426,6 +559,7 @@ impl Editor {
             "rate_limit": rate_limit,
             "signing": self.signing,
             "accept_redirects": self.accept_redirects,
+            "tls": self.tls.to_json(),
         });
         if self.data_declared
             || self.data_identifying
@@ -462,11 +596,18 @@ impl Editor {
         }
         let mut spec: WebhookSpec = crate::service::parse_json(v.to_string().as_bytes())
             .map_err(|e| FieldError::new(e.field().unwrap_or_default(), e.message()))?;
-        if let Some(secret) = spec.auth.secret_mut()
-            && secret.is_empty()
-            && self.has_secret
+        if self.has_secret {
+            for (_, secret) in spec.auth.secrets_mut() {
+                if secret.is_empty() {
+                    *secret = carehook_core::webhook::MASK.to_string();
+                }
+            }
+        }
+        if let Some(tls) = &mut spec.tls
+            && tls.client_key.is_empty()
+            && self.tls.has_key
         {
-            *secret = carehook_core::webhook::MASK.to_string();
+            tls.client_key = carehook_core::webhook::MASK.to_string();
         }
         Ok(spec)
     }

@@ -224,6 +224,11 @@ fn preset_inputs(preset: &Preset) -> Vec<(String, String, String, String, bool)>
             }
             secret("auth_key_value", value_label, true);
         }
+        PresetAuth::OAuth2 { fields, .. } => {
+            for (field, label, _) in fields {
+                secret(&format!("auth_{field}"), label, *field != "client_id");
+            }
+        }
     }
     out
 }
@@ -236,6 +241,9 @@ fn preset_input_for(field: &str) -> String {
         "auth.token" => "auth_token".into(),
         "auth.value" => "auth_key_value".into(),
         "auth.name" => "auth_key_name".into(),
+        "auth.client_id" | "auth.client_secret" | "auth.refresh_token" => {
+            field.replacen('.', "_", 1)
+        }
         f => f.replacen("values.", "value.", 1),
     }
 }
@@ -321,6 +329,13 @@ fn preset_body(preset: &Preset, f: &FormData) -> Value {
             let mut a = json!({"value": f.text("auth_key_value")});
             if name.is_empty() {
                 a["name"] = f.text("auth_key_name").trim().into();
+            }
+            Some(a)
+        }
+        PresetAuth::OAuth2 { fields, .. } => {
+            let mut a = json!({});
+            for (field, _, _) in fields {
+                a[*field] = f.text(&format!("auth_{field}")).trim().into();
             }
             Some(a)
         }

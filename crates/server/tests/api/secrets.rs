@@ -1,6 +1,7 @@
 //! Secrets at rest and in answers: after webhooks with every kind of secret
-//! are created, used, tested, changed and rotated, none of the secret values
-//! is in the database (file or tables), the logs, or any API answer.
+//! (auth secrets, OAuth 2.0 client secrets, refresh and access tokens, a TLS
+//! key) are created, used, tested, changed and rotated, none of the secret
+//! values is in the database (file or tables), the logs, or any API answer.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -49,6 +50,7 @@ async fn database_text(url: &str) -> String {
         "attempts",
         "api_tokens",
         "kv",
+        "oauth_tokens",
     ];
     let mut out = String::new();
     if url.starts_with("sqlite:") {
@@ -79,36 +81,85 @@ async fn database_text(url: &str) -> String {
     out
 }
 
+/// A token endpoint that answers access tokens and rotated refresh tokens
+/// with known prefixes, remembering each one it issued.
+async fn token_endpoint(issued: Arc<Mutex<Vec<String>>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let issued = issued.clone();
+            async move {
+                let mut issued = issued.lock().unwrap();
+                let n = issued.len();
+                let (access, refresh) = (format!("at-Issued-{n}-7e2a91"), format!("rt-Rotated-{n}-4b9c02"));
+                issued.push(access.clone());
+                issued.push(refresh.clone());
+                axum::Json(json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": refresh}))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/token")
+}
+
+/// A client certificate and its key (PEM), and a line of the key's body to look for.
+fn client_identity() -> (String, String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["clinic.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let pem = key.serialize_pem();
+    let line = pem.lines().nth(1).unwrap().to_string();
+    (cert.pem(), pem, line)
+}
+
 async fn no_secret_is_stored_logged_or_shown_in_plain_text(backend: Backend) {
     let logs = captured_logs();
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
     let rx = Receiver::start().await;
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let token_url = token_endpoint(issued.clone()).await;
+    let (cert, key, key_line) = client_identity();
     let auths = [
         json!({"type": "basic", "username": "clinic", "password": "pw-Basic-7f3a9c"}),
         json!({"type": "bearer", "token": "tok-Bearer-2b8e1d"}),
         json!({"type": "api_key", "name": "X-Api-Key", "value": "key-Header-5c4f2a", "location": "header"}),
         json!({"type": "api_key", "name": "api_key", "value": "key-Query-9d1e7b", "location": "query"}),
+        json!({"type": "oauth2_refresh_token", "token_url": token_url, "client_id": "qb-app",
+            "client_secret": "cs-Refresh-1a2b3c", "refresh_token": "rt-Initial-9f8e7d"}),
+        json!({"type": "oauth2_client_credentials", "token_url": token_url, "client_id": "sf-app",
+            "client_secret": "cs-Client-4d5e6f", "client_auth": "body"}),
     ];
     let mut secrets: Vec<String> = vec![
         "pw-Basic-7f3a9c".into(),
         "tok-Bearer-2b8e1d".into(),
         "key-Header-5c4f2a".into(),
         "key-Query-9d1e7b".into(),
+        "cs-Refresh-1a2b3c".into(),
+        "rt-Initial-9f8e7d".into(),
+        "cs-Client-4d5e6f".into(),
+        key_line,
     ];
     let mut answers: Vec<Value> = Vec::new();
     let mut ids = Vec::new();
     for (i, auth) in auths.iter().enumerate() {
-        let created = server
-            .create_webhook(json!({
-                "name": format!("Secret keeper {i}"),
-                "events": ["kc_appointment_book"],
-                "url": rx.url(&format!("/s{i}")),
-                "auth": auth,
-                "body": "{\"p\": \"{{patient_name}}\"}",
-            }))
-            .await;
+        let mut spec = json!({
+            "name": format!("Secret keeper {i}"),
+            "events": ["kc_appointment_book"],
+            "url": rx.url(&format!("/s{i}")),
+            "auth": auth,
+            "body": "{\"p\": \"{{patient_name}}\"}",
+        });
+        if i == 1 {
+            // Mutual TLS settings (unused on plain HTTP, but stored and shown).
+            spec["tls"] = json!({"client_cert": cert, "client_key": key});
+        }
+        let created = server.create_webhook(spec).await;
         // The signing secret is in this answer only; kept to look for elsewhere.
         let whsec = created["signing_secret"].as_str().unwrap().to_string();
         secrets.push(whsec["whsec_".len()..].to_string());
@@ -121,13 +172,17 @@ async fn no_secret_is_stored_logged_or_shown_in_plain_text(backend: Backend) {
     let pushed = server
         .push("kc_appointment_book", json!({"patient_name": "Ada"}))
         .await;
-    let got = rx.wait_for(4, WAIT).await;
+    let got = rx.wait_for(auths.len(), WAIT).await;
     let seen: String = got
         .iter()
         .map(|r| format!("{:?} {:?}", r.headers, r.query))
         .collect();
     assert!(seen.contains("Bearer tok-Bearer-2b8e1d"));
     assert!(seen.contains("key-Header-5c4f2a") && seen.contains("key-Query-9d1e7b"));
+    assert!(
+        seen.contains("Bearer at-Issued-"),
+        "the OAuth 2.0 tokens were not used: {seen}"
+    );
     for d in pushed["deliveries"].as_array().unwrap() {
         let d = server
             .wait_delivery(d.as_str().unwrap(), WAIT, |d| d["status"] == "succeeded")
@@ -189,6 +244,11 @@ async fn no_secret_is_stored_logged_or_shown_in_plain_text(backend: Backend) {
     assert_eq!(items[3]["auth"]["value"], "********");
     assert!(items.iter().all(|w| w["signing_secret"] == "********"));
 
+    assert_eq!(items[1]["tls"]["client_key"], "********");
+    assert_eq!(items[4]["auth"]["has_refresh_token"], true);
+    // Every token the provider issued (access tokens, rotated refresh tokens) is a secret too.
+    secrets.extend(issued.lock().unwrap().iter().cloned());
+    assert!(secrets.len() >= 12, "{secrets:?}");
     let answers = serde_json::to_string(&answers).unwrap();
     let db_url = server.db.as_ref().unwrap().url().to_string();
     // Stop first, so the database is flushed and every log line is written.
