@@ -59,11 +59,11 @@ use carehook_core::clinic::{Kind, Record};
 mod batch;
 mod dialect;
 mod error;
-mod payload;
 mod oauth;
+mod payload;
 mod postgres;
-mod privacy;
 mod preload;
+mod privacy;
 mod records;
 mod rows;
 mod sql;
@@ -76,10 +76,10 @@ mod types;
 pub mod testing;
 
 pub use error::{Result, StoreError};
-pub use payload::{SEALED_PREFIX, Sealer};
-pub use privacy::{PurgeCursor, PurgeStep};
-pub use preload::preload_history;
 pub use oauth::{OAuthTokenRow, OAuthTokenSave, OAuthTokenStore};
+pub use payload::{SEALED_PREFIX, Sealer};
+pub use preload::preload_history;
+pub use privacy::{PurgeCursor, PurgeStep};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use stats::{
     ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,

@@ -7,8 +7,8 @@ mod common;
 
 mod metrics;
 mod openapi;
-mod patient_data;
 mod openapi_tools;
+mod patient_data;
 mod retries;
 mod secrets;
 mod signature_docs;
