@@ -601,7 +601,11 @@ impl From<TemplateError> for ValidationError {
 pub struct Warning {
     pub field: String,
     pub message: String,
+    /// `line` and `column`, when the warning points into a template. Left out
+    /// of the schema: a flattened optional object has no JSON Schema form that
+    /// validators accept (the answer carries the two numbers or neither).
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub position: Option<Position>,
 }
 

@@ -92,6 +92,9 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}", "revokeToken"),
     ("get", "/api/v1/presets", "listPresets"),
     ("get", "/api/v1/presets/{id}", "getPreset"),
+    ("get", "/api/v1/audit", "listAuditRecords"),
+    ("post", "/api/v1/patients/{id}/erase", "erasePatient"),
+    ("post", "/api/v1/purge", "purgePayloads"),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
