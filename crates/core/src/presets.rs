@@ -1042,8 +1042,10 @@ mod tests {
                 req.values.insert(v.key.to_string(), v.example.to_string());
             }
         }
-        req.auth =
-            Some(json!({"username": "AC1", "password": "pw", "token": "tok", "value": "key"}));
+        req.auth = Some(json!({
+            "username": "AC1", "password": "pw", "token": "tok", "value": "key",
+            "client_id": "cid", "client_secret": "cs", "refresh_token": "rt",
+        }));
         req
     }
 
@@ -1162,16 +1164,15 @@ mod tests {
 
     #[test]
     fn a_full_url_needs_no_url_only_values() {
-        let p = lookup("salesforce_lead_update").unwrap();
+        // QuickBooks' company id only makes the URL.
+        let p = lookup("quickbooks_payment_sync").unwrap();
         let req = PresetRequest {
-            url: Some(
-                "https://acme.my.salesforce.com/services/data/v52.0/sobjects/Lead/{{patient_id}}"
-                    .into(),
-            ),
-            auth: Some(json!({"token": "t"})),
+            url: Some("https://quickbooks.api.intuit.com/v3/company/42/payment".into()),
+            auth: Some(json!({"client_id": "cid", "client_secret": "cs", "refresh_token": "rt"})),
             ..PresetRequest::default()
         };
-        assert!(build(p, &req).is_ok());
+        let built = build(p, &req);
+        assert!(built.is_ok(), "{built:?}");
         // A value the body needs is still needed.
         let m = lookup("mixpanel_patient_journey").unwrap();
         let req = PresetRequest {

@@ -139,14 +139,14 @@ pub fn apply(
         let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
             format!(
                 "the client certificate or key: {}",
-                crate::outbound::error_chain(&e)
+                crate::domain::error_chain(&e)
             )
         })?;
         builder = builder.identity(identity);
     }
     if !tls.ca_certs.trim().is_empty() {
         let cas = reqwest::Certificate::from_pem_bundle(tls.ca_certs.as_bytes())
-            .map_err(|e| format!("the CA certificates: {}", crate::outbound::error_chain(&e)))?;
+            .map_err(|e| format!("the CA certificates: {}", crate::domain::error_chain(&e)))?;
         builder = builder.tls_certs_merge(cas);
     }
     Ok(builder)

@@ -477,19 +477,7 @@ fn classify(e: reqwest::Error, timeout_ms: u64) -> SendError {
     }
 }
 
-/// "outer: inner: innermost", without repeating identical messages.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = Some(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
+pub use crate::domain::error_chain;
 
 /// Parses `CAREHOOK_ALLOWED_DESTINATIONS`: CIDRs or single addresses,
 /// separated by commas or spaces.

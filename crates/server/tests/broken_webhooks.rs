@@ -24,6 +24,10 @@ async fn restart_with_key(server: TestServer, key: [u8; 32]) -> TestServer {
     server.stop().await;
     let mut settings = test_settings();
     settings.vault = Vault::from_key(&key);
+    // Payloads sealed under a wrong key cannot be opened once the right key is
+    // back (a known gap, see docs/patient-data.md); this test is about the
+    // webhook's sealed secrets, so the wrong-key run writes payloads in plain.
+    settings.seal_payloads = key == [42; 32];
     TestServer::start_on(store, db, settings).await
 }
 

@@ -146,6 +146,18 @@ async fn from_preset(server: &TestServer, body: Value) -> Value {
     server.create_webhook(body).await
 }
 
+/// Swaps an OAuth 2.0 preset's auth for a fixed bearer token.
+async fn as_bearer(server: &TestServer, webhook: &Value, token: &str) {
+    let path = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
+    // A merge patch: `null` drops the OAuth fields, then the new auth goes in.
+    for auth in [Value::Null, json!({"type": "bearer", "token": token})] {
+        let (status, body) = server
+            .call("PATCH", &path, Some(json!({ "auth": auth })))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
 fn today_is_a_date(v: &Value) {
     let s = v.as_str().unwrap();
     assert!(
@@ -384,12 +396,16 @@ async fn hubspot_gets_a_contact_with_the_key_in_the_query() {
 async fn salesforce_patches_the_lead_named_in_the_path() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
     let rx = Receiver::start().await;
-    from_preset(
+    let w = from_preset(
         &server,
-        json!({"preset": "salesforce_lead_update",
-               "url": rx.url("/services/data/v52.0/sobjects/Lead/{{patient_id}}"), "auth": {"token": "sf-token"}}),
+        json!({"preset": "salesforce_lead_update", "values": {"instance": "acme.my"},
+               "url": rx.url("/services/data/v52.0/sobjects/Lead/{{patient_id}}"),
+               "auth": {"client_id": "cid", "client_secret": "cs"}}),
     )
     .await;
+    // The preset fetches its token from Salesforce (tests/oauth.rs covers that
+    // against a local provider); here a fixed token, to check the request.
+    as_bearer(&server, &w, "sf-token").await;
     let c = clinic(&server).await;
     book(&server, &c).await;
     let r = one(&rx).await;
@@ -585,12 +601,13 @@ async fn google_sheets_logs_a_row_and_a_redirect_counts_as_done() {
 async fn quickbooks_records_the_payment() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
     let rx = Receiver::start().await;
-    from_preset(
+    let w = from_preset(
         &server,
         json!({"preset": "quickbooks_payment_sync", "url": rx.url("/v3/company/4620816365178145710/payment"),
-               "auth": {"token": "qb-token"}}),
+               "auth": {"client_id": "cid", "client_secret": "cs", "refresh_token": "rt"}}),
     )
     .await;
+    as_bearer(&server, &w, "qb-token").await;
     let c = clinic(&server).await;
     let (bill, _) = pay(&server, &c).await;
     let r = one(&rx).await;
