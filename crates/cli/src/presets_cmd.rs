@@ -22,7 +22,10 @@ pub fn example_request(p: &Preset) -> Result<carehook_core::webhook::RenderedReq
         "username": "AC0123456789abcdef0123456789abcdef",
         "password": "your-secret",
         "token": "your-secret",
-        "value": "your-secret"
+        "value": "your-secret",
+        "client_id": "your-client-id",
+        "client_secret": "your-secret",
+        "refresh_token": "your-secret"
     }));
     let spec = presets::build(p, &req).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let spec: carehook_core::webhook::WebhookSpec = serde_json::from_value(spec)?;

@@ -423,7 +423,12 @@ async fn a_kivicare_site_sends_its_events_through_carehook() {
             .call(
                 reqwest::Method::POST,
                 "/webhooks",
-                Some(json!({"preset": preset, "url": rx.url(path)})),
+                Some(if preset == "slack_new_appointment" {
+                    json!({"preset": preset, "url": rx.url(path),
+                           "values": {"site_url": "https://clinic.example.com"}})
+                } else {
+                    json!({"preset": preset, "url": rx.url(path)})
+                }),
             )
             .await;
         // One at a time, so the receiver sees each webhook's deliveries in order.
