@@ -266,7 +266,7 @@ final class Carehook_KC_Resolver {
 		$mapping = empty( $b['appointment_id'] ) ? null : $this->row( 'SELECT * FROM ' . $this->table( 'payments_appointment_mappings' ) . ' WHERE appointment_id = %d ORDER BY id DESC LIMIT 1', $b['appointment_id'] );
 		$amount  = Carehook_KC_Mapper::decimal( $b['actual_amount'] ?? '' );
 		return array(
-			'payment_id'       => 'bill-' . $b['id'],
+			'payment_id'       => (int) $b['id'],
 			'payment_amount'   => '' === $amount ? Carehook_KC_Mapper::decimal( $b['total_amount'] ?? '' ) : $amount,
 			'payment_currency' => Carehook_KC_Mapper::currency_code( $mapping['currency'] ?? '', $clinic_vars['clinic_currency'] ?? '' ),
 			'payment_method'   => $mapping && '' !== (string) $mapping['payment_mode'] ? (string) $mapping['payment_mode'] : 'manual',
