@@ -214,10 +214,12 @@ impl Builder {
 /// One variable of an event's snapshot (`e.vars`, JSON text) as SQL text.
 fn event_var(dialect: &str, name: &'static str) -> String {
     debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    // A sealed snapshot is not JSON: it matches nothing (and must not make
+    // the cast or json_extract fail).
     if dialect == "postgres" {
-        format!("(e.vars::jsonb ->> '{name}')")
+        format!("(CASE WHEN left(e.vars, 1) = '{{' THEN e.vars::jsonb ->> '{name}' END)")
     } else {
-        format!("json_extract(e.vars, '$.{name}')")
+        format!("(CASE WHEN json_valid(e.vars) THEN json_extract(e.vars, '$.{name}') END)")
     }
 }
 
@@ -255,9 +257,8 @@ pub(crate) fn list_deliveries(f: &DeliveryFilter, dialect: &str) -> Result<Built
         if term.bytes().all(|c| c.is_ascii_digit()) {
             let p = b.arg(Arg::Text(term.to_owned()));
             b.sql += &format!(
-                " AND ({} = {p} OR {} = {p})",
+                " AND ({} = {p} OR e.patient_id = {p})",
                 event_var(dialect, "appointment_id"),
-                event_var(dialect, "patient_id")
             );
         } else {
             let escaped: String = term

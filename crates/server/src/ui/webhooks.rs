@@ -701,6 +701,9 @@ impl EditPage {
         const INSIDE: &[&str] = &[
             "headers",
             "query",
+            "body",
+            "tls",
+            "data_policy",
             "conditions",
             "timeout_ms",
             "rate_limit",
