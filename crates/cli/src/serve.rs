@@ -119,7 +119,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .egress_proxy
         .as_deref()
         .filter(|p| !p.trim().is_empty())
-        .map(carehook::egress::EgressProxy::parse)
+        .map(carehook::outbound::egress::EgressProxy::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
     let store = carehook_store::connect(&args.database_url)

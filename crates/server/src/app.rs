@@ -47,7 +47,7 @@ pub struct Settings {
     /// Read timeouts and the cap on connections per client address.
     pub connections: crate::serve::ConnLimits,
     /// Send all outbound traffic through this proxy (`CAREHOOK_EGRESS_PROXY`).
-    pub egress_proxy: Option<crate::egress::EgressProxy>,
+    pub egress_proxy: Option<crate::outbound::egress::EgressProxy>,
 }
 
 impl Settings {
@@ -99,7 +99,7 @@ pub async fn run(
         || carehook_store::NodeId::random().to_string(),
         |d| d.node.id.to_string(),
     );
-    let tokens = crate::oauth::Tokens::new(
+    let tokens = crate::outbound::oauth::Tokens::new(
         store.clone(),
         settings.vault.clone(),
         outbound.clone(),

@@ -16,6 +16,9 @@
 //! A webhook with mutual TLS or extra CAs gets a client of its own
 //! ([`Outbound::send_tls`], cached by its certificates).
 
+pub mod egress;
+pub mod oauth;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -256,11 +259,11 @@ pub struct Outgoing<'a> {
 pub struct Outbound {
     client: reqwest::Client,
     policy: Arc<DestinationPolicy>,
-    proxy: Option<crate::egress::EgressProxy>,
+    proxy: Option<egress::EgressProxy>,
     /// Clients of webhooks with mutual TLS or extra CAs, by their certificates.
     tls_clients: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], reqwest::Client>>>,
     /// OAuth 2.0 access tokens, when the server set them up.
-    tokens: Option<Arc<crate::oauth::Tokens>>,
+    tokens: Option<Arc<oauth::Tokens>>,
 }
 
 /// Most webhook TLS clients kept; past it the cache starts over.
@@ -280,7 +283,7 @@ impl Outbound {
     /// Every request through `proxy`, when one is given.
     pub fn with_proxy(
         policy: DestinationPolicy,
-        proxy: Option<crate::egress::EgressProxy>,
+        proxy: Option<egress::EgressProxy>,
     ) -> anyhow::Result<Self> {
         install_crypto_provider();
         let policy = Arc::new(policy);
@@ -317,12 +320,12 @@ impl Outbound {
     }
 
     /// This outbound with OAuth 2.0 access tokens fetched (and shared between nodes) by `tokens`.
-    pub fn with_tokens(mut self, tokens: Arc<crate::oauth::Tokens>) -> Self {
+    pub fn with_tokens(mut self, tokens: Arc<oauth::Tokens>) -> Self {
         self.tokens = Some(tokens);
         self
     }
 
-    pub fn tokens(&self) -> Option<&Arc<crate::oauth::Tokens>> {
+    pub fn tokens(&self) -> Option<&Arc<oauth::Tokens>> {
         self.tokens.as_ref()
     }
 
@@ -391,7 +394,7 @@ impl Outbound {
         if self.proxy.is_some()
             && let Some(url::Host::Domain(host)) = url.host()
         {
-            crate::egress::check_destination(&self.policy, host, req.timeout).await?;
+            egress::check_destination(&self.policy, host, req.timeout).await?;
         }
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| SendError::Invalid(format!("bad method {}", req.method)))?;

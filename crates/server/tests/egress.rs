@@ -402,7 +402,7 @@ async fn through_the_egress_proxy_the_destination_policy_still_holds(backend: Ba
     let proxy = Proxy::start("clinic:Proxy-pw-3c1d").await;
     let proxy_url = format!("http://clinic:Proxy-pw-3c1d@{}", proxy.addr);
     let Some(server) = TestServer::start_with(backend, |s| {
-        s.egress_proxy = Some(carehook::egress::EgressProxy::parse(&proxy_url).unwrap());
+        s.egress_proxy = Some(carehook::outbound::egress::EgressProxy::parse(&proxy_url).unwrap());
     })
     .await
     else {

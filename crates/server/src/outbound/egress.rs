@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::outbound::{DestinationPolicy, SendError};
+use super::{DestinationPolicy, SendError};
 
 /// The proxy: its URL without credentials, and basic auth if given.
 #[derive(Clone)]

@@ -30,7 +30,7 @@ use carehook_store::{OAuthTokenRow, OAuthTokenSave, Store};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::outbound::{Outbound, Outgoing, SendError};
+use super::{Outbound, Outgoing, SendError};
 use crate::registry::Loaded;
 use crate::time::now_ms;
 use crate::vault::Vault;
