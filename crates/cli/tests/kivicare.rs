@@ -17,6 +17,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,6 +121,19 @@ struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child that leads its own process group; dropping it ends the whole group.
+struct ProcessGroup(std::process::Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -473,13 +487,17 @@ async fn a_kivicare_site_sends_its_events_through_carehook() {
         dir: tmp.path().to_path_buf(),
         db,
     };
-    let _php = Process(
+    // Its own process group: PHP's server forks its workers, and killing the
+    // parent alone would leave them running after the test.
+    let _php = ProcessGroup(
         Command::new("php")
             .args(["-S", &format!("127.0.0.1:{wp_port}"), "-t"])
             .arg(tmp.path().join("wp"))
             .env("PHP_CLI_SERVER_WORKERS", "4")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap(),
     );
