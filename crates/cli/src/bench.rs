@@ -332,6 +332,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
+    // carehook's CPU is counted from here: start-up (migrations, the first
+    // connections, webhooks made above) is not part of the load.
+    let cpu_before = servers
+        .iter()
+        .map(|s| cpu_seconds(s.pid()))
+        .sum::<Option<f64>>();
     let start = Instant::now();
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let mut clients = send_events(&args, events, &client, &bases, origin, start);
@@ -400,10 +406,24 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let accepted_per_sec = events as f64 / sent_elapsed.as_secs_f64();
     let delivered_per_sec = expected as f64 / delivered_elapsed.as_secs_f64();
     // Every node's CPU, and the largest node's memory.
+    // A backlog restarts the servers: their CPU is all the drain's.
+    let cpu_before = if drain_from.is_some() {
+        Some(0.0)
+    } else {
+        cpu_before
+    };
     let cpu = servers
         .iter()
         .map(|s| cpu_seconds(s.pid()))
-        .sum::<Option<f64>>();
+        .sum::<Option<f64>>()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before).max(0.0));
+    let run_secs = if args.backlog.is_some() {
+        delivered_elapsed
+    } else {
+        start.elapsed()
+    }
+    .as_secs_f64();
     let rss = servers
         .iter()
         .filter_map(|s| peak_rss_mib(s.pid()))
@@ -445,9 +465,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     if let Some(cpu) = cpu {
         println!(
-            "carehook CPU{during} {:.2} s, {:.0} µs per delivery (the load generator's not counted)",
+            "carehook CPU{during} {:.2} s, {:.0} µs per delivery, {:.1} % of one core (start-up and the load generator not counted)",
             cpu,
-            cpu * 1e6 / expected as f64
+            cpu * 1e6 / expected as f64,
+            cpu * 100.0 / run_secs.max(1e-9)
         );
     }
     println!(
@@ -467,6 +488,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 "accepted_per_sec": accepted_per_sec, "delivered_per_sec": delivered_per_sec,
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "peak_rss_mib": rss,
                 "carehook_cpu_s": cpu,
+                "carehook_cpu_percent_of_core": cpu.map(|c| c * 100.0 / run_secs.max(1e-9)),
             })
         );
     }
