@@ -17,6 +17,9 @@
 //!   clients spread over them; `--pin` gives each node a CPU of its own.
 //! - `--server PATH`: runs another carehook binary as the server, so two
 //!   builds are measured by the same load generator.
+//! - `--ordering-keys N`: the webhooks order their deliveries by
+//!   `{{patient_id}}`, and the events spread over N patients, so each
+//!   patient's deliveries go one at a time; compare with a run without it.
 //!
 //! carehook runs in its own process so its CPU time and peak memory can be
 //! read apart from the load generator's (from /proc), while both share this
@@ -87,6 +90,10 @@ pub struct BenchArgs {
     /// the retention purge (every second, 30 days) removes them while the run goes on.
     #[arg(long, default_value_t = 0)]
     pub expired_backlog: u64,
+    /// Give the webhooks the ordering key `{{patient_id}}` and spread the events over this
+    /// many patients: each patient's deliveries then go one at a time, in order.
+    #[arg(long)]
+    pub ordering_keys: Option<u64>,
 }
 
 const TOKEN: &str = "carehook-bench-token-0123456789";
@@ -118,6 +125,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.backlog == Some(0) {
         bail!("--backlog must be at least 1");
+    }
+    if args.ordering_keys == Some(0) {
+        bail!("--ordering-keys must be at least 1");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -291,6 +301,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         if let Some(n) = args.max_in_flight {
             hook["max_in_flight"] = json!(n);
         }
+        if args.ordering_keys.is_some() {
+            hook["ordering_key"] = json!("{{patient_id}}");
+        }
         let made = api
             .post("/api/v1/webhooks", &hook)
             .await
@@ -311,12 +324,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     eprintln!(
-        "carehook bench: {events} events × {} webhooks (max_in_flight {}, endpoint {} ms), {} clients, {backend}{}{} on {} CPUs",
+        "carehook bench: {events} events × {} webhooks (max_in_flight {}, endpoint {} ms{}), {} clients, {backend}{}{} on {} CPUs",
         args.webhooks,
         args.max_in_flight
             .map(|n| n.to_string())
             .unwrap_or_else(|| "default".into()),
         args.endpoint_latency,
+        args.ordering_keys
+            .map(|n| format!(", ordered over {n} keys"))
+            .unwrap_or_default(),
         args.concurrency,
         args.rate
             .map(|r| format!(", paced at {r}/s"))
@@ -430,12 +446,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .reduce(f64::max);
     println!("database             {backend}");
     println!(
-        "events               {events} × {} webhooks from {} clients, {} node{}{}",
+        "events               {events} × {} webhooks from {} clients, {} node{}{}{}",
         args.webhooks,
         args.concurrency,
         args.nodes,
         if args.nodes == 1 { "" } else { "s" },
-        if args.pin { " (pinned)" } else { "" }
+        if args.pin { " (pinned)" } else { "" },
+        args.ordering_keys
+            .map(|n| format!(", ordered over {n} keys"))
+            .unwrap_or_default()
     );
     println!(
         "accepted             {accepted_per_sec:.0} events/s ({:.2} s)",
@@ -484,7 +503,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 "concurrency": args.concurrency, "rate": args.rate,
                 "max_in_flight": args.max_in_flight, "endpoint_latency_ms": args.endpoint_latency,
                 "backlog": args.backlog.is_some(), "preload_rows": args.preload_rows,
-                "nodes": args.nodes, "pinned": args.pin,
+                "nodes": args.nodes, "pinned": args.pin, "ordering_keys": args.ordering_keys,
                 "accepted_per_sec": accepted_per_sec, "delivered_per_sec": delivered_per_sec,
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0), "peak_rss_mib": rss,
                 "carehook_cpu_s": cpu,
@@ -514,6 +533,7 @@ fn send_events(
         let base = bases[k % bases.len()].clone();
         let (client, next) = (client.clone(), next.clone());
         let rate = args.rate;
+        let keys = args.ordering_keys.unwrap_or(u64::MAX);
         clients.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -527,7 +547,8 @@ fn send_events(
                 let sent = origin.elapsed().as_micros() as u64;
                 let body = json!({
                     "event": "kc_appointment_book",
-                    "data": {"appointment_id": sent.to_string(), "patient_name": "Zoë O'Brien", "clinic_name": "Riverside"}
+                    "data": {"appointment_id": sent.to_string(), "patient_id": (i % keys).to_string(),
+                             "patient_name": "Zoë O'Brien", "clinic_name": "Riverside"}
                 });
                 let resp = client
                     .post(format!("{base}/api/v1/events"))
@@ -592,6 +613,7 @@ async fn fill_expired(url: &str, n: u64) -> anyhow::Result<()> {
                     webhook_id: webhook,
                     next_attempt_at: i64::MAX,
                     is_test: false,
+                    ordering_key: None,
                 }],
             });
             attempts.push(AttemptRecord {

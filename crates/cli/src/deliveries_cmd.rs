@@ -88,6 +88,16 @@ pub enum DeliveriesCommand {
     },
 }
 
+/// An ordered delivery's number in its key, and what it waits for while held back.
+fn ordering_row(o: &Value) -> Option<Vec<String>> {
+    let sequence = o["sequence"].as_i64()?;
+    let mut text = format!("number {sequence} of key {}", cell(&o["key"]));
+    if let Some(state) = o["state"].as_str() {
+        text.push_str(&format!(": {state}"));
+    }
+    Some(vec!["ordering".into(), text])
+}
+
 pub fn run(args: DeliveriesArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.client)?;
     block_on(run_async(client, args.command))
@@ -157,6 +167,7 @@ async fn run_async(c: Client, cmd: DeliveriesCommand) -> anyhow::Result<()> {
             ]
             .iter()
             .map(|k| vec![k.to_string(), cell(&v[*k])])
+            .chain(ordering_row(&v["ordering"]))
             .collect();
             print_table(&["FIELD", "VALUE"], &rows);
             for a in v["attempts"].as_array().into_iter().flatten() {

@@ -262,6 +262,12 @@ fn integrations_markdown() -> Result<String> {
             }
         }
         md.push_str(&format!("- Patient data: {}.\n", patient_data(p)));
+        if let Some(key) = p.ordering_key() {
+            md.push_str(&format!(
+                "- Ordering key: `{key}`: one patient's deliveries go one at a time, in the order \
+                 their events happened (see \"Ordering keys\" in the README).\n"
+            ));
+        }
         for note in p.notes {
             md.push_str(&format!("- Note: {note}\n"));
         }

@@ -416,6 +416,11 @@ fn show_webhook(c: &Client, v: &Value) {
         vec!["data_policy".into(), data_policy_text(&v["data_policy"])],
         vec!["data_sent".into(), cell(&v["data_sent"]["variables"])],
     ])
+    .chain(
+        v["ordering_key"]
+            .as_str()
+            .map(|k| vec!["ordering_key".into(), k.to_string()]),
+    )
     .chain(oauth_and_tls_rows(v))
     .collect();
     print_table(&["FIELD", "VALUE"], &rows);

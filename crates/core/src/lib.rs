@@ -8,6 +8,7 @@
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`retry`]: when to try a failed delivery again, and when to stop.
 //! - [`webhook`]: a webhook as written, validated and compiled.
+//! - [`ordering`]: ordering keys (deliveries of one key sent one at a time, in order).
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
 //! - [`privacy`]: which patient data a webhook sends, its data policy, pseudonyms.
 //! - [`ids`]: typed ids (`WebhookId`, `DeliveryId`, …) and [`ids::Millis`], the time type.
@@ -19,6 +20,7 @@ pub mod catalog;
 pub mod clinic;
 pub mod conditions;
 pub mod ids;
+pub mod ordering;
 pub mod presets;
 pub mod privacy;
 pub mod pseudonym;

@@ -740,6 +740,24 @@ pub fn presets() -> &'static [Preset] {
     PRESETS
 }
 
+impl Preset {
+    /// The `ordering_key` of the webhook this preset makes: for receivers that keep a record
+    /// per patient and update it from each event (a CRM's contact or lead, a patient portal, a
+    /// pharmacy system, a Zap that may do either), so a later event never overtakes an
+    /// earlier one of the same patient (a cancellation its booking). Notifications (chat,
+    /// SMS, e-mail) and analytics keep no such record: they stay unordered, and as fast.
+    pub fn ordering_key(&self) -> Option<&'static str> {
+        match self.id {
+            "hubspot_patient_contact"
+            | "salesforce_lead_update"
+            | "zapier_any_event"
+            | "patient_portal_record"
+            | "pharmacy_prescription" => Some("{{patient_id}}"),
+            _ => None,
+        }
+    }
+}
+
 /// `text` with each of the preset's value tokens replaced by the admin's
 /// value, URL-encoded (a token the admin left out stays, and validation
 /// names it).
@@ -1025,6 +1043,9 @@ pub fn build(
     if preset.accept_redirects {
         spec["accept_redirects"] = Value::Bool(true);
     }
+    if let Some(key) = preset.ordering_key() {
+        spec["ordering_key"] = Value::from(key);
+    }
     Ok(spec)
 }
 
@@ -1102,6 +1123,13 @@ mod tests {
             assert!(!req.url.contains("YOUR_"), "{}: {}", p.id, req.url);
             assert!(!req.body.contains("YOUR_"), "{}: {}", p.id, req.body);
             assert!(!format!("{masked:?}").contains("\"pw\""), "{}", p.id);
+            // An ordered preset puts each event of a patient under that patient's key.
+            assert_eq!(
+                compiled.ordering_key(&vars).is_some(),
+                p.ordering_key().is_some(),
+                "{}",
+                p.id
+            );
         }
     }
 

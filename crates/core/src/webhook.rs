@@ -482,6 +482,17 @@ pub struct WebhookSpec {
     /// Mutual TLS and extra trusted CAs for the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTls>,
+    /// A template naming what the receiver keeps state about (`{{patient_id}}`,
+    /// `{{appointment_id}}`): deliveries with the same rendered key are sent one
+    /// at a time, in event order; one being retried holds back only the later
+    /// ones of its key. A key that renders blank leaves that delivery unordered.
+    /// See [`crate::ordering`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, example = "{{patient_id}}")
+    )]
+    pub ordering_key: Option<String>,
 }
 
 /// What the delivery log keeps of a webhook's payloads: request and response bodies, and the
@@ -632,6 +643,8 @@ pub struct CompiledWebhook {
     /// The installation's `pseudonym` key; without it a pseudonym renders as
     /// a marker (offline previews).
     pseudonyms: Option<Arc<Pseudonymizer>>,
+    /// The `ordering_key` template; `None`: deliveries are unordered.
+    ordering: Option<Template>,
 }
 
 /// Header names carehook sets itself, which a webhook may not override.
@@ -643,6 +656,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
+    crate::ordering::KEY_HEADER,
+    crate::ordering::SEQUENCE_HEADER,
 ];
 
 fn is_token(s: &str) -> bool {
@@ -766,6 +781,10 @@ impl WebhookSpec {
             "body",
             &scope,
         )?);
+        let ordering = match &self.ordering_key {
+            Some(text) => crate::ordering::compile_key(text, &scope)?.map(&mut collect),
+            None => None,
+        };
 
         match &self.auth {
             Auth::None => {}
@@ -868,6 +887,7 @@ impl WebhookSpec {
             query,
             body,
             pseudonyms: None,
+            ordering,
         };
         Ok((compiled, warnings))
     }
@@ -970,6 +990,18 @@ impl CompiledWebhook {
     /// condition holds on its snapshot.
     pub fn wants(&self, event_name: &str, vars: &Vars) -> bool {
         self.scope.includes(event_name) && conditions::matches(&self.spec.conditions, vars)
+    }
+
+    /// The id of the ordering key this snapshot's delivery goes under
+    /// ([`crate::ordering::key_id`]); `None` when the webhook sets no
+    /// `ordering_key`, or the key renders blank (or not at all) for it.
+    pub fn ordering_key(&self, vars: &Vars) -> Option<String> {
+        let rendered = self
+            .ordering
+            .as_ref()?
+            .render_with(vars, self.pseudonyms.as_deref())
+            .ok()?;
+        crate::ordering::key_id(&rendered)
     }
 
     /// Gives `pseudonym` filters the installation's key.

@@ -14,6 +14,13 @@
 //! Finished attempts go to a recorder task that writes them in batches (one
 //! transaction for many results).
 //!
+//! Ordered deliveries (a webhook's `ordering_key`) need nothing of the
+//! schedule: a claim returns only the first pending delivery of a key (the
+//! store's rule, in its claim statement), so what this node holds is of
+//! distinct keys and goes out like any other work. The recorder wakes the
+//! loop once it has written the end of an ordered delivery, so the next one
+//! of its key is claimed at once rather than at the next poll.
+//!
 //! Delivery is at-least-once: a crash leaves leases, which the next start
 //! of this node or a live node's sweep releases (`node`), and the
 //! deliveries are claimed again; `webhook-id` is the delivery id, so a
@@ -28,6 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use carehook_core::ids::{DeliveryId, WebhookId};
+use carehook_core::ordering;
 use carehook_core::retry::{self, NextAttempt};
 use carehook_core::signing;
 use carehook_core::template::RenderError;
@@ -36,7 +44,7 @@ use carehook_store::{
     AttemptOutcome, AttemptRecord, ClaimAsk, Claimed, DeliveryNext, Others, Store,
 };
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -133,6 +141,9 @@ pub struct Done {
     /// spent, or the next one would be too late). The log calls the attempt
     /// failed; the metrics count it as `gave_up`.
     pub gave_up: bool,
+    /// The delivery has an ordering key: once its end is recorded, the next
+    /// delivery of the key may be claimed.
+    pub ordered: bool,
 }
 
 /// Deliveries this node claimed and has not yet recorded an outcome for.
@@ -158,6 +169,9 @@ pub struct Dispatcher {
     record_tx: mpsc::UnboundedSender<Done>,
     record_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
+    /// The recorder wrote the end of an ordered delivery: the next of its key
+    /// is due now, so the loop looks for work at once (not at the next poll).
+    released: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -179,12 +193,21 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
+    released: Arc<Notify>,
 }
 
 impl Recorder {
     pub async fn run(self) {
         let mut rx = self.rx.lock().await;
-        record_loop(self.store, self.registry, self.metrics, &mut rx, self.held).await;
+        record_loop(
+            self.store,
+            self.registry,
+            self.metrics,
+            &mut rx,
+            self.held,
+            self.released,
+        )
+        .await;
     }
 }
 
@@ -206,6 +229,7 @@ impl Dispatcher {
             record_tx,
             record_rx: Arc::new(tokio::sync::Mutex::new(record_rx)),
             held: Held::default(),
+            released: Arc::new(Notify::new()),
         }
     }
 
@@ -217,6 +241,7 @@ impl Dispatcher {
             metrics: self.metrics.clone(),
             rx: self.record_rx.clone(),
             held: self.held.clone(),
+            released: self.released.clone(),
         }
     }
 
@@ -498,6 +523,9 @@ impl Dispatcher {
                 _ = wake.changed() => {
                     look = true;
                 }
+                _ = self.released.notified() => {
+                    look = true;
+                }
                 _ = tokio::time::sleep(sleep) => {
                     look = look || timer_looks;
                 }
@@ -537,6 +565,7 @@ async fn record_loop(
     metrics: Arc<Metrics>,
     rx: &mut mpsc::UnboundedReceiver<Done>,
     held: Held,
+    released: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -552,12 +581,14 @@ async fn record_loop(
         }
         metrics.attempts_recorded(batch.iter().map(|d| (d.webhook_id, &d.record, d.gave_up)));
         let mut gone = HashSet::new();
+        let mut keys_released = false;
         let records: Vec<AttemptRecord> = batch
             .drain(..)
             .map(|d| {
                 if d.gone {
                     gone.insert(d.webhook_id);
                 }
+                keys_released |= d.ordered && !matches!(d.record.next, DeliveryNext::RetryAt(_));
                 d.record
             })
             .collect();
@@ -580,6 +611,9 @@ async fn record_loop(
                 held.remove(&r.delivery_id);
             }
         }
+        if keys_released {
+            released.notify_one();
+        }
         for id in gone {
             let reason = "the endpoint answered 410 Gone, so carehook disabled the webhook";
             let by = crate::domain::Actor::System("dispatcher: endpoint answered 410 Gone");
@@ -599,6 +633,7 @@ fn ended_without_sending(c: &Claimed, why: String) -> Done {
         webhook_id: c.webhook_id,
         gone: false,
         gave_up: false,
+        ordered: c.ordering.is_some(),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no: c.attempts + 1,
@@ -672,6 +707,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
         webhook_id: c.webhook_id,
         gone: false,
         gave_up: false,
+        ordered: c.ordering.is_some(),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no,
@@ -703,7 +739,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
     }
 
     let secrets = webhook.signing_secrets(started_at);
-    let (request, masked) = match build_request(
+    let (mut request, mut masked) = match build_request(
         &webhook.compiled,
         &secrets,
         &c.delivery_id.to_string(),
@@ -718,6 +754,16 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
             );
         }
     };
+    if let Some(place) = &c.ordering {
+        // The key's id and the delivery's number in it, so a receiver can tell a gap.
+        for (name, value) in [
+            (ordering::KEY_HEADER, place.key.clone()),
+            (ordering::SEQUENCE_HEADER, place.sequence.to_string()),
+        ] {
+            request.headers.push((name.to_string(), value.clone()));
+            masked.headers.push((name.to_string(), value));
+        }
+    }
     let logged_request = request_json(&masked);
 
     let clock = std::time::Instant::now();
@@ -836,6 +882,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
         webhook_id: c.webhook_id,
         gone,
         gave_up,
+        ordered: c.ordering.is_some(),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no,

@@ -196,6 +196,7 @@ pub fn match_deliveries(
             webhook_id: w.row.id,
             next_attempt_at: now,
             is_test: false,
+            ordering_key: w.compiled.ordering_key(vars),
         })
         .collect();
     out.sort_by_key(|d| d.webhook_id);

@@ -112,10 +112,19 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
         stored: &[StoredEvent],
     ) -> Result<HashSet<String>>;
     /// Inserts these deliveries (`pending`, due as given); tells other nodes on commit.
+    /// `seqs[i]`: the number of `deliveries[i]` in its ordering key (`ordering::number`).
     async fn insert_deliveries(
         conn: &mut Conn<Self>,
         deliveries: &[(&NewDelivery, &NewEvent)],
+        seqs: &[Option<i64>],
     ) -> Result<()>;
+    /// Adds `n` to the last number of each `(webhook, key, n)` (a new key starts at 0) and
+    /// answers `(webhook, key, last)` for each; see `ordering`. Locks each key's row to the
+    /// end of the caller's transaction.
+    async fn bump_ordering_keys(
+        conn: &mut Conn<Self>,
+        groups: &[(String, String, i64)],
+    ) -> Result<Vec<(String, String, i64)>>;
     /// The attempts, the deliveries they move on, and the webhooks' failure streaks, inside
     /// the caller's transaction; see [`crate::QueueStore::record_attempts`].
     /// `stored[i]` is `batch[i]`'s payloads as written (`payload::stored_attempt`).
@@ -230,6 +239,11 @@ macro_rules! embedded_migrations {
                 7,
                 "oauth_tokens",
                 include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
+            ),
+            (
+                8,
+                "ordering_keys",
+                include_str!(concat!("../migrations/", $dir, "/0008_ordering_keys.sql")),
             ),
         ])
     };

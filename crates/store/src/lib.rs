@@ -46,6 +46,10 @@
 //! - Clinic records (ten kinds, integer ids) share one generic path: see `records` for the
 //!   tables' one shape and for [`RecordStore::change_record`], which writes a record and the
 //!   events it fires in one transaction.
+//! - Ordering keys (`ordering`): a claim takes only the first pending delivery of a key, by a
+//!   condition inside the claim statement itself (not a check in the server), so two nodes
+//!   cannot both send a key's next delivery; a key's numbers come from a counter row bumped in
+//!   the writing transaction. Unordered deliveries skip the condition at its first term.
 //! - [`QueueStore::watch_deliveries`] wakes the dispatcher when new work may be due; on
 //!   PostgreSQL it is fed by `NOTIFY carehook_deliveries`, so it works across nodes. A NOTIFY
 //!   sent after a commit that fails is logged, and the write still answers success: it did
@@ -60,6 +64,7 @@ mod batch;
 mod dialect;
 mod error;
 mod oauth;
+mod ordering;
 mod payload;
 mod postgres;
 mod preload;
@@ -198,6 +203,9 @@ pub trait LogStore: Send + Sync {
     async fn get_event(&self, id: EventId) -> Result<Option<EventRow>>;
     /// Newest first, keyset-paged on `(created_at, id)`; `limit` as in [`DeliveryFilter`].
     async fn list_events(&self, limit: u32, cursor: Option<String>) -> Result<Page<EventRow>>;
+    /// An ordered delivery's place in its key, and what it waits for while held back (the
+    /// earliest pending delivery of its key). `None` for an unordered delivery, or none at all.
+    async fn delivery_ordering(&self, id: DeliveryId) -> Result<Option<DeliveryOrdering>>;
     /// A webhook's deliveries and attempts over the last hour, day and week.
     /// Zeros for a webhook with no traffic, or none at all.
     async fn webhook_stats(&self, webhook_id: WebhookId, now: i64) -> Result<WebhookStats>;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::Result;
+use crate::ordering::first_of_its_key;
 use crate::payload::{StoredAttempt, StoredEvent};
 use crate::rows::{self, assemble_claims};
 use crate::sql_store::SqlStore;
@@ -96,38 +97,58 @@ fn ids_text<'a>(ids: impl IntoIterator<Item = &'a WebhookId>) -> Vec<String> {
 }
 
 /// A claimed delivery with its event: (id, event_id, webhook_id, attempts, created_at, is_test,
-/// next_attempt_at, event_type, vars).
-type ClaimRow = (String, String, String, i64, i64, bool, i64, String, String);
+/// next_attempt_at, ordering_key, ordering_seq, event_type, vars).
+type ClaimRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    bool,
+    i64,
+    Option<String>,
+    Option<i64>,
+    String,
+    String,
+);
 
 /// Leases, for each webhook `$3[i]`, up to `$4[i]` of its due deliveries, oldest due first,
-/// from its own pending deliveries (migration 0006).
-const CLAIM_WEBHOOKS: &str = "WITH picked AS ( \
+/// from its own pending deliveries (migration 0006); of an ordering key, only its first
+/// pending one.
+const CLAIM_WEBHOOKS: &str = concat!(
+    "WITH picked AS ( \
       SELECT p.id FROM UNNEST($3::text[], $4::int8[]) AS w(webhook_id, want) \
       CROSS JOIN LATERAL ( \
         SELECT d.id FROM deliveries d WHERE d.webhook_id = w.webhook_id \
         AND d.status = 'pending' AND d.next_attempt_at <= $1 \
-        AND (d.lease_until IS NULL OR d.lease_until < $1) \
-        ORDER BY d.next_attempt_at LIMIT w.want FOR UPDATE SKIP LOCKED) p), \
+        AND (d.lease_until IS NULL OR d.lease_until < $1) ",
+    first_of_its_key!("d"),
+    "ORDER BY d.next_attempt_at LIMIT w.want FOR UPDATE SKIP LOCKED) p), \
     claimed AS ( \
       UPDATE deliveries d SET lease_until = $2, lease_owner = $5 FROM picked \
       WHERE d.id = picked.id \
       RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.created_at, d.is_test, \
-      d.next_attempt_at) \
+      d.next_attempt_at, d.ordering_key, d.ordering_seq) \
     SELECT c.id, c.event_id, c.webhook_id, c.attempts, c.created_at, c.is_test, \
-    c.next_attempt_at, e.event_type, e.vars FROM claimed c JOIN events e ON e.id = c.event_id";
+    c.next_attempt_at, c.ordering_key, c.ordering_seq, e.event_type, e.vars \
+    FROM claimed c JOIN events e ON e.id = c.event_id"
+);
 
 /// Leases up to `$3` due deliveries of webhooks not in `$4`, at most `$6` of each. Each branch
 /// reads one partial index in order; see the migrations.
-const CLAIM_OTHERS: &str = "WITH fresh AS ( \
+const CLAIM_OTHERS: &str = concat!(
+    "WITH fresh AS ( \
       SELECT id, webhook_id, next_attempt_at FROM deliveries \
       WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
-      AND webhook_id <> ALL($4::text[]) \
-      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
+      AND webhook_id <> ALL($4::text[]) ",
+    first_of_its_key!("deliveries"),
+    "ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
     expired AS ( \
       SELECT id, webhook_id, next_attempt_at FROM deliveries \
       WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
-      AND next_attempt_at <= $1 AND webhook_id <> ALL($4::text[]) \
-      ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
+      AND next_attempt_at <= $1 AND webhook_id <> ALL($4::text[]) ",
+    first_of_its_key!("deliveries"),
+    "ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
     picked AS ( \
       SELECT id FROM ( \
         SELECT id, next_attempt_at, \
@@ -138,9 +159,11 @@ const CLAIM_OTHERS: &str = "WITH fresh AS ( \
       UPDATE deliveries d SET lease_until = $2, lease_owner = $5 FROM picked \
       WHERE d.id = picked.id \
       RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.created_at, d.is_test, \
-      d.next_attempt_at) \
+      d.next_attempt_at, d.ordering_key, d.ordering_seq) \
     SELECT c.id, c.event_id, c.webhook_id, c.attempts, c.created_at, c.is_test, \
-    c.next_attempt_at, e.event_type, e.vars FROM claimed c JOIN events e ON e.id = c.event_id";
+    c.next_attempt_at, c.ordering_key, c.ordering_seq, e.event_type, e.vars \
+    FROM claimed c JOIN events e ON e.id = c.event_id"
+);
 
 run_shared_sql!(Pg, Postgres, "postgres");
 
@@ -186,10 +209,23 @@ impl Dialect for Pg {
         }
         let mut events = Vec::new();
         let mut leased = Vec::with_capacity(rows.len());
-        for (id, event_id, webhook_id, attempts, created_at, is_test, next_at, ty, vars) in rows {
+        for (
+            id,
+            event_id,
+            webhook_id,
+            attempts,
+            created_at,
+            is_test,
+            next_at,
+            key,
+            seq,
+            ty,
+            vars,
+        ) in rows
+        {
             events.push((event_id.clone(), ty, vars));
             leased.push((
-                id, event_id, webhook_id, attempts, created_at, is_test, next_at,
+                id, event_id, webhook_id, attempts, created_at, is_test, next_at, key, seq,
             ));
         }
         assemble_claims(leased, events, c.seal)
@@ -199,14 +235,16 @@ impl Dialect for Pg {
     async fn insert_deliveries(
         conn: &mut PgConnection,
         deliveries: &[(&NewDelivery, &NewEvent)],
+        seqs: &[Option<i64>],
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
-         next_attempt_at, created_at, updated_at, is_test) \
+         next_attempt_at, created_at, updated_at, is_test, ordering_key, ordering_seq) \
          SELECT d.id, d.event_id, d.webhook_id, 'pending', 0, d.next_at, d.created, \
-         d.created, d.is_test \
+         d.created, d.is_test, d.ordering_key, d.ordering_seq \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
-         $6::bool[]) AS d(id, event_id, webhook_id, next_at, created, is_test)",
+         $6::bool[], $7::text[], $8::int8[]) \
+         AS d(id, event_id, webhook_id, next_at, created, is_test, ordering_key, ordering_seq)",
         )
         .bind(
             deliveries
@@ -244,6 +282,13 @@ impl Dialect for Pg {
                 .map(|(d, _)| d.is_test)
                 .collect::<Vec<_>>(),
         )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(d, _)| d.ordering_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(seqs)
         .execute(&mut *conn)
         .await?;
         // Delivered to listeners on commit, never for a rolled-back batch.
@@ -252,6 +297,26 @@ impl Dialect for Pg {
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    async fn bump_ordering_keys(
+        conn: &mut PgConnection,
+        groups: &[(String, String, i64)],
+    ) -> Result<Vec<(String, String, i64)>> {
+        // `groups` is sorted, and rows are locked in the order given: no deadlock between
+        // batches (see `ordering`).
+        Ok(sqlx::query_as(
+            "INSERT INTO ordering_keys (webhook_id, ordering_key, last_seq) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[]) \
+             ON CONFLICT (webhook_id, ordering_key) \
+             DO UPDATE SET last_seq = ordering_keys.last_seq + EXCLUDED.last_seq \
+             RETURNING webhook_id, ordering_key, last_seq",
+        )
+        .bind(groups.iter().map(|g| g.0.clone()).collect::<Vec<_>>())
+        .bind(groups.iter().map(|g| g.1.clone()).collect::<Vec<_>>())
+        .bind(groups.iter().map(|g| g.2).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?)
     }
 
     async fn insert_events(

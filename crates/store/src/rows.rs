@@ -300,8 +300,22 @@ pub(crate) fn earliest(due: Option<i64>, lease_until: Option<i64>) -> Option<i64
 
 /// Joins leased deliveries with their events' data, oldest due first.
 /// Rows: (id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at).
+/// A leased delivery as a claim returns it: (id, event_id, webhook_id, attempts, created_at,
+/// is_test, next_attempt_at, ordering_key, ordering_seq).
+pub(crate) type Leased = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    bool,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
 pub(crate) fn assemble_claims(
-    mut leased: Vec<(String, String, String, i64, i64, bool, i64)>,
+    mut leased: Vec<Leased>,
     events: Vec<(String, String, String)>,
     seal: &Seal,
 ) -> Result<Vec<Claimed>> {
@@ -313,7 +327,7 @@ pub(crate) fn assemble_claims(
     leased
         .into_iter()
         .map(
-            |(id, event_id, webhook_id, attempts, created_at, is_test, _)| {
+            |(id, event_id, webhook_id, attempts, created_at, is_test, _, key, seq)| {
                 let (event_type, vars) = events.get(&event_id).ok_or_else(|| {
                     StoreError::Corrupt(format!("delivery {id} has no event {event_id}"))
                 })?;
@@ -326,6 +340,9 @@ pub(crate) fn assemble_claims(
                     attempts,
                     created_at,
                     is_test,
+                    ordering: key
+                        .zip(seq)
+                        .map(|(key, sequence)| OrderingPlace { key, sequence }),
                 })
             },
         )

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Conn, Dialect};
 use crate::error::{Result, StoreError};
+use crate::ordering;
 use crate::payload::{self, Seal, Sealer, StoredAttempt, StoredEvent};
 use crate::privacy::{self, PurgeCursor, PurgeStep};
 use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
@@ -144,7 +145,8 @@ async fn write_events<D: Dialect>(
     }
     let deliveries = plan.deliveries(batch, &inserted);
     if !deliveries.is_empty() {
-        D::insert_deliveries(conn, &deliveries).await?;
+        let seqs = ordering::number::<D>(conn, &deliveries).await?;
+        D::insert_deliveries(conn, &deliveries, &seqs).await?;
     }
     Ok((
         plan.answers(batch, &inserted, &earlier)?,
@@ -303,6 +305,8 @@ impl<D: Dialect> WebhookStore for SqlStore<D> {
         }
         let args = args![id.to_string(), now_ms()];
         D::execute(&mut tx, sql::FAIL_DELIVERIES_OF_DELETED_WEBHOOK, args).await?;
+        let args = args![id.to_string()];
+        D::execute(&mut tx, ordering::FORGET_WEBHOOK_KEYS, args).await?;
         tx.commit().await?;
         self.announce(Channel::Webhooks).await;
         Ok(true)
@@ -593,6 +597,24 @@ impl<D: Dialect> LogStore for SqlStore<D> {
             .collect::<Result<Vec<_>>>()?;
         Ok(sql::into_page(items, built.limit, |e| {
             (e.created_at, e.id.as_uuid())
+        }))
+    }
+
+    async fn delivery_ordering(&self, id: DeliveryId) -> Result<Option<DeliveryOrdering>> {
+        let t: Option<(String, Option<i64>, Option<String>)> = D::fetch_optional(
+            &mut *self.reader().await?,
+            ordering::DELIVERY_ORDERING,
+            args![id.to_string()],
+        )
+        .await?;
+        let Some((key, Some(sequence), waiting_for)) = t else {
+            return Ok(None);
+        };
+        Ok(Some(DeliveryOrdering {
+            place: OrderingPlace { key, sequence },
+            waiting_for: waiting_for
+                .map(|w| rows::uuid(&w).map(DeliveryId::from))
+                .transpose()?,
         }))
     }
 

@@ -23,8 +23,9 @@ use uuid::Uuid;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::{Result, StoreError};
+use crate::ordering::first_of_its_key;
 use crate::payload::{StoredAttempt, StoredEvent};
-use crate::rows::{self, assemble_claims, to_json};
+use crate::rows::{self, Leased, assemble_claims, to_json};
 use crate::sql_store::SqlStore;
 use crate::types::*;
 
@@ -129,35 +130,42 @@ const GET_STREAK: &str =
 const SET_STREAK: &str = "UPDATE webhooks SET \
     last_success_at = $2, failing_since = $3, last_failure_at = $4 WHERE id = $1";
 
-/// A leased delivery: (id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at).
-type Leased = (String, String, String, i64, i64, bool, i64);
-
-/// Leases up to `$4` due deliveries of webhook `$3`, oldest due first.
-const CLAIM_WEBHOOK: &str = "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
+/// Leases up to `$4` due deliveries of webhook `$3`, oldest due first (of an ordering key,
+/// only its first pending one).
+const CLAIM_WEBHOOK: &str = concat!(
+    "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
     SELECT id FROM deliveries WHERE webhook_id = $3 AND status = 'pending' \
-    AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
-    ORDER BY next_attempt_at LIMIT $4) \
-    RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at";
+    AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ",
+    first_of_its_key!("deliveries"),
+    "ORDER BY next_attempt_at LIMIT $4) \
+    RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at, \
+    ordering_key, ordering_seq"
+);
 
 /// Leases up to `$3` due deliveries of webhooks not in `$4`, at most `$6` of each. Each branch
 /// reads one partial index in order and stops at `$3`, so the outer sort sees at most 2 × `$3`
 /// rows however large the backlog.
-const CLAIM_OTHERS: &str = "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
+const CLAIM_OTHERS: &str = concat!(
+    "UPDATE deliveries SET lease_until = $2, lease_owner = $5 WHERE id IN ( \
     SELECT id FROM ( \
       SELECT id, next_attempt_at, \
         row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at) AS rn FROM ( \
         SELECT * FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
           WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
-          AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
-          ORDER BY next_attempt_at LIMIT $3) \
+          AND webhook_id NOT IN (SELECT value FROM json_each($4)) ",
+    first_of_its_key!("deliveries"),
+    "ORDER BY next_attempt_at LIMIT $3) \
         UNION ALL \
         SELECT * FROM (SELECT id, webhook_id, next_attempt_at FROM deliveries \
           WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
           AND next_attempt_at <= $1 \
-          AND webhook_id NOT IN (SELECT value FROM json_each($4)) \
-          ORDER BY lease_until LIMIT $3))) \
+          AND webhook_id NOT IN (SELECT value FROM json_each($4)) ",
+    first_of_its_key!("deliveries"),
+    "ORDER BY lease_until LIMIT $3))) \
     WHERE rn <= $6 ORDER BY next_attempt_at LIMIT $3) \
-    RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at";
+    RETURNING id, event_id, webhook_id, attempts, created_at, is_test, next_attempt_at, \
+    ordering_key, ordering_seq"
+);
 
 run_shared_sql!(Sqlite, sqlx::Sqlite, "sqlite");
 
@@ -261,30 +269,53 @@ impl Dialect for Sqlite {
     async fn insert_deliveries(
         conn: &mut SqliteConnection,
         deliveries: &[(&NewDelivery, &NewEvent)],
+        seqs: &[Option<i64>],
     ) -> Result<()> {
         let deliveries: Vec<serde_json::Value> = deliveries
             .iter()
-            .map(|(d, ev)| {
+            .zip(seqs)
+            .map(|((d, ev), seq)| {
                 json!([
                     d.id.to_string(),
                     ev.id.to_string(),
                     d.webhook_id.to_string(),
                     d.next_attempt_at,
                     ev.created_at,
-                    d.is_test
+                    d.is_test,
+                    d.ordering_key,
+                    seq
                 ])
             })
             .collect();
         sqlx::query(
             "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, \
-             next_attempt_at, created_at, updated_at, is_test) \
+             next_attempt_at, created_at, updated_at, is_test, ordering_key, ordering_seq) \
              SELECT value->>0, value->>1, value->>2, 'pending', 0, value->>3, value->>4, \
-             value->>4, value->>5 FROM json_each($1)",
+             value->>4, value->>5, value->>6, value->>7 FROM json_each($1)",
         )
         .bind(to_json(&deliveries))
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+
+    async fn bump_ordering_keys(
+        conn: &mut SqliteConnection,
+        groups: &[(String, String, i64)],
+    ) -> Result<Vec<(String, String, i64)>> {
+        let rows: Vec<serde_json::Value> =
+            groups.iter().map(|(w, k, n)| json!([w, k, n])).collect();
+        // `WHERE TRUE` keeps SQLite from reading `ON CONFLICT` as a join constraint.
+        Ok(sqlx::query_as(
+            "INSERT INTO ordering_keys (webhook_id, ordering_key, last_seq) \
+             SELECT value->>0, value->>1, value->>2 FROM json_each($1) WHERE TRUE \
+             ON CONFLICT (webhook_id, ordering_key) \
+             DO UPDATE SET last_seq = ordering_keys.last_seq + excluded.last_seq \
+             RETURNING webhook_id, ordering_key, last_seq",
+        )
+        .bind(to_json(&rows))
+        .fetch_all(&mut *conn)
+        .await?)
     }
 
     async fn write_attempts(

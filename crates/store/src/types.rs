@@ -50,6 +50,9 @@ pub struct NewDelivery {
     pub webhook_id: WebhookId,
     pub next_attempt_at: i64,
     pub is_test: bool,
+    /// Its ordering key's id (`carehook_core::ordering::key_id`); `None`: unordered. The
+    /// store numbers a key's deliveries 1, 2, 3… as it writes them.
+    pub ordering_key: Option<String>,
 }
 
 /// What `record_events` did with one `NewEvent`, in the order given.
@@ -101,6 +104,24 @@ pub struct Claimed {
     /// When the delivery was created (the event's time), for a maximum age.
     pub created_at: i64,
     pub is_test: bool,
+    /// Its place in its ordering key; `None`: unordered.
+    pub ordering: Option<OrderingPlace>,
+}
+
+/// Where an ordered delivery stands in its key: the key's id and its number, 1 for the key's
+/// first delivery. No other delivery of the key is claimed while this one is pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderingPlace {
+    pub key: String,
+    pub sequence: i64,
+}
+
+/// An ordered delivery in the log: its place, and while it is held back, the earliest
+/// pending delivery of its key, which it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryOrdering {
+    pub place: OrderingPlace,
+    pub waiting_for: Option<DeliveryId>,
 }
 
 /// What one claim asks for: so many deliveries of named webhooks (each one's free slots and

@@ -58,6 +58,7 @@ async fn backlog(
                     webhook_id: w,
                     next_attempt_at: at + i,
                     is_test: false,
+                    ordering_key: None,
                 })
                 .collect(),
         })

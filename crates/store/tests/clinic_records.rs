@@ -106,6 +106,7 @@ impl RecordLogic for Logic {
                         webhook_id: w,
                         next_attempt_at: T,
                         is_test: false,
+                        ordering_key: None,
                     })
                     .into_iter()
                     .collect(),

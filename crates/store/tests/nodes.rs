@@ -46,6 +46,7 @@ async fn pending(store: &dyn Store, n: usize) -> HashSet<DeliveryId> {
                 webhook_id: w,
                 next_attempt_at: T,
                 is_test: false,
+                ordering_key: None,
             }],
         })
         .collect();

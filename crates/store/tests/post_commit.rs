@@ -35,6 +35,7 @@ fn event(webhook: WebhookId) -> NewEvent {
             webhook_id: webhook,
             next_attempt_at: T,
             is_test: false,
+            ordering_key: None,
         }],
     }
 }

@@ -56,6 +56,7 @@ async fn deliveries_per_second() {
                         webhook_id: w,
                         next_attempt_at: 1,
                         is_test: false,
+                        ordering_key: None,
                     }],
                 })
                 .collect();

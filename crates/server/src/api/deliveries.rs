@@ -83,6 +83,30 @@ pub struct DeliveryWithAttempts {
     /// (each keeps at most 64 KiB of request and of response body, so the
     /// answer stays bounded however often a delivery was retried).
     pub attempts: Vec<Attempt>,
+    /// Its place in its ordering key, for a webhook with an `ordering_key`;
+    /// absent for an unordered delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<DeliveryOrdering>,
+}
+
+/// Where an ordered delivery stands in its key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOrdering {
+    /// The key's id (32 hex digits), as sent in `carehook-ordering-key`.
+    pub key: String,
+    /// Its number in the key (1 for the key's first delivery), as sent in
+    /// `carehook-ordering-sequence`.
+    pub sequence: i64,
+    /// While it is held back: the earliest pending delivery of its key,
+    /// which it waits for (in flight, or being retried).
+    pub waiting_for: Option<Uuid>,
+    /// `waiting for delivery …` while held back, for people.
+    pub state: Option<String>,
+}
+
+/// `waiting for delivery …`: what the log says of a held-back delivery.
+pub fn waiting_text(waiting_for: DeliveryId) -> String {
+    format!("waiting for delivery {waiting_for}")
 }
 
 /// The most attempts `GET /deliveries/{id}` shows.
@@ -203,6 +227,14 @@ async fn get_one(
     ApiPath(id): ApiPath<DeliveryId>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
     let (d, attempts) = deliveries::get(&state, &caller.actor(), id).await?;
+    let ordering = deliveries::ordering(&state, id)
+        .await?
+        .map(|o| DeliveryOrdering {
+            key: o.place.key,
+            sequence: o.place.sequence,
+            waiting_for: o.waiting_for.map(Into::into),
+            state: o.waiting_for.map(waiting_text),
+        });
     Ok(Json(DeliveryWithAttempts {
         fields: fields(&d),
         attempts: attempts
@@ -210,6 +242,7 @@ async fn get_one(
             .skip(attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS))
             .map(attempt)
             .collect(),
+        ordering,
     }))
 }
 

@@ -58,6 +58,15 @@ pub async fn get(
     Ok(found)
 }
 
+/// An ordered delivery's place in its key, and the delivery it waits for while held back;
+/// `None` for an unordered one. (No patient data: the key is a digest.)
+pub async fn ordering(
+    ctx: &Context,
+    id: DeliveryId,
+) -> Result<Option<carehook_store::DeliveryOrdering>> {
+    Ok(ctx.store.delivery_ordering(id).await?)
+}
+
 /// Sends a delivery again now, whatever its status. Audited. A delivery whose event data is
 /// gone (retention, erasure) cannot be sent again: a conflict.
 pub async fn retry(ctx: &Context, actor: &Actor, id: DeliveryId) -> Result<DeliveryRow> {

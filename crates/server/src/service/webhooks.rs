@@ -904,6 +904,7 @@ pub async fn test_send(
             attempts: 0,
             created_at,
             is_test: true,
+            ordering: None,
         },
     )
     .await;
@@ -923,6 +924,7 @@ pub async fn test_send(
                 webhook_id: id,
                 next_attempt_at: i64::MAX,
                 is_test: true,
+                ordering_key: None,
             }],
         }])
         .await?;

@@ -349,6 +349,10 @@ struct DetailPage {
     test: bool,
     data: Vec<(String, String)>,
     attempts: Vec<AttemptView>,
+    /// Its number in its ordering key; empty for an unordered delivery.
+    sequence: String,
+    /// While held back: the delivery it waits for; empty otherwise.
+    waiting_for: String,
 }
 
 fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
@@ -374,6 +378,7 @@ async fn detail(
     let store = &state.app.store;
     // Reads of bodies and snapshots go through the service, which audits them.
     let (d, attempts) = crate::service::deliveries::get(&state.app, &admin.actor(), id).await?;
+    let ordering = crate::service::deliveries::ordering(&state.app, id).await?;
     let event = crate::service::events::get(&state.app, &admin.actor(), d.event_id)
         .await
         .ok();
@@ -424,6 +429,14 @@ async fn detail(
             .map(|e| e.vars.into_iter().collect())
             .unwrap_or_default(),
         attempts,
+        sequence: ordering
+            .as_ref()
+            .map(|o| o.place.sequence.to_string())
+            .unwrap_or_default(),
+        waiting_for: ordering
+            .and_then(|o| o.waiting_for)
+            .map(|w| w.to_string())
+            .unwrap_or_default(),
     }))
 }
 

@@ -90,6 +90,7 @@ pub fn anchor(field: &str) -> &'static str {
         "values" => "values",
         "data_policy" => "data_policy",
         "tls" => "tls",
+        "ordering_key" => "ordering_key",
         _ => "form",
     }
 }
@@ -136,6 +137,8 @@ pub struct Editor {
     pub oauth: OAuthInputs,
     /// Mutual TLS: certificates as PEM text; the key typed in this post only.
     pub tls: TlsInputs,
+    /// The ordering key template; empty: deliveries are unordered.
+    pub ordering_key: String,
 }
 
 /// The OAuth 2.0 inputs; the secrets are only what was typed in this post.
@@ -341,6 +344,7 @@ impl Editor {
                 .unwrap_or_default(),
             oauth,
             tls: TlsInputs::from_spec(spec.tls.as_ref()),
+            ordering_key: spec.ordering_key.clone().unwrap_or_default(),
         }
     }
 
@@ -423,6 +427,7 @@ impl Editor {
                 expiry: String::new(),
                 expires_soon: false,
             },
+            ordering_key: f.text("ordering_key"),
         }
     }
 
@@ -560,6 +565,11 @@ impl Editor {
             "signing": self.signing,
             "accept_redirects": self.accept_redirects,
             "tls": self.tls.to_json(),
+            // Empty: none (null also takes it off in a merge patch).
+            "ordering_key": match self.ordering_key.trim() {
+                "" => Value::Null,
+                t => Value::from(t),
+            },
         });
         if self.data_declared
             || self.data_identifying

@@ -709,10 +709,12 @@ impl EditPage {
             "rate_limit",
             "retry",
             "max_in_flight",
+            "ordering_key",
         ];
         !self.e.headers.is_empty()
             || !self.e.query.is_empty()
             || !self.e.conditions.is_empty()
+            || !self.e.ordering_key.is_empty()
             || self
                 .error
                 .as_ref()

@@ -1,0 +1,16 @@
+-- Ordering keys (a webhook's `ordering_key`; see src/ordering.rs). Each ordered delivery has
+-- its key's id and its number in that key; unordered ones leave both NULL.
+ALTER TABLE deliveries ADD COLUMN ordering_key TEXT COLLATE "C";
+ALTER TABLE deliveries ADD COLUMN ordering_seq BIGINT;
+-- The claim's rule "no earlier delivery of this key is pending" reads this index: a key's
+-- pending deliveries in number order. Unordered deliveries are not in it.
+CREATE INDEX deliveries_pending_by_key ON deliveries (webhook_id, ordering_key, ordering_seq)
+    WHERE status = 'pending' AND ordering_key IS NOT NULL;
+-- The last number given in each key of each webhook; its row lock makes two nodes writing
+-- the same key take turns.
+CREATE TABLE ordering_keys (
+    webhook_id   TEXT COLLATE "C" NOT NULL,
+    ordering_key TEXT COLLATE "C" NOT NULL,
+    last_seq     BIGINT NOT NULL,
+    PRIMARY KEY (webhook_id, ordering_key)
+);
