@@ -231,6 +231,15 @@ macro_rules! embedded_migrations {
                 "oauth_tokens",
                 include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
             ),
+            (
+                13,
+                "event_search_terms",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0013_event_search_terms.sql"
+                )),
+            ),
         ])
     };
 }
