@@ -11,6 +11,7 @@
 //! - [`ordering`]: ordering keys (deliveries of one key sent one at a time, in order).
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
 //! - [`privacy`]: which patient data a webhook sends, its data policy, pseudonyms.
+//! - [`search`]: the words a patient's name is searched by (the log's blind index).
 //! - [`ids`]: typed ids (`WebhookId`, `DeliveryId`, …) and [`ids::Millis`], the time type.
 //!
 //! The server and the store build on these; nothing here touches the network,
@@ -25,6 +26,7 @@ pub mod presets;
 pub mod privacy;
 pub mod pseudonym;
 pub mod retry;
+pub mod search;
 pub mod signing;
 pub mod template;
 pub mod webhook;

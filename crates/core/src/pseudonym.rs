@@ -25,8 +25,15 @@ impl Pseudonymizer {
     /// The installation's pseudonym key, derived from its master key with a
     /// label of its own (so it is never the key that seals secrets).
     pub fn from_master_key(master_key: &[u8; 32]) -> Pseudonymizer {
+        Pseudonymizer::for_purpose(master_key, b"carehook pseudonym key v1")
+    }
+
+    /// A keyed hash of its own for another purpose (the log's search index:
+    /// `b"carehook search index key v1"`), derived from the master key with
+    /// that label, so no two purposes share a key.
+    pub fn for_purpose(master_key: &[u8; 32], purpose: &[u8]) -> Pseudonymizer {
         let mut mac = HmacSha256::new_from_slice(master_key).expect("HMAC takes any key length");
-        mac.update(b"carehook pseudonym key v1");
+        mac.update(purpose);
         Pseudonymizer {
             key: mac.finalize().into_bytes().into(),
         }

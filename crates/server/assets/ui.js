@@ -8,6 +8,72 @@ document.addEventListener("submit", function (ev) {
   if (msg && !window.confirm(msg)) ev.preventDefault();
 });
 
+function setText(id, text) {
+  var el = document.getElementById(id);
+  if (el) el.textContent = text || "";
+}
+
+// The preview panel (the editor's and the preset form's), from the server's answer.
+function showRequest(res) {
+  setText("preview-error", "");
+  var req = res.request;
+  setText("preview-line", req.method + " " + req.url);
+  var tbody = document.querySelector("#preview-headers tbody");
+  tbody.textContent = "";
+  req.headers.forEach(function (h) {
+    var tr = document.createElement("tr");
+    var th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = h[0];
+    var td = document.createElement("td");
+    td.textContent = h[1];
+    tr.appendChild(th); tr.appendChild(td);
+    tbody.appendChild(tr);
+  });
+  setText("preview-body", req.body);
+  setText("preview-conditions", res.conditions_match ? "" :
+    "The conditions do not hold for these example values: such an event would not be sent.");
+}
+
+// Posts a form to its data-preview address as it changes; `then` gets the latest answer.
+// Answers the function that schedules a refresh.
+function livePreview(form, then) {
+  var timer = null, seq = 0;
+  function refresh() {
+    var mine = ++seq;
+    fetch(form.getAttribute("data-preview"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form))
+    }).then(function (r) {
+      if (r.redirected || !r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    }).then(function (res) {
+      if (mine === seq) then(res);
+    }).catch(function (e) {
+      if (mine === seq) setText("preview-error", "The preview is not available (" + e.message + "); reload the page if your session ended.");
+    });
+  }
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 250);
+  }
+  form.addEventListener("input", schedule);
+  form.addEventListener("change", schedule);
+  return schedule;
+}
+
+// Simple mode: the preset form's preview follows what is typed.
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.getElementById("preset-form");
+  if (!form) return;
+  livePreview(form, function (res) {
+    if (res.ok) showRequest(res);
+    else setText("preview-error", "Cannot build the request yet: " + res.error.message);
+  });
+});
+
 document.addEventListener("DOMContentLoaded", function () {
   var form = document.getElementById("webhook-form");
   if (!form) return;
@@ -73,20 +139,16 @@ document.addEventListener("DOMContentLoaded", function () {
   showEvents();
 
   // Live preview: the form as it is now, rendered by the server.
-  var timer = null, seq = 0;
-  function schedule() {
-    clearTimeout(timer);
-    timer = setTimeout(refresh, 250);
-  }
-  form.addEventListener("input", schedule);
-  form.addEventListener("change", schedule);
+  var schedule = livePreview(form, function (res) {
+    clearErrors();
+    if (res.variables) fillVars(res.variables);
+    if (res.events) fillEvents(res.events, res.event);
+    if (!res.ok) { showError(res.error); return; }
+    showRequest(res);
+  });
   var previewEvent = document.getElementById("preview_event");
   if (previewEvent) previewEvent.addEventListener("change", schedule);
 
-  function setText(id, text) {
-    var el = document.getElementById(id);
-    if (el) el.textContent = text || "";
-  }
   function clearErrors() {
     form.querySelectorAll("p.error").forEach(function (p) { p.textContent = ""; p.removeAttribute("role"); });
     form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
@@ -94,6 +156,9 @@ document.addEventListener("DOMContentLoaded", function () {
   function showError(err) {
     var slot = document.getElementById("error-" + err.anchor) || document.getElementById("error-form");
     slot.textContent = err.message;
+    // An error in a folded part (Advanced) unfolds it.
+    var fold = slot.closest("details");
+    if (fold) fold.open = true;
     var field = document.getElementById("f-" + err.anchor);
     if (field) field.setAttribute("aria-invalid", "true");
     setText("preview-error", "Cannot build the request: " + err.message);
@@ -131,45 +196,6 @@ document.addEventListener("DOMContentLoaded", function () {
         if (n === current) o.selected = true;
         sel.appendChild(o);
       });
-    });
-  }
-  function refresh() {
-    var mine = ++seq;
-    var body = new URLSearchParams(new FormData(form));
-    fetch(form.getAttribute("data-preview"), {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: body
-    }).then(function (r) {
-      if (r.redirected || !r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
-    }).then(function (res) {
-      if (mine !== seq) return;
-      clearErrors();
-      if (res.variables) fillVars(res.variables);
-      if (res.events) fillEvents(res.events, res.event);
-      if (!res.ok) { showError(res.error); return; }
-      setText("preview-error", "");
-      var req = res.request;
-      setText("preview-line", req.method + " " + req.url);
-      var tbody = document.querySelector("#preview-headers tbody");
-      tbody.textContent = "";
-      req.headers.forEach(function (h) {
-        var tr = document.createElement("tr");
-        var th = document.createElement("th");
-        th.scope = "row";
-        th.textContent = h[0];
-        var td = document.createElement("td");
-        td.textContent = h[1];
-        tr.appendChild(th); tr.appendChild(td);
-        tbody.appendChild(tr);
-      });
-      setText("preview-body", req.body);
-      setText("preview-conditions", res.conditions_match ? "" :
-        "The conditions do not hold for these example values: such an event would not be sent.");
-    }).catch(function (e) {
-      if (mine === seq) setText("preview-error", "The preview is not available (" + e.message + "); reload the page if your session ended.");
     });
   }
 });

@@ -25,6 +25,9 @@ pub struct Vault {
     /// The `pseudonym` filter's key, derived from the master key: the same
     /// on every node of an installation, different across installations.
     pseudonyms: Arc<Pseudonymizer>,
+    /// The delivery log's search index key (a blind index of patient names),
+    /// derived from the master key with a label of its own.
+    search_index: Arc<Pseudonymizer>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -38,6 +41,10 @@ impl Vault {
         Vault {
             cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
             pseudonyms: Arc::new(Pseudonymizer::from_master_key(key)),
+            search_index: Arc::new(Pseudonymizer::for_purpose(
+                key,
+                b"carehook search index key v1",
+            )),
         }
     }
 
@@ -121,6 +128,10 @@ impl carehook_store::Sealer for Vault {
 
     fn open(&self, sealed: &str) -> Result<String, String> {
         self.open_secret(sealed).map_err(|e| format!("{e:#}"))
+    }
+
+    fn search_term(&self, kind: &str, value: &str) -> String {
+        self.search_index.pseudonym(kind, value)
     }
 }
 

@@ -210,6 +210,62 @@ async fn with_sealing_off_payloads_are_plain_and_sealed_ones_still_read(backend:
     server.stop().await;
 }
 
+/// The delivery log's search while snapshots are sealed: by each word of the patient's name
+/// (case, accents and apostrophes forgiven) and by the appointment id, through keyed hashes
+/// that keep the name out of the database; an erased patient is no longer found.
+async fn a_sealed_delivery_is_found_by_the_patients_name_until_the_patient_is_erased(
+    backend: Backend,
+) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    server.create_webhook(common::hook(&rx.url("/hook"))).await;
+    for (first, last, patient, appointment) in [
+        ("José", "O'Brien-Quintero", "77", "5150"),
+        ("Maria", "Lopez", "78", "5151"),
+    ] {
+        server
+            .push(
+                "kc_appointment_book",
+                json!({"patient_name": format!("{first} {last}"), "patient_first_name": first,
+                    "patient_last_name": last, "patient_id": patient, "appointment_id": appointment}),
+            )
+            .await;
+    }
+    server.settled(WAIT).await;
+    let found = |q: &'static str| {
+        let server = &server;
+        async move {
+            let q: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
+            let (status, page) = server.get(&format!("/api/v1/deliveries?search={q}")).await;
+            assert_eq!(status, 200, "{page}");
+            page["items"].as_array().unwrap().len()
+        }
+    };
+    for (q, n) in [
+        ("jose", 1),
+        ("O'BRIEN", 1),
+        ("quintero obrien josé", 1),
+        ("José O’Brien-Quintero", 1),
+        ("lopez", 1),
+        ("jose lopez", 0),
+        ("bri", 0),
+        ("5150", 1),
+        ("78", 1),
+    ] {
+        assert_eq!(found(q).await, n, "search {q:?}");
+    }
+    let raw = raw_database(&db_url(&server)).await;
+    assert!(!raw.contains("Quintero"), "a name is stored in plain text");
+    // Erased: the name finds nothing more.
+    let (status, body) = server.post("/api/v1/patients/77/erase", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(found("quintero").await, 0);
+    assert_eq!(found("lopez").await, 1);
+    server.stop().await;
+}
+
 // --- retention ------------------------------------------------------------------------------
 
 async fn after_retention_bodies_and_snapshots_go_and_the_log_and_stats_stay(backend: Backend) {
@@ -278,22 +334,20 @@ async fn after_retention_bodies_and_snapshots_go_and_the_log_and_stats_stay(back
             full
         }
     };
-    // Wait until the three good ones ended and the down one is waiting to retry.
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let (_, page) = server.get("/api/v1/deliveries").await;
-        let items = page["items"].as_array().unwrap();
-        let ended = items.iter().filter(|d| d["status"] == "succeeded").count();
-        let waiting = items
-            .iter()
-            .filter(|d| d["status"] == "pending" && d["attempts"] == 1)
-            .count();
-        if ended == 3 && waiting == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{page:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_log(
+            WAIT,
+            "the three good ones ended and the down one waiting to retry",
+            |items| {
+                let ended = items.iter().filter(|d| d["status"] == "succeeded").count();
+                let waiting = items
+                    .iter()
+                    .filter(|d| d["status"] == "pending" && d["attempts"] == 1)
+                    .count();
+                ended == 3 && waiting == 1
+            },
+        )
+        .await;
     // The webhook that stores no bodies kept only sizes and hashes, from the start.
     let nb = deliveries_of(&nobodies).await;
     let a = &nb["attempts"][0];
@@ -519,27 +573,27 @@ async fn erasing_a_patient_leaves_no_trace_in_any_table_and_keeps_the_others(bac
             "patient_name": "Wilhelmina Erasedottir", "patient_email": "wilhelmina.erased@example.org",
             "patient_contact_number": "+1 555 013 4477"}))
         .await;
-    // Wait for the sends, and the down webhook's first failures (so they are pending).
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let (_, page) = server.get("/api/v1/deliveries?limit=1000").await;
-        let items = page["items"].as_array().unwrap();
-        let down_waiting = items
-            .iter()
-            .filter(|d| {
-                d["webhook_id"] == down["id"] && d["status"] == "pending" && d["attempts"] == 1
-            })
-            .count();
-        let unsent = items
-            .iter()
-            .filter(|d| d["webhook_id"] != down["id"] && d["status"] == "pending")
-            .count();
-        if down_waiting == 3 && unsent == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{page:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_log(
+            WAIT,
+            "the sends, and the down webhook's first failures (so they are pending)",
+            |items| {
+                let down_waiting = items
+                    .iter()
+                    .filter(|d| {
+                        d["webhook_id"] == down["id"]
+                            && d["status"] == "pending"
+                            && d["attempts"] == 1
+                    })
+                    .count();
+                let unsent = items
+                    .iter()
+                    .filter(|d| d["webhook_id"] != down["id"] && d["status"] == "pending")
+                    .count();
+                down_waiting == 3 && unsent == 0
+            },
+        )
+        .await;
     let url = db_url(&server);
     let before = every_text_cell(&url).await;
     let traces = [
@@ -786,6 +840,7 @@ async fn tamper(url: &str, sql: &str) {
 on_both!(
     a_patients_name_is_sealed_at_rest_and_still_sent_logged_and_retried,
     with_sealing_off_payloads_are_plain_and_sealed_ones_still_read,
+    a_sealed_delivery_is_found_by_the_patients_name_until_the_patient_is_erased,
     after_retention_bodies_and_snapshots_go_and_the_log_and_stats_stay,
     a_purge_by_hand_counts_first_and_keeps_pending_data,
     erasing_a_patient_leaves_no_trace_in_any_table_and_keeps_the_others,

@@ -245,6 +245,15 @@ macro_rules! embedded_migrations {
                 "ordering_keys",
                 include_str!(concat!("../migrations/", $dir, "/0008_ordering_keys.sql")),
             ),
+            (
+                13,
+                "event_search_terms",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0013_event_search_terms.sql"
+                )),
+            ),
         ])
     };
 }

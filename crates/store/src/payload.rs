@@ -24,6 +24,10 @@ pub trait Sealer: Send + Sync + std::fmt::Debug {
     fn seal(&self, plain: &str) -> String;
     /// Decrypts what `seal` made; an error says why (wrong key, damaged value), never the value.
     fn open(&self, sealed: &str) -> std::result::Result<String, String>;
+    /// A keyed hash of one search term (`kind` as in [`carehook_core::search`]), for the
+    /// log's blind index: the same term always gives the same hash with this key, and the hash
+    /// says nothing of the term without it.
+    fn search_term(&self, kind: &str, value: &str) -> String;
 }
 
 /// The sealer and whether new payloads are sealed.
@@ -86,6 +90,8 @@ pub(crate) struct StoredEvent {
     pub bytes: i64,
     pub sha256: String,
     pub patient_id: Option<String>,
+    /// The event's search terms, hashed (none without a sealer: its snapshot is plain).
+    pub terms: Vec<String>,
 }
 
 pub(crate) fn stored_event(seal: &Seal, ev: &NewEvent) -> StoredEvent {
@@ -100,6 +106,13 @@ pub(crate) fn stored_event(seal: &Seal, ev: &NewEvent) -> StoredEvent {
             .get("patient_id")
             .map(|p| p.trim().to_string())
             .filter(|p| !p.is_empty()),
+        terms: match &seal.sealer {
+            Some(s) => carehook_core::search::event_terms(&ev.vars)
+                .into_iter()
+                .map(|(kind, value)| s.search_term(kind, &value))
+                .collect(),
+            None => Vec::new(),
+        },
     }
 }
 
@@ -175,6 +188,9 @@ mod tests {
         }
         fn open(&self, sealed: &str) -> std::result::Result<String, String> {
             Ok(sealed[SEALED_PREFIX.len()..].chars().rev().collect())
+        }
+        fn search_term(&self, kind: &str, value: &str) -> String {
+            format!("{kind}:{value}")
         }
     }
 

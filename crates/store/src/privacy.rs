@@ -147,6 +147,12 @@ pub(crate) fn clear_events(id_list: &str) -> String {
     )
 }
 
+/// Deletes the search terms (the log's blind index) of events `$1` whose snapshots a purge
+/// clears.
+pub(crate) fn forget_search_terms(id_list: &str) -> String {
+    format!("DELETE FROM event_search_terms WHERE event_id IN {id_list}")
+}
+
 /// Where the walk goes next, from the rows a batch read.
 pub(crate) fn next_cursor(rows: &[(String, i64, bool)], limit: u32) -> Option<PurgeCursor> {
     if rows.len() < limit as usize {
@@ -156,6 +162,10 @@ pub(crate) fn next_cursor(rows: &[(String, i64, bool)], limit: u32) -> Option<Pu
 }
 
 // Erasure, `$1` the patient id as events carry it, `$2` now.
+
+/// An erased patient can no longer be found by name in the log.
+pub(crate) const ERASE_SEARCH_TERMS: &str = "DELETE FROM event_search_terms \
+    WHERE event_id IN (SELECT id FROM events WHERE patient_id = $1)";
 
 pub(crate) const ERASE_EVENTS: &str = "UPDATE events SET vars = '{}', purged_at = $2, \
     purge_reason = 'erasure' WHERE patient_id = $1 \

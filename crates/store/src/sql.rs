@@ -223,7 +223,13 @@ fn event_var(dialect: &str, name: &'static str) -> String {
     }
 }
 
-pub(crate) fn list_deliveries(f: &DeliveryFilter, dialect: &str) -> Result<Built> {
+/// `sealer` hashes the search's terms for the blind index (`event_search_terms`); without
+/// one, only plain snapshots are searched.
+pub(crate) fn list_deliveries(
+    f: &DeliveryFilter,
+    dialect: &str,
+    sealer: Option<&dyn crate::Sealer>,
+) -> Result<Built> {
     let mut b = Builder {
         sql: format!(
             "SELECT {DELIVERY_COLS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE TRUE"
@@ -256,8 +262,20 @@ pub(crate) fn list_deliveries(f: &DeliveryFilter, dialect: &str) -> Result<Built
         }
         if term.bytes().all(|c| c.is_ascii_digit()) {
             let p = b.arg(Arg::Text(term.to_owned()));
+            // A sealed snapshot's appointment id is found through the index.
+            let indexed = match sealer {
+                Some(s) => {
+                    let h = b.arg(Arg::Text(
+                        s.search_term(carehook_core::search::APPOINTMENT, term),
+                    ));
+                    format!(
+                        " OR e.id IN (SELECT event_id FROM event_search_terms WHERE term = {h})"
+                    )
+                }
+                None => String::new(),
+            };
             b.sql += &format!(
-                " AND ({} = {p} OR e.patient_id = {p})",
+                " AND ({} = {p} OR e.patient_id = {p}{indexed})",
                 event_var(dialect, "appointment_id"),
             );
         } else {
@@ -270,8 +288,26 @@ pub(crate) fn list_deliveries(f: &DeliveryFilter, dialect: &str) -> Result<Built
                 })
                 .collect();
             let p = b.arg(Arg::Text(format!("%{escaped}%")));
+            // Every word of the search among the event's hashed name words (sealed or not),
+            // or, for a plain snapshot, a part of the name.
+            let words = carehook_core::search::name_query_terms(term);
+            let indexed = match sealer {
+                Some(s) if !words.is_empty() => {
+                    let hashes: Vec<String> = words
+                        .iter()
+                        .map(|(kind, w)| b.arg(Arg::Text(s.search_term(kind, w))))
+                        .collect();
+                    let n = b.arg(Arg::Int(hashes.len() as i64));
+                    format!(
+                        " OR e.id IN (SELECT event_id FROM event_search_terms WHERE term IN ({}) \
+                         GROUP BY event_id HAVING count(*) = {n})",
+                        hashes.join(", ")
+                    )
+                }
+                _ => String::new(),
+            };
             b.sql += &format!(
-                " AND lower({}) LIKE {p} ESCAPE '\\'",
+                " AND (lower({}) LIKE {p} ESCAPE '\\'{indexed})",
                 event_var(dialect, "patient_name")
             );
         }

@@ -126,6 +126,15 @@ async fn write_events<D: Dialect>(
         .map(|&i| payload::stored_event(seal, &batch[i]))
         .collect();
     let inserted = D::insert_events(conn, batch, &plan.candidates, &stored).await?;
+    let terms: Vec<(&str, String)> = plan
+        .candidates
+        .iter()
+        .zip(&stored)
+        .map(|(&i, st)| (st, batch[i].id.to_string()))
+        .filter(|(_, id)| inserted.contains(id))
+        .flat_map(|(st, id)| st.terms.iter().map(move |t| (t.as_str(), id.clone())))
+        .collect();
+    insert_search_terms::<D>(conn, &terms).await?;
     // Keys that were already taken: find their first event and its deliveries.
     let taken = plan.taken_keys(batch, &inserted);
     let mut earlier = HashMap::new();
@@ -152,6 +161,29 @@ async fn write_events<D: Dialect>(
         plan.answers(batch, &inserted, &earlier)?,
         !deliveries.is_empty(),
     ))
+}
+
+/// Writes events' search terms (`(hashed term, event id)`), a bounded number of rows per
+/// statement.
+async fn insert_search_terms<D: Dialect>(
+    conn: &mut Conn<D>,
+    terms: &[(&str, String)],
+) -> Result<()> {
+    for chunk in terms.chunks(250) {
+        let mut sql = String::from("INSERT INTO event_search_terms (term, event_id) VALUES ");
+        let mut args = Vec::with_capacity(chunk.len() * 2);
+        for (n, (term, event)) in chunk.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql += &format!("(${}, ${})", 2 * n + 1, 2 * n + 2);
+            args.push(Arg::Text((*term).to_owned()));
+            args.push(Arg::Text(event.clone()));
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        D::execute(conn, &sql, args).await?;
+    }
+    Ok(())
 }
 
 /// Clinic record I/O inside one write transaction; see `records::change`.
@@ -564,7 +596,8 @@ impl<D: Dialect> LogStore for SqlStore<D> {
     }
 
     async fn list_deliveries(&self, f: DeliveryFilter) -> Result<Page<DeliveryRow>> {
-        let built = sql::list_deliveries(&f, D::NAME)?;
+        let seal = self.seal();
+        let built = sql::list_deliveries(&f, D::NAME, seal.sealer.as_deref())?;
         let ts: Vec<rows::DeliveryTuple> =
             D::fetch_all(&mut *self.reader().await?, &built.sql, built.args).await?;
         let items = ts
@@ -751,6 +784,7 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         scan: privacy::Stmt,
         clear: String,
+        forget: Option<String>,
         now: i64,
         limit: u32,
         dry_run: bool,
@@ -762,6 +796,9 @@ impl<D: Dialect> SqlStore<D> {
         let purged = if dry_run || ids.is_empty() {
             ids.len() as u64
         } else {
+            if let Some(forget) = &forget {
+                D::execute(&mut tx, forget, vec![Arg::Ids(ids.clone())]).await?;
+            }
             let args = vec![
                 Arg::Ids(ids),
                 Arg::Int(now),
@@ -789,7 +826,8 @@ impl<D: Dialect> PrivacyStore for SqlStore<D> {
     ) -> Result<PurgeStep> {
         let scan = privacy::scan_attempts(rules, &after, limit.max(1));
         let clear = privacy::clear_attempts(D::ID_LIST);
-        self.purge_step(scan, clear, now, limit, dry_run).await
+        self.purge_step(scan, clear, None, now, limit, dry_run)
+            .await
     }
 
     async fn purge_events(
@@ -802,7 +840,10 @@ impl<D: Dialect> PrivacyStore for SqlStore<D> {
     ) -> Result<PurgeStep> {
         let scan = privacy::scan_events(rules, &after, limit.max(1));
         let clear = privacy::clear_events(D::ID_LIST);
-        self.purge_step(scan, clear, now, limit, dry_run).await
+        // The snapshot goes, and with it what finds it by the patient's name.
+        let forget = privacy::forget_search_terms(D::ID_LIST);
+        self.purge_step(scan, clear, Some(forget), now, limit, dry_run)
+            .await
     }
 
     async fn erase_patient(&self, patient_id: &str, now: i64) -> Result<ErasureCounts> {
@@ -817,6 +858,7 @@ impl<D: Dialect> PrivacyStore for SqlStore<D> {
         .await?;
         counts.attempts =
             D::execute(&mut tx, privacy::ERASE_ATTEMPTS, args![patient_id, now]).await?;
+        D::execute(&mut tx, privacy::ERASE_SEARCH_TERMS, args![patient_id]).await?;
         counts.events = D::execute(&mut tx, privacy::ERASE_EVENTS, args![patient_id, now]).await?;
         if let Ok(record_id) = patient_id.parse::<i64>() {
             for (table, sql) in privacy::ERASE_RECORDS {

@@ -375,8 +375,10 @@ pub struct DeliveryFilter {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// A patient or appointment: digits match `appointment_id` or
-    /// `patient_id` exactly; other text is a case-insensitive part of
-    /// `patient_name`.
+    /// `patient_id` exactly; other text matches an event whose patient name
+    /// holds every word of it (through the blind index `event_search_terms`,
+    /// sealed snapshots too; see `carehook_core::search`), or, in a plain
+    /// snapshot, a case-insensitive part of `patient_name`.
     pub search: Option<String>,
 }
 

@@ -41,7 +41,8 @@ struct ListQuery {
     /// `next_cursor` of the previous page
     cursor: Option<String>,
     /// A patient or appointment: an id (digits) matches `appointment_id`
-    /// or `patient_id`; other text is part of `patient_name`
+    /// or `patient_id`; other text matches a patient name holding every
+    /// word of it (case and accents forgiven; sealed snapshots too)
     #[param(max_length = 200)]
     search: Option<String>,
 }

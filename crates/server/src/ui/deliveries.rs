@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::dashboard::status_class;
 use super::form::FormData;
 use super::session::{Admin, Posted};
-use super::{Page, UiError, UiState, html, show_time};
+use super::{Page, UiError, UiState, html};
 use crate::time::now_ms;
 
 pub fn router() -> Router<UiState> {
@@ -25,22 +25,35 @@ pub fn router() -> Router<UiState> {
         .route("/deliveries/{id}/retry", post(retry))
 }
 
-/// A time typed in a filter: `datetime-local` (read as UTC), RFC 3339 or
-/// unix milliseconds. Empty is none.
-fn parse_when(field: &str, text: &str) -> Result<Option<i64>, String> {
+/// A time typed in a filter: `datetime-local` or a date, read in the
+/// clinic's time zone (as the log shows times), RFC 3339 or unix
+/// milliseconds. Empty is none.
+fn parse_when(field: &str, text: &str, zone: chrono_tz::Tz) -> Result<Option<i64>, String> {
+    use chrono::TimeZone as _;
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
     }
+    // A local time skipped by a clock change reads as the hour after it.
+    let local = |n: chrono::NaiveDateTime| {
+        zone.from_local_datetime(&n)
+            .earliest()
+            .or_else(|| {
+                zone.from_local_datetime(&(n + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map_or_else(
+                || n.and_utc().timestamp_millis(),
+                |at| at.timestamp_millis(),
+            )
+    };
     for fmt in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(n) = chrono::NaiveDateTime::parse_from_str(t, fmt) {
-            return Ok(Some(n.and_utc().timestamp_millis()));
+            return Ok(Some(local(n)));
         }
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .map(|n| n.and_utc().timestamp_millis()));
+        return Ok(d.and_hms_opt(0, 0, 0).map(local));
     }
     crate::time::parse_time(t)
         .map(Some)
@@ -90,6 +103,8 @@ struct Row {
     appointment: String,
     webhook: String,
     event: String,
+    /// The event in words ("An appointment was booked").
+    event_human: &'static str,
     status: String,
     class: &'static str,
     attempts: i64,
@@ -106,7 +121,8 @@ struct LogPage {
     rows: Vec<Row>,
     next: Option<String>,
     webhooks: Vec<(WebhookId, String)>,
-    events: Vec<&'static str>,
+    /// (name, in words)
+    events: Vec<(&'static str, &'static str)>,
     /// The filters, to come back to after a retry.
     here: String,
     /// The clinic's time zone, as the times are shown.
@@ -167,14 +183,17 @@ async fn list(
             None => error = format!("Unknown event \"{}\".", f.event),
         }
     }
-    match (parse_when("From", &f.since), parse_when("To", &f.until)) {
+    let zone = super::clinic_zone(&state).await;
+    match (
+        parse_when("From", &f.since, zone),
+        parse_when("To", &f.until, zone),
+    ) {
         (Ok(since), Ok(until)) => {
             filter.since = since;
             filter.until = until;
         }
         (Err(e), _) | (_, Err(e)) => error = e,
     }
-    let zone = super::clinic_zone(&state).await;
     let retry_target = match (&filter.webhook_id, error.is_empty()) {
         (Some(id), true) => {
             let failed = state
@@ -216,16 +235,62 @@ async fn list(
             }
             Err(e) => return Err(UiError::internal(e)),
         };
-        let name = |id: WebhookId| {
-            webhooks
-                .iter()
-                .find(|(w, _)| *w == id)
-                .map_or_else(|| "(deleted)".to_string(), |(_, n)| n.clone())
-        };
-        // Each row's patient and appointment come from its event's
-        // snapshot: one read per event on the page (at most 50).
-        let mut about: std::collections::HashMap<EventId, (String, String)> = Default::default();
-        for d in &page.items {
+        let rows = log_rows(
+            &state,
+            &page.items,
+            &webhooks,
+            zone,
+            may_see_patient_data(&admin),
+        )
+        .await?;
+        (rows, page.next_cursor)
+    } else {
+        (Vec::new(), None)
+    };
+    let here = format!("/ui/deliveries?{}", f.query());
+    Ok(html(&LogPage {
+        page: Page::new(&state, &admin, "Delivery log", "deliveries"),
+        error,
+        rows,
+        next,
+        webhooks,
+        events: catalog::events()
+            .iter()
+            .map(|e| (e.name, e.description.trim_end_matches('.')))
+            .collect(),
+        here,
+        zone: zone.name().to_string(),
+        retry_target,
+        f,
+    }))
+}
+
+/// Whether this viewer may see who a delivery was about (patient names, appointment times).
+/// Every signed-in admin may, for now; roles (a viewer who may not see patient data) decide
+/// it here, and [`log_rows`] renders accordingly.
+fn may_see_patient_data(_admin: &Admin) -> bool {
+    true
+}
+
+/// The log's rows, as the viewer may see them: with `patient_data`, each row's patient and
+/// appointment from its event's snapshot (one read per event on the page, at most 50);
+/// without, no snapshot is read and the row names only the appointment's number.
+async fn log_rows(
+    state: &UiState,
+    items: &[carehook_store::DeliveryRow],
+    webhooks: &[(WebhookId, String)],
+    zone: chrono_tz::Tz,
+    patient_data: bool,
+) -> Result<Vec<Row>, UiError> {
+    let name = |id: WebhookId| {
+        webhooks
+            .iter()
+            .find(|(w, _)| *w == id)
+            .map_or_else(|| "(deleted)".to_string(), |(_, n)| n.clone())
+    };
+    let mut about: std::collections::HashMap<EventId, (String, String)> = Default::default();
+    if patient_data {
+        for d in items {
             if about.contains_key(&d.event_id) {
                 continue;
             }
@@ -239,21 +304,24 @@ async fn list(
                 .unwrap_or_default();
             about.insert(d.event_id, who_and_what(&vars));
         }
-        let now = now_ms();
-        let rows = page
-            .items
-            .iter()
-            .map(|d| Row {
+    }
+    let now = now_ms();
+    Ok(items
+        .iter()
+        .map(|d| {
+            let (patient, appointment) = about.get(&d.event_id).cloned().unwrap_or_default();
+            Row {
                 id: d.id,
                 created: super::When::new(d.created_at, now, zone),
-                patient: about
-                    .get(&d.event_id)
-                    .map_or_else(String::new, |a| a.0.clone()),
-                appointment: about
-                    .get(&d.event_id)
-                    .map_or_else(String::new, |a| a.1.clone()),
+                patient: if patient_data {
+                    patient
+                } else {
+                    "hidden".into()
+                },
+                appointment,
                 webhook: name(d.webhook_id),
                 event: d.event_type.clone(),
+                event_human: human_event(&d.event_type),
                 status: d.status.to_string(),
                 class: status_class(d.status),
                 attempts: d.attempts,
@@ -264,31 +332,21 @@ async fn list(
                         (None, None) => String::new(),
                     };
                     if d.status == DeliveryStatus::Pending && d.attempts > 0 {
-                        format!("{last}; next try {}", show_time(d.next_attempt_at))
+                        let next = super::When::new(d.next_attempt_at, now, zone);
+                        format!("{last}; next try {} ({})", next.local, next.ago)
                     } else {
                         last
                     }
                 },
                 test: d.is_test,
-            })
-            .collect();
-        (rows, page.next_cursor)
-    } else {
-        (Vec::new(), None)
-    };
-    let here = format!("/ui/deliveries?{}", f.query());
-    Ok(html(&LogPage {
-        page: Page::new(&state, &admin, "Delivery log", "deliveries"),
-        error,
-        rows,
-        next,
-        webhooks,
-        events: catalog::events().iter().map(|e| e.name).collect(),
-        here,
-        zone: zone.name().to_string(),
-        retry_target,
-        f,
-    }))
+            }
+        })
+        .collect())
+}
+
+/// An event's name in words, from the catalog; empty for one it does not know.
+fn human_event(name: &str) -> &'static str {
+    catalog::lookup(name).map_or("", |e| e.description.trim_end_matches('.'))
 }
 
 /// How many failed deliveries the bulk-retry count reads at most.
@@ -319,7 +377,7 @@ fn who_and_what(vars: &carehook_core::Vars) -> (String, String) {
 
 struct AttemptView {
     number: i64,
-    started: String,
+    started: super::When,
     duration_ms: i64,
     outcome: String,
     class: &'static str,
@@ -344,9 +402,12 @@ struct DetailPage {
     event_id: EventId,
     status: String,
     class: &'static str,
-    created: String,
-    next_attempt: String,
+    created: super::When,
+    next_attempt: Option<super::When>,
     test: bool,
+    /// Who and what the event was about, as the log's row says it.
+    patient: String,
+    appointment: String,
     data: Vec<(String, String)>,
     attempts: Vec<AttemptView>,
     /// Its number in its ordering key; empty for an unordered delivery.
@@ -382,16 +443,22 @@ async fn detail(
     let event = crate::service::events::get(&state.app, &admin.actor(), d.event_id)
         .await
         .ok();
+    let zone = super::clinic_zone(&state).await;
+    let now = now_ms();
     let webhook = store
         .get_webhook(d.webhook_id)
         .await
         .map_err(UiError::internal)?
         .map_or_else(|| "(deleted)".to_string(), |w| w.name);
+    let (patient, appointment) = match &event {
+        Some(e) if may_see_patient_data(&admin) => who_and_what(&e.vars),
+        _ => Default::default(),
+    };
     let attempts = attempts
         .iter()
         .map(|a| AttemptView {
             number: a.attempt_no,
-            started: show_time(a.started_at),
+            started: super::When::new(a.started_at, now, zone),
             duration_ms: a.duration_ms,
             outcome: a.outcome.to_string(),
             class: match a.outcome {
@@ -418,13 +485,12 @@ async fn detail(
         event_id: d.event_id,
         status: d.status.to_string(),
         class: status_class(d.status),
-        created: show_time(d.created_at),
-        next_attempt: if d.status == DeliveryStatus::Pending {
-            show_time(d.next_attempt_at)
-        } else {
-            String::new()
-        },
+        created: super::When::new(d.created_at, now, zone),
+        next_attempt: (d.status == DeliveryStatus::Pending)
+            .then(|| super::When::new(d.next_attempt_at, now, zone)),
         test: d.is_test,
+        patient,
+        appointment,
         data: event
             .map(|e| e.vars.into_iter().collect())
             .unwrap_or_default(),
@@ -455,7 +521,8 @@ async fn retry(
 async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
     let back = super::safe_next(form.get("back"));
-    let outcome = match parse_range(&form) {
+    let zone = super::clinic_zone(&state).await;
+    let outcome = match parse_range(&form, zone) {
         Ok((webhook, since, until)) => crate::service::webhooks::retry_failed(
             &state.app,
             &admin.actor(),
@@ -485,13 +552,13 @@ async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Re
     Ok(Redirect::to(&back).into_response())
 }
 
-fn parse_range(form: &FormData) -> Result<(WebhookId, i64, i64), String> {
+fn parse_range(form: &FormData, zone: chrono_tz::Tz) -> Result<(WebhookId, i64, i64), String> {
     let webhook = form
         .get("webhook_id")
         .and_then(|w| w.parse::<WebhookId>().ok())
         .ok_or("Choose the webhook whose failed deliveries to retry.")?;
-    let since = parse_when("From", form.get("since").unwrap_or(""))?.unwrap_or(0);
-    let until = parse_when("To", form.get("until").unwrap_or(""))?.unwrap_or(now_ms() + 1);
+    let since = parse_when("From", form.get("since").unwrap_or(""), zone)?.unwrap_or(0);
+    let until = parse_when("To", form.get("until").unwrap_or(""), zone)?.unwrap_or(now_ms() + 1);
     Ok((webhook, since, until))
 }
 
@@ -500,13 +567,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_times_read_as_utc() {
-        assert_eq!(parse_when("From", "").unwrap(), None);
+    fn filter_times_read_in_the_clinic_zone() {
+        let utc = chrono_tz::UTC;
+        assert_eq!(parse_when("From", "", utc).unwrap(), None);
         assert_eq!(
-            parse_when("From", "1970-01-01T00:01").unwrap(),
+            parse_when("From", "1970-01-01T00:01", utc).unwrap(),
             Some(60_000)
         );
-        assert_eq!(parse_when("From", "1970-01-02").unwrap(), Some(86_400_000));
-        assert!(parse_when("From", "yesterday").is_err());
+        assert_eq!(
+            parse_when("From", "1970-01-02", utc).unwrap(),
+            Some(86_400_000)
+        );
+        assert!(parse_when("From", "yesterday", utc).is_err());
+        // London is an hour ahead of UTC in summer: 10:00 there is 09:00 UTC.
+        let london = chrono_tz::Europe::London;
+        assert_eq!(
+            parse_when("From", "2026-07-01T10:00", london).unwrap(),
+            parse_when("From", "2026-07-01T09:00", utc).unwrap()
+        );
+        // 01:30 on the spring-forward night does not exist there: read as 02:30 (= 01:30 UTC).
+        assert_eq!(
+            parse_when("From", "2026-03-29T01:30", london).unwrap(),
+            parse_when("From", "2026-03-29T01:30", utc).unwrap()
+        );
     }
 }

@@ -20,6 +20,10 @@ impl FormData {
         FormData(form_urlencoded::parse(bytes).into_owned().collect())
     }
 
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> FormData {
+        FormData(pairs)
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

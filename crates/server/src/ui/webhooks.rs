@@ -151,6 +151,76 @@ struct PresetPage {
     fields: Vec<PresetField>,
     /// An error no field owns.
     error: String,
+    /// The preset's events by module: (module, human names).
+    events: Vec<(&'static str, Vec<&'static str>)>,
+    /// The request it makes, from what is typed (examples for the rest).
+    preview: Option<PreviewView>,
+    preview_error: String,
+    /// What patient data it sends, in words.
+    sends: &'static str,
+}
+
+impl PresetPage {
+    /// Advanced (the request as built) starts open when it holds the error.
+    fn advanced_open(&self) -> bool {
+        !self.error.is_empty()
+    }
+}
+
+/// A preset's events, grouped by module, by their human names.
+fn preset_events(preset: &Preset) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for name in preset.events {
+        let Some(e) = catalog::lookup(name) else {
+            continue;
+        };
+        let label = group_label(e.name);
+        let human = e.description.trim_end_matches('.');
+        match out.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, names)) => names.push(human),
+            None => out.push((label, vec![human])),
+        }
+    }
+    out
+}
+
+/// The request a preset form would make: what the admin typed, and each
+/// value not typed yet as its example (a secret as a mask), so the
+/// preview shows from the first look.
+fn preset_preview(preset: &'static Preset, f: &FormData, event: Option<&str>) -> Value {
+    let mut pairs = vec![
+        (
+            "name".to_string(),
+            f.get("name").unwrap_or(preset.name).to_string(),
+        ),
+        ("enabled".to_string(), "on".to_string()),
+    ];
+    for (input, label, _, example, secret) in preset_inputs(preset) {
+        let typed = f.text(&input);
+        let value = if !typed.trim().is_empty() {
+            typed
+        } else if !example.is_empty() {
+            example
+        } else if secret {
+            "********".to_string()
+        } else if input == "url" {
+            "https://receiver.example/hook".to_string()
+        } else {
+            format!("({label})")
+        };
+        pairs.push((input, value));
+    }
+    let filled = FormData::from_pairs(pairs);
+    let result = webhooks::spec_from_json(preset_body(preset, &filled))
+        .and_then(|spec| preview_json(spec, event))
+        .map_err(field_error);
+    match result {
+        Ok(mut v) => {
+            v["ok"] = true.into();
+            v
+        }
+        Err(e) => json!({"ok": false, "error": e}),
+    }
 }
 
 async fn new_page(
@@ -290,6 +360,7 @@ fn preset_page(
         .map(|(e, _)| e.message.clone())
         .collect::<Vec<_>>()
         .join(" ");
+    let preview = preset_preview(preset, f, None);
     PresetPage {
         page,
         preset,
@@ -298,6 +369,22 @@ fn preset_page(
         enabled: f.get("csrf").is_none() || f.checked("enabled"),
         fields,
         error,
+        events: preset_events(preset),
+        preview_error: if preview["ok"] == true {
+            String::new()
+        } else {
+            preview["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        },
+        preview: (preview["ok"] == true).then(|| preview_view(&preview)),
+        sends: match (preset.data_policy.identifying, preset.data_policy.phi) {
+            (false, false) => "no patient data",
+            (true, false) => "identifying patient data (names, contact details)",
+            (false, true) => "health information (phi)",
+            (true, true) => "identifying patient data and health information (phi)",
+        },
     }
 }
 
@@ -803,6 +890,13 @@ async fn save(
 /// clinic's values, or the first error with the slot it belongs in.
 async fn preview(State(state): State<UiState>, posted: Posted) -> Json<Value> {
     let form = &posted.form;
+    // The preset form (simple mode): its request, from the values typed so far.
+    if let Some(preset) = form.get("preset") {
+        return Json(match presets::lookup(preset) {
+            Some(p) => preset_preview(p, form, None),
+            None => json!({"ok": false, "error": FieldError::new("preset", "unknown preset")}),
+        });
+    }
     let has_secret = form
         .get("id")
         .and_then(|id| id.parse::<WebhookId>().ok())

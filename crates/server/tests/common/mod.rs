@@ -336,6 +336,20 @@ impl TestServer {
     /// will send nothing more — and returns the whole delivery log, newest first. What a test
     /// then asserts about the log (and about what a receiver got) is final.
     pub async fn settled(&self, timeout: Duration) -> Vec<Value> {
+        self.wait_log(timeout, "no delivery pending", |items| {
+            items.iter().all(|d| d["status"] != "pending")
+        })
+        .await
+    }
+
+    /// Polls the whole delivery log (newest first) until `pred` holds of it, and returns it;
+    /// panics after `timeout`, naming `what` was awaited.
+    pub async fn wait_log(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let (status, page) = self.get("/api/v1/deliveries?limit=1000").await;
@@ -345,11 +359,11 @@ impl TestServer {
                 page["next_cursor"].is_null(),
                 "more than one page of deliveries"
             );
-            if items.iter().all(|d| d["status"] != "pending") {
+            if pred(&items) {
                 return items;
             }
             if Instant::now() > deadline {
-                panic!("deliveries still pending after {timeout:?}: {items:#?}");
+                panic!("the log never showed {what} within {timeout:?}: {items:#?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
