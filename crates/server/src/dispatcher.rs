@@ -17,9 +17,10 @@
 //! Ordered deliveries (a webhook's `ordering_key`) need nothing of the
 //! schedule: a claim returns only the first pending delivery of a key (the
 //! store's rule, in its claim statement), so what this node holds is of
-//! distinct keys and goes out like any other work. The recorder wakes the
-//! loop once it has written the end of an ordered delivery, so the next one
-//! of its key is claimed at once rather than at the next poll.
+//! distinct keys and goes out like any other work. Once the recorder has
+//! written the end of an ordered delivery it tells the loop, which claims
+//! that webhook again when its queue runs low (at once if it is idle), so
+//! the next one of the key waits for no poll and costs no extra claim.
 //!
 //! Delivery is at-least-once: a crash leaves leases, which the next start
 //! of this node or a live node's sweep releases (`node`), and the
@@ -169,9 +170,33 @@ pub struct Dispatcher {
     record_tx: mpsc::UnboundedSender<Done>,
     record_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
-    /// The recorder wrote the end of an ordered delivery: the next of its key
-    /// is due now, so the loop looks for work at once (not at the next poll).
-    released: Arc<Notify>,
+    /// Webhooks whose ordered deliveries the recorder has ended: the next of
+    /// each key may be claimed now.
+    released: Arc<Released>,
+}
+
+/// What the recorder tells the loop about ordering keys it released.
+#[derive(Debug, Default)]
+struct Released {
+    webhooks: Mutex<HashSet<WebhookId>>,
+    notify: Notify,
+}
+
+impl Released {
+    fn add(&self, ids: HashSet<WebhookId>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.webhooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> HashSet<WebhookId> {
+        std::mem::take(&mut *self.webhooks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -193,7 +218,7 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
-    released: Arc<Notify>,
+    released: Arc<Released>,
 }
 
 impl Recorder {
@@ -229,7 +254,7 @@ impl Dispatcher {
             record_tx,
             record_rx: Arc::new(tokio::sync::Mutex::new(record_rx)),
             held: Held::default(),
-            released: Arc::new(Notify::new()),
+            released: Arc::default(),
         }
     }
 
@@ -523,8 +548,14 @@ impl Dispatcher {
                 _ = wake.changed() => {
                     look = true;
                 }
-                _ = self.released.notified() => {
-                    look = true;
+                _ = self.released.notify.notified() => {
+                    // The released keys' next deliveries: claimed by name when the
+                    // webhook's queue runs low (at once if it is idle), as more work
+                    // of a busy webhook is; a webhook this node no longer tracks is
+                    // looked for.
+                    for id in self.released.take() {
+                        look |= !schedule.may_have_more(id);
+                    }
                 }
                 _ = tokio::time::sleep(sleep) => {
                     look = look || timer_looks;
@@ -565,7 +596,7 @@ async fn record_loop(
     metrics: Arc<Metrics>,
     rx: &mut mpsc::UnboundedReceiver<Done>,
     held: Held,
-    released: Arc<Notify>,
+    released: Arc<Released>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -581,14 +612,16 @@ async fn record_loop(
         }
         metrics.attempts_recorded(batch.iter().map(|d| (d.webhook_id, &d.record, d.gave_up)));
         let mut gone = HashSet::new();
-        let mut keys_released = false;
+        let mut keys_released = HashSet::new();
         let records: Vec<AttemptRecord> = batch
             .drain(..)
             .map(|d| {
                 if d.gone {
                     gone.insert(d.webhook_id);
                 }
-                keys_released |= d.ordered && !matches!(d.record.next, DeliveryNext::RetryAt(_));
+                if d.ordered && !matches!(d.record.next, DeliveryNext::RetryAt(_)) {
+                    keys_released.insert(d.webhook_id);
+                }
                 d.record
             })
             .collect();
@@ -611,9 +644,7 @@ async fn record_loop(
                 held.remove(&r.delivery_id);
             }
         }
-        if keys_released {
-            released.notify_one();
-        }
+        released.add(keys_released);
         for id in gone {
             let reason = "the endpoint answered 410 Gone, so carehook disabled the webhook";
             let by = crate::domain::Actor::System("dispatcher: endpoint answered 410 Gone");

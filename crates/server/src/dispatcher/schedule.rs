@@ -337,6 +337,19 @@ impl<T> Schedule<T> {
         }
     }
 
+    /// The database may hold more of this webhook's work now (an ordering key
+    /// of it was released): claim it when its queue runs low. False if the
+    /// schedule does not know the webhook (look for it instead).
+    pub fn may_have_more(&mut self, webhook: WebhookId) -> bool {
+        match self.endpoints.get_mut(&webhook) {
+            Some(ep) => {
+                ep.more = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The webhooks this schedule knows (claims name them, with their wants).
     pub fn known(&self) -> impl Iterator<Item = WebhookId> + '_ {
         self.endpoints.keys().copied()

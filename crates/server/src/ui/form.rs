@@ -660,9 +660,10 @@ mod tests {
             "body": "a={{patient_name}}",
             "conditions": [{"variable": "appointment_status", "op": "in", "value": ["booked", "pending"]}],
             "timeout_ms": 5000, "retry": {"schedule": ["5s", "1m"], "max_attempts": 4, "max_age": "1d"},
-            "rate_limit": 2.5, "signing": false
+            "rate_limit": 2.5, "signing": false, "ordering_key": "{{patient_id}}"
         }));
         let editor = Editor::from_spec(&s, true);
+        assert_eq!(editor.ordering_key, "{{patient_id}}");
         assert_eq!(editor.events, ["kc_appointment_book", "kc_patient_add"]);
         let mut back = editor.to_spec().unwrap();
         assert_eq!(back.auth.secret(), Some(carehook_core::webhook::MASK));
@@ -706,6 +707,13 @@ mod tests {
         assert_eq!(patch["headers"], json!({"X-Old": null}));
         assert_eq!(patch["auth"]["name"], Value::Null);
         assert_eq!(patch["auth"]["type"], "bearer");
+        // An ordering key emptied in the form is taken off.
+        let keyed = spec(
+            json!({"name": "n", "events": ["*"], "url": "https://x.example/", "ordering_key": "{{patient_id}}"}),
+        );
+        let mut e = Editor::from_spec(&keyed, false);
+        e.ordering_key = " ".into();
+        assert_eq!(e.to_patch(&keyed).unwrap()["ordering_key"], Value::Null);
     }
 
     #[test]
@@ -717,6 +725,7 @@ mod tests {
         assert_eq!(anchor("retry.schedule[2]"), "retry");
         assert_eq!(anchor("webhook.body"), "body");
         assert_eq!(anchor("values.account_sid"), "values");
+        assert_eq!(anchor("ordering_key"), "ordering_key");
         assert_eq!(anchor(""), "form");
     }
 }
