@@ -136,6 +136,53 @@ impl LogPage {
     fn selected(&self, a: &str, b: &str) -> &'static str {
         if a == b { "selected" } else { "" }
     }
+
+    /// The filters in force, in words, for the folded filters' summary: the
+    /// fold stays closed so the results stay in view on a phone.
+    fn active_filters(&self) -> String {
+        let f = &self.f;
+        let mut on = Vec::new();
+        if !f.webhook_id.is_empty() {
+            let name = self
+                .webhooks
+                .iter()
+                .find(|(w, _)| w.to_string() == f.webhook_id)
+                .map_or("(deleted)", |(_, n)| n.as_str());
+            on.push(format!("webhook {name}"));
+        }
+        if !f.event.is_empty() {
+            let human = human_event(&f.event);
+            on.push(if human.is_empty() {
+                f.event.clone()
+            } else {
+                human.to_lowercase()
+            });
+        }
+        if !f.status.is_empty() {
+            on.push(f.status.clone());
+        }
+        if !f.since.is_empty() {
+            on.push(format!("from {}", f.since.replace('T', " ")));
+        }
+        if !f.until.is_empty() {
+            on.push(format!("to {}", f.until.replace('T', " ")));
+        }
+        on.join(", ")
+    }
+
+    /// How many rows this page shows, in words ("50+ deliveries" when there are more).
+    fn count(&self) -> String {
+        let n = self.rows.len();
+        format!(
+            "{n}{} deliver{}",
+            if self.next.is_some() { "+" } else { "" },
+            if n == 1 && self.next.is_none() {
+                "y"
+            } else {
+                "ies"
+            }
+        )
+    }
 }
 
 async fn webhook_names(state: &UiState) -> Result<Vec<(WebhookId, String)>, UiError> {
@@ -399,6 +446,7 @@ struct DetailPage {
     webhook_id: WebhookId,
     webhook: String,
     event: String,
+    event_human: &'static str,
     event_id: EventId,
     status: String,
     class: &'static str,
@@ -477,6 +525,7 @@ async fn detail(
         webhook_id: d.webhook_id,
         webhook,
         event: d.event_type.clone(),
+        event_human: human_event(&d.event_type),
         event_id: d.event_id,
         status: d.status.to_string(),
         class: status_class(d.status),

@@ -93,10 +93,18 @@ async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, Ui
         rows.push(Row {
             id: row.id,
             name: row.name.clone(),
+            // In words, as the editor names them.
             events: if spec.events.iter().any(|e| e == "*") {
                 "any event".into()
             } else {
-                spec.events.join(", ")
+                spec.events
+                    .iter()
+                    .map(|e| {
+                        catalog::lookup(e)
+                            .map_or(e.as_str(), |c| c.description.trim_end_matches('.'))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
             },
             host: host_of(&spec.url),
             enabled: row.enabled,
