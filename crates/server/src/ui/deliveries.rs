@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use carehook_core::catalog;
@@ -478,7 +478,7 @@ fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
 async fn detail(
     State(state): State<UiState>,
     admin: Admin,
-    Path(id): Path<DeliveryId>,
+    super::Id(id): super::Id<DeliveryId>,
 ) -> Result<Response, UiError> {
     let store = &state.app.store;
     // Reads of bodies and snapshots go through the service, which audits them.
@@ -544,7 +544,7 @@ async fn detail(
 
 async fn retry(
     State(state): State<UiState>,
-    Path(id): Path<DeliveryId>,
+    super::Id(id): super::Id<DeliveryId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     crate::service::deliveries::retry(&state.app, &posted.admin.actor(), id).await?;

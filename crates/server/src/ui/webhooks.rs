@@ -3,7 +3,7 @@
 //! (enable/disable, clone, delete, rotate the signing secret).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -257,9 +257,16 @@ async fn new_page(
 }
 
 fn preset_inputs(preset: &Preset) -> Vec<(String, String, String, String, bool)> {
+    // A value that is also the basic auth username (Twilio's Account SID) is asked once,
+    // as the username: the preset takes the value from it.
+    let username = match preset.auth {
+        PresetAuth::Basic { username_label, .. } => username_label,
+        _ => "",
+    };
     let mut out: Vec<(String, String, String, String, bool)> = preset
         .values
         .iter()
+        .filter(|v| v.key == "url" || !v.label.eq_ignore_ascii_case(username))
         .map(|v| {
             let input = if v.key == "url" {
                 "url".to_string()
@@ -307,6 +314,16 @@ fn preset_inputs(preset: &Preset) -> Vec<(String, String, String, String, bool)>
                 secret(&format!("auth_{field}"), label, *field != "client_id");
             }
         }
+    }
+    // The username asks with the help and example of the value it stands for.
+    if let Some(v) = preset
+        .values
+        .iter()
+        .find(|v| v.key != "url" && v.label.eq_ignore_ascii_case(username))
+        && let Some(u) = out.iter_mut().find(|i| i.0 == "auth_username")
+    {
+        u.2 = v.help.replace("; defaults to the auth username", "");
+        u.3 = v.example.to_string();
     }
     out
 }
@@ -830,7 +847,7 @@ impl EditPage {
 async fn edit_page(
     State(state): State<UiState>,
     admin: Admin,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
 ) -> Result<Response, UiError> {
     Ok(html(&edit_for(&state, &admin, id, None).await?))
 }
@@ -865,7 +882,7 @@ async fn edit_for(
 
 async fn save(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
@@ -947,7 +964,7 @@ fn back(form: &FormData, id: WebhookId) -> String {
 
 async fn toggle(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let on = posted.form.get("enabled") == Some("true");
@@ -971,7 +988,7 @@ async fn toggle(
 
 async fn clone(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::clone(&state.app, &posted.admin.actor(), id).await?;
@@ -980,7 +997,7 @@ async fn clone(
 
 async fn delete(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let name = webhooks::loaded(&state.app, id).await?.row.name.clone();
@@ -995,7 +1012,7 @@ async fn delete(
 
 async fn rotate(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::rotate_secret(&state.app, &posted.admin.actor(), id).await?;
@@ -1014,7 +1031,7 @@ async fn rotate(
 
 async fn test_send(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
