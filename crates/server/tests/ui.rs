@@ -1017,6 +1017,9 @@ async fn a_new_admin_follows_the_printed_instructions_at_desktop_and_phone_width
             ("api-reference", "/api/docs".to_string()),
         ];
         every_page_fits(&ui, width, &pages).await;
+        // A mistyped address is the not-found page, not a parser's message.
+        ui.go("/ui/webhooks/wh_nothing").await;
+        assert_eq!(ui.text("h1").await, "Not found");
         ui.go("/ui").await;
         ui.click(".logout button").await;
         ui.wait_text("h1", "the login", |t| t == "carehook").await;

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::session::Admin;
 use super::{Page, UiError, UiState, html};
-use crate::time::rfc3339;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
@@ -21,7 +20,7 @@ pub struct AuditQuery {
 
 struct Row {
     seq: i64,
-    at: String,
+    at: super::When,
     actor: String,
     client: String,
     action: String,
@@ -56,12 +55,14 @@ pub async fn page(
         },
     )
     .await?;
+    let zone = super::clinic_zone(&state).await;
+    let now = crate::time::now_ms();
     let rows = found
         .items
         .into_iter()
         .map(|r| Row {
             seq: r.seq,
-            at: rfc3339(r.at),
+            at: super::When::new(r.at, now, zone),
             actor: r.actor,
             client: r.client_addr.unwrap_or_else(|| "-".into()),
             action: r.action,

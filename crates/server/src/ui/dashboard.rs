@@ -8,7 +8,7 @@ use carehook_core::ids::WebhookId;
 use carehook_store::{DeliveryFilter, DeliveryRow, DeliveryStatus, MAX_PAGE};
 
 use super::session::Admin;
-use super::{Page, UiError, UiState, html, show_time};
+use super::{Page, UiError, UiState, html};
 use crate::time::now_ms;
 
 /// The share of deliveries that arrived, and beside it how many attempts
@@ -131,7 +131,11 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
                     .http_status
                     .map(|s| format!(" (HTTP {s})"))
                     .unwrap_or_default();
-                format!("{}{http} · {}", l.status, show_time(l.at))
+                format!(
+                    "{}{http} · {}",
+                    l.status,
+                    super::ago(crate::time::now_ms() - l.at)
+                )
             }),
         });
     }
@@ -242,5 +246,10 @@ pub fn describe_last(d: &DeliveryRow) -> String {
         .map(|s| format!(" (HTTP {s})"))
         .unwrap_or_default();
     let test = if d.is_test { ", test" } else { "" };
-    format!("{}{http}{test} · {}", d.status, show_time(d.updated_at))
+    // How long ago reads at a glance; the log has the exact time.
+    format!(
+        "{}{http}{test} · {}",
+        d.status,
+        super::ago(crate::time::now_ms() - d.updated_at)
+    )
 }

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use carehook_core::catalog;
@@ -135,6 +135,53 @@ struct LogPage {
 impl LogPage {
     fn selected(&self, a: &str, b: &str) -> &'static str {
         if a == b { "selected" } else { "" }
+    }
+
+    /// The filters in force, in words, for the folded filters' summary: the
+    /// fold stays closed so the results stay in view on a phone.
+    fn active_filters(&self) -> String {
+        let f = &self.f;
+        let mut on = Vec::new();
+        if !f.webhook_id.is_empty() {
+            let name = self
+                .webhooks
+                .iter()
+                .find(|(w, _)| w.to_string() == f.webhook_id)
+                .map_or("(deleted)", |(_, n)| n.as_str());
+            on.push(format!("webhook {name}"));
+        }
+        if !f.event.is_empty() {
+            let human = human_event(&f.event);
+            on.push(if human.is_empty() {
+                f.event.clone()
+            } else {
+                human.to_lowercase()
+            });
+        }
+        if !f.status.is_empty() {
+            on.push(f.status.clone());
+        }
+        if !f.since.is_empty() {
+            on.push(format!("from {}", f.since.replace('T', " ")));
+        }
+        if !f.until.is_empty() {
+            on.push(format!("to {}", f.until.replace('T', " ")));
+        }
+        on.join(", ")
+    }
+
+    /// How many rows this page shows, in words ("50+ deliveries" when there are more).
+    fn count(&self) -> String {
+        let n = self.rows.len();
+        format!(
+            "{n}{} deliver{}",
+            if self.next.is_some() { "+" } else { "" },
+            if n == 1 && self.next.is_none() {
+                "y"
+            } else {
+                "ies"
+            }
+        )
     }
 }
 
@@ -399,6 +446,7 @@ struct DetailPage {
     webhook_id: WebhookId,
     webhook: String,
     event: String,
+    event_human: &'static str,
     event_id: EventId,
     status: String,
     class: &'static str,
@@ -434,7 +482,7 @@ fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
 async fn detail(
     State(state): State<UiState>,
     admin: Admin,
-    Path(id): Path<DeliveryId>,
+    super::Id(id): super::Id<DeliveryId>,
 ) -> Result<Response, UiError> {
     let store = &state.app.store;
     // Reads of bodies and snapshots go through the service, which audits them.
@@ -482,6 +530,7 @@ async fn detail(
         webhook_id: d.webhook_id,
         webhook,
         event: d.event_type.clone(),
+        event_human: human_event(&d.event_type),
         event_id: d.event_id,
         status: d.status.to_string(),
         class: status_class(d.status),
@@ -508,7 +557,7 @@ async fn detail(
 
 async fn retry(
     State(state): State<UiState>,
-    Path(id): Path<DeliveryId>,
+    super::Id(id): super::Id<DeliveryId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     crate::service::deliveries::retry(&state.app, &posted.admin.actor(), id).await?;

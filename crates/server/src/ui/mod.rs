@@ -118,6 +118,30 @@ async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Respon
         .into_response()
 }
 
+/// An id in a page's path (`/ui/webhooks/{id}`): one that does not parse is a page that does
+/// not exist, shown as the not-found page, not as the path extractor's plain-text rejection.
+#[derive(Debug)]
+pub struct Id<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Id<T>
+where
+    S: Send + Sync,
+    T: std::str::FromStr + Send,
+{
+    type Rejection = UiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(text) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| UiError::NotFound)?;
+        text.parse().map(Id).map_err(|_| UiError::NotFound)
+    }
+}
+
 /// What the layout needs on every page.
 #[derive(Debug)]
 pub struct Page {

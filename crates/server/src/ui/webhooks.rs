@@ -3,7 +3,7 @@
 //! (enable/disable, clone, delete, rotate the signing secret).
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -93,10 +93,18 @@ async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, Ui
         rows.push(Row {
             id: row.id,
             name: row.name.clone(),
+            // In words, as the editor names them.
             events: if spec.events.iter().any(|e| e == "*") {
                 "any event".into()
             } else {
-                spec.events.join(", ")
+                spec.events
+                    .iter()
+                    .map(|e| {
+                        catalog::lookup(e)
+                            .map_or(e.as_str(), |c| c.description.trim_end_matches('.'))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
             },
             host: host_of(&spec.url),
             enabled: row.enabled,
@@ -249,9 +257,16 @@ async fn new_page(
 }
 
 fn preset_inputs(preset: &Preset) -> Vec<(String, String, String, String, bool)> {
+    // A value that is also the basic auth username (Twilio's Account SID) is asked once,
+    // as the username: the preset takes the value from it.
+    let username = match preset.auth {
+        PresetAuth::Basic { username_label, .. } => username_label,
+        _ => "",
+    };
     let mut out: Vec<(String, String, String, String, bool)> = preset
         .values
         .iter()
+        .filter(|v| v.key == "url" || !v.label.eq_ignore_ascii_case(username))
         .map(|v| {
             let input = if v.key == "url" {
                 "url".to_string()
@@ -299,6 +314,16 @@ fn preset_inputs(preset: &Preset) -> Vec<(String, String, String, String, bool)>
                 secret(&format!("auth_{field}"), label, *field != "client_id");
             }
         }
+    }
+    // The username asks with the help and example of the value it stands for.
+    if let Some(v) = preset
+        .values
+        .iter()
+        .find(|v| v.key != "url" && v.label.eq_ignore_ascii_case(username))
+        && let Some(u) = out.iter_mut().find(|i| i.0 == "auth_username")
+    {
+        u.2 = v.help.replace("; defaults to the auth username", "");
+        u.3 = v.example.to_string();
     }
     out
 }
@@ -824,7 +849,7 @@ impl EditPage {
 async fn edit_page(
     State(state): State<UiState>,
     admin: Admin,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
 ) -> Result<Response, UiError> {
     Ok(html(&edit_for(&state, &admin, id, None).await?))
 }
@@ -859,7 +884,7 @@ async fn edit_for(
 
 async fn save(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
@@ -941,7 +966,7 @@ fn back(form: &FormData, id: WebhookId) -> String {
 
 async fn toggle(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let on = posted.form.get("enabled") == Some("true");
@@ -965,7 +990,7 @@ async fn toggle(
 
 async fn clone(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::clone(&state.app, &posted.admin.actor(), id).await?;
@@ -974,7 +999,7 @@ async fn clone(
 
 async fn delete(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let name = webhooks::loaded(&state.app, id).await?.row.name.clone();
@@ -989,7 +1014,7 @@ async fn delete(
 
 async fn rotate(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::rotate_secret(&state.app, &posted.admin.actor(), id).await?;
@@ -1008,7 +1033,7 @@ async fn rotate(
 
 async fn test_send(
     State(state): State<UiState>,
-    Path(id): Path<WebhookId>,
+    super::Id(id): super::Id<WebhookId>,
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
