@@ -570,7 +570,9 @@ async fn fill_expired(url: &str, n: u64) -> anyhow::Result<()> {
                     webhook_id: webhook,
                     next_attempt_at: i64::MAX,
                     is_test: false,
+                    scheduled: None,
                 }],
+                reschedule: Vec::new(),
             });
             attempts.push(AttemptRecord {
                 delivery_id: delivery,

@@ -7,6 +7,7 @@
 //! - [`conditions`]: per-webhook filters evaluated against an event's variables.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`retry`]: when to try a failed delivery again, and when to stop.
+//! - [`schedule`]: scheduled webhooks (reminders): due times, and what a later event does.
 //! - [`webhook`]: a webhook as written, validated and compiled.
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
 //! - [`privacy`]: which patient data a webhook sends, its data policy, pseudonyms.
@@ -23,6 +24,7 @@ pub mod presets;
 pub mod privacy;
 pub mod pseudonym;
 pub mod retry;
+pub mod schedule;
 pub mod signing;
 pub mod template;
 pub mod webhook;

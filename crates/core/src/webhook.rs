@@ -482,6 +482,10 @@ pub struct WebhookSpec {
     /// Mutual TLS and extra trusted CAs for the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTls>,
+    /// Send each delivery at an offset from a date-and-time variable of its event (a
+    /// reminder 24 h before `appointment_start`) instead of at once; see docs/reminders.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// What the delivery log keeps of a webhook's payloads: request and response bodies, and the
@@ -816,6 +820,12 @@ impl WebhookSpec {
             policy
                 .validate()
                 .map_err(|m| ValidationError::new("data_policy.basis", m))?;
+        }
+
+        if let Some(schedule) = &self.schedule {
+            schedule
+                .validate(&scope)
+                .map_err(|e| ValidationError::new(e.field, e.message))?;
         }
 
         let condition_warnings = conditions::validate(&self.conditions, &scope)

@@ -231,6 +231,11 @@ macro_rules! embedded_migrations {
                 "oauth_tokens",
                 include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
             ),
+            (
+                9,
+                "scheduled",
+                include_str!(concat!("../migrations/", $dir, "/0009_scheduled.sql")),
+            ),
         ])
     };
 }

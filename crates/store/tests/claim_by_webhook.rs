@@ -58,8 +58,10 @@ async fn backlog(
                     webhook_id: w,
                     next_attempt_at: at + i,
                     is_test: false,
+                    scheduled: None,
                 })
                 .collect(),
+            reschedule: Vec::new(),
         })
         .collect();
     let mut out: HashMap<WebhookId, Vec<DeliveryId>> = HashMap::new();

@@ -106,9 +106,11 @@ impl RecordLogic for Logic {
                         webhook_id: w,
                         next_attempt_at: T,
                         is_test: false,
+                        scheduled: None,
                     })
                     .into_iter()
                     .collect(),
+                reschedule: Vec::new(),
             }],
             updates: vec![],
         })

@@ -46,7 +46,9 @@ async fn pending(store: &dyn Store, n: usize) -> HashSet<DeliveryId> {
                 webhook_id: w,
                 next_attempt_at: T,
                 is_test: false,
+                scheduled: None,
             }],
+            reschedule: Vec::new(),
         })
         .collect();
     let recorded = store.record_events(batch).await.unwrap();

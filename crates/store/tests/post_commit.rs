@@ -35,7 +35,9 @@ fn event(webhook: WebhookId) -> NewEvent {
             webhook_id: webhook,
             next_attempt_at: T,
             is_test: false,
+            scheduled: None,
         }],
+        reschedule: Vec::new(),
     }
 }
 

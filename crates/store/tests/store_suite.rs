@@ -85,8 +85,10 @@ fn event_of(event_type: &str, webhooks: &[WebhookId], at: i64, key: Option<&str>
                 webhook_id: w,
                 next_attempt_at: at,
                 is_test: false,
+                scheduled: None,
             })
             .collect(),
+        reschedule: Vec::new(),
     }
 }
 

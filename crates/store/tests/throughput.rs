@@ -56,7 +56,9 @@ async fn deliveries_per_second() {
                         webhook_id: w,
                         next_attempt_at: 1,
                         is_test: false,
+                        scheduled: None,
                     }],
+                    reschedule: Vec::new(),
                 })
                 .collect();
             store.record_events(batch).await.unwrap();

@@ -923,7 +923,9 @@ pub async fn test_send(
                 webhook_id: id,
                 next_attempt_at: i64::MAX,
                 is_test: true,
+                scheduled: None,
             }],
+            reschedule: Vec::new(),
         }])
         .await?;
     let r = done.record;

@@ -11,7 +11,7 @@ use carehook_core::ids::{DeliveryId, EventId, WebhookId};
 use carehook_store::{DeliveryFilter, DeliveryStatus};
 use serde::Deserialize;
 
-use super::dashboard::status_class;
+use super::dashboard::{status_class, status_label};
 use super::form::FormData;
 use super::session::{Admin, Posted};
 use super::{Page, UiError, UiState, html, show_time};
@@ -91,6 +91,8 @@ struct Row {
     webhook: String,
     event: String,
     status: String,
+    /// The status as shown (`superseded · not sent`).
+    label: &'static str,
     class: &'static str,
     attempts: i64,
     last: String,
@@ -255,6 +257,7 @@ async fn list(
                 webhook: name(d.webhook_id),
                 event: d.event_type.clone(),
                 status: d.status.to_string(),
+                label: status_label(d.status),
                 class: status_class(d.status),
                 attempts: d.attempts,
                 last: {
@@ -265,6 +268,9 @@ async fn list(
                     };
                     if d.status == DeliveryStatus::Pending && d.attempts > 0 {
                         format!("{last}; next try {}", show_time(d.next_attempt_at))
+                    } else if d.status == DeliveryStatus::Pending && d.next_attempt_at > now {
+                        // A scheduled delivery (reminder) waiting for its time.
+                        format!("scheduled for {}", show_time(d.next_attempt_at))
                     } else {
                         last
                     }
@@ -343,9 +349,12 @@ struct DetailPage {
     event: String,
     event_id: EventId,
     status: String,
+    label: &'static str,
     class: &'static str,
     created: String,
     next_attempt: String,
+    /// Why a superseded delivery was withdrawn.
+    withdrawn: String,
     test: bool,
     data: Vec<(String, String)>,
     attempts: Vec<AttemptView>,
@@ -412,8 +421,14 @@ async fn detail(
         event: d.event_type.clone(),
         event_id: d.event_id,
         status: d.status.to_string(),
+        label: status_label(d.status),
         class: status_class(d.status),
         created: show_time(d.created_at),
+        withdrawn: if d.status == DeliveryStatus::Superseded {
+            d.last_error.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
         next_attempt: if d.status == DeliveryStatus::Pending {
             show_time(d.next_attempt_at)
         } else {

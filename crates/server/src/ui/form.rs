@@ -90,6 +90,7 @@ pub fn anchor(field: &str) -> &'static str {
         "values" => "values",
         "data_policy" => "data_policy",
         "tls" => "tls",
+        "schedule" => "schedule",
         _ => "form",
     }
 }
@@ -136,6 +137,11 @@ pub struct Editor {
     pub oauth: OAuthInputs,
     /// Mutual TLS: certificates as PEM text; the key typed in this post only.
     pub tls: TlsInputs,
+    /// A scheduled webhook (reminder): the date-and-time variable counted from (empty: send
+    /// at once), the offset (`-24h`), and what to do when that time has passed.
+    pub schedule_at: String,
+    pub schedule_offset: String,
+    pub schedule_if_past: String,
 }
 
 /// The OAuth 2.0 inputs; the secrets are only what was typed in this post.
@@ -341,7 +347,33 @@ impl Editor {
                 .unwrap_or_default(),
             oauth,
             tls: TlsInputs::from_spec(spec.tls.as_ref()),
+            schedule_at: spec
+                .schedule
+                .as_ref()
+                .map(|s| s.at.clone())
+                .unwrap_or_default(),
+            schedule_offset: spec
+                .schedule
+                .as_ref()
+                .map(|s| s.offset.clone())
+                .unwrap_or_default(),
+            schedule_if_past: spec
+                .schedule
+                .as_ref()
+                .map(|s| s.if_past.as_str().to_string())
+                .unwrap_or_else(|| "skip".into()),
         }
+    }
+
+    /// The variables a schedule may count from: every date-and-time variable of the catalog
+    /// (the save checks that each subscribed event carries the one chosen).
+    pub fn schedule_choices(&self) -> Vec<&'static str> {
+        let mut names = carehook_core::catalog::variable_names();
+        names.retain(|n| {
+            carehook_core::catalog::variable(n)
+                .is_some_and(|v| v.ty == carehook_core::catalog::VarType::DateTime)
+        });
+        names
     }
 
     pub fn from_form(f: &FormData, has_secret: bool) -> Editor {
@@ -423,6 +455,9 @@ impl Editor {
                 expiry: String::new(),
                 expires_soon: false,
             },
+            schedule_at: f.text("schedule_at"),
+            schedule_offset: f.text("schedule_offset"),
+            schedule_if_past: f.text("schedule_if_past"),
         }
     }
 
@@ -560,6 +595,7 @@ impl Editor {
             "signing": self.signing,
             "accept_redirects": self.accept_redirects,
             "tls": self.tls.to_json(),
+            "schedule": self.schedule_json(),
         });
         if self.data_declared
             || self.data_identifying
@@ -582,6 +618,19 @@ impl Editor {
             }
         }
         Ok(spec)
+    }
+
+    /// The schedule as the API takes it; `null` (send at once) when no variable is chosen.
+    fn schedule_json(&self) -> Value {
+        let at = self.schedule_at.trim();
+        if at.is_empty() {
+            return Value::Null;
+        }
+        json!({
+            "at": at,
+            "offset": self.schedule_offset.trim(),
+            "if_past": if self.schedule_if_past == "send" { "send" } else { "skip" },
+        })
     }
 
     /// The spec, for a preview: the typed secret, or a stand-in for the
