@@ -614,7 +614,9 @@ async fn fill_expired(url: &str, n: u64) -> anyhow::Result<()> {
                     next_attempt_at: i64::MAX,
                     is_test: false,
                     ordering_key: None,
+                    scheduled: None,
                 }],
+                reschedule: Vec::new(),
             });
             attempts.push(AttemptRecord {
                 delivery_id: delivery,

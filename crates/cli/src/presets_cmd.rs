@@ -198,7 +198,8 @@ fn patient_data(p: &Preset) -> &'static str {
 fn integrations_markdown() -> Result<String> {
     let mut md = String::from(
         "# Integrations\n\n\
-         The user guide's 15 integrations, each a preset: carehook fills in everything but what is\n\
+         The user guide's 15 integrations and two appointment reminders (scheduled webhooks, see\n\
+         [reminders.md](reminders.md)), each a preset: carehook fills in everything but what is\n\
          yours (a URL, a key, an account id). This page is generated from the presets\n\
          (`CAREHOOK_UPDATE_DOCS=1 cargo test -p carehook-cli --lib integrations_doc`).\n\n\
          Create one with the API (or `carehook presets show ID` to see it first):\n\n\
@@ -214,7 +215,13 @@ fn integrations_markdown() -> Result<String> {
          `carehook webhooks test WEBHOOK_ID` (or `POST /api/v1/webhooks/{id}/test`).\n\n",
     );
     for p in presets::presets() {
-        md.push_str(&format!("## {}\n\n{}\n\n", p.integration, p.description));
+        // A reminder shares its service with a guide preset: its own name heads it.
+        let heading = if p.schedule.is_some() {
+            p.name
+        } else {
+            p.integration
+        };
+        md.push_str(&format!("## {heading}\n\n{}\n\n", p.description));
         md.push_str(&format!("- Preset: `{}`\n", p.id));
         let events = if p.events == ["*"] {
             "every event (`*`)".to_string()
@@ -230,6 +237,11 @@ fn integrations_markdown() -> Result<String> {
             md.push_str(&format!(", only when `{v}` {op} `{value}`"));
         }
         md.push('\n');
+        if let Some((at, offset)) = p.schedule {
+            md.push_str(&format!(
+                "- Sent at `{at}` {offset} (`schedule`); a time already past is skipped (`schedule.if_past`), a cancellation withdraws it, a move re-times it.\n"
+            ));
+        }
         for v in p.values {
             let key = if v.key == "url" {
                 "`url`".to_string()
@@ -349,7 +361,7 @@ mod tests {
         let mut buf = Vec::new();
         run(None, false, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert_eq!(text.lines().filter(|l| l.contains("_")).count(), 15);
+        assert_eq!(text.lines().filter(|l| l.contains("_")).count(), 17);
         let mut buf = Vec::new();
         run(Some("twilio_sms_confirmation"), false, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();

@@ -413,6 +413,7 @@ fn show_webhook(c: &Client, v: &Value) {
     .chain([
         vec!["events".into(), events_text(&v["events"])],
         vec!["auth".into(), cell(&v["auth"])],
+        vec!["schedule".into(), schedule_text(&v["schedule"])],
         vec!["data_policy".into(), data_policy_text(&v["data_policy"])],
         vec!["data_sent".into(), cell(&v["data_sent"]["variables"])],
     ])
@@ -427,6 +428,19 @@ fn show_webhook(c: &Client, v: &Value) {
     if let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) {
         println!("\nbody:\n{body}");
     }
+}
+
+/// `-24h from appointment_start (if past: skip)`, or that it sends at once.
+fn schedule_text(s: &Value) -> String {
+    if s.is_null() {
+        return "at once".into();
+    }
+    format!(
+        "{} from {} (if past: {})",
+        s["offset"].as_str().unwrap_or(""),
+        s["at"].as_str().unwrap_or(""),
+        s["if_past"].as_str().unwrap_or("skip")
+    )
 }
 
 /// `identifying, phi — basis`, or that none is declared.

@@ -687,6 +687,12 @@ static APPOINTMENT: Group = Group {
             "When the appointment ends (24 h)",
             "16:45",
         ),
+        var(
+            "appointment_start",
+            DateTime,
+            "When the appointment starts, as one instant: its date and start time in the clinic's time zone, with the UTC offset (what a reminder's schedule counts from)",
+            "2026-11-26T16:30:00+00:00",
+        ),
         one_of(
             "appointment_status",
             APPOINTMENT_STATUSES,

@@ -784,6 +784,24 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
     Ok(d)
 }
 
+/// A date (`YYYY-MM-DD`) and a time of day (`HH:MM`) read in time zone `tz`, as RFC 3339
+/// with the offset (`appointment_start`); empty if either does not read. A time that a
+/// daylight-saving change skips is read an hour later, as a wall clock would show it.
+pub fn local_instant(tz: chrono_tz::Tz, date: &str, time: &str) -> String {
+    let (Ok(d), Ok(t)) = (parse_date(date), parse_time(time)) else {
+        return String::new();
+    };
+    let local = d.and_time(t);
+    tz.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, false))
+        .unwrap_or_default()
+}
+
 pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(text, "%H:%M")
         .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
@@ -1050,6 +1068,10 @@ impl Local {
             .unwrap_or_else(|| t.format(DEFAULT_TIME_FORMAT).to_string())
     }
 
+    fn instant(&self, date: &str, time: &str) -> String {
+        local_instant(self.tz, date, time)
+    }
+
     fn date_time(&self, at: DateTime<Utc>) -> String {
         self.tz
             .from_utc_datetime(&at.naive_utc())
@@ -1122,6 +1144,10 @@ pub fn vars_for(event: &EventType, subject: &Subject<'_>, occasion: &Occasion<'_
         put("appointment_date", local.date(a.text("date")));
         put("appointment_start_time", local.time(a.text("start_time")));
         put("appointment_end_time", local.time(a.text("end_time")));
+        put(
+            "appointment_start",
+            local.instant(a.text("date"), a.text("start_time")),
+        );
         put("appointment_status", status.into());
         put("appointment_status_code", status_code(status).into());
         put("appointment_description", a.text("description").into());

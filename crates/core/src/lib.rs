@@ -7,6 +7,7 @@
 //! - [`conditions`]: per-webhook filters evaluated against an event's variables.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`retry`]: when to try a failed delivery again, and when to stop.
+//! - [`schedule`]: scheduled webhooks (reminders): due times, and what a later event does.
 //! - [`webhook`]: a webhook as written, validated and compiled.
 //! - [`ordering`]: ordering keys (deliveries of one key sent one at a time, in order).
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
@@ -26,6 +27,7 @@ pub mod presets;
 pub mod privacy;
 pub mod pseudonym;
 pub mod retry;
+pub mod schedule;
 pub mod search;
 pub mod signing;
 pub mod template;

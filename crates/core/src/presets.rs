@@ -88,6 +88,8 @@ pub struct Preset {
     /// The patient data this preset sends, which the webhook it makes
     /// declares as its `data_policy` (a test holds every preset to it).
     pub data_policy: PresetPolicy,
+    /// A reminder: `(at, offset)`, late ones skipped (see `crate::schedule`).
+    pub schedule: Option<(&'static str, &'static str)>,
 }
 
 /// What a preset's destination receives.
@@ -200,6 +202,7 @@ pub static PRESETS: &[Preset] = &[
         ],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "twilio_sms_confirmation",
@@ -238,6 +241,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         ],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "sendgrid_email_confirmation",
@@ -269,6 +273,85 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         values: &[],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
+    },
+    Preset {
+        id: "twilio_sms_reminder_24h",
+        name: "Twilio: SMS reminder 24 h before",
+        integration: "Twilio SMS",
+        description: "Texts the patient a reminder 24 hours before the appointment; a cancellation withdraws it and a move re-times it.",
+        notes: &[
+            "A scheduled webhook: each booking's text waits in the log as pending until 24 h before appointment_start (the appointment's date and start time in the clinic's time zone).",
+            "Cancelling or deleting the appointment withdraws the reminder (logged as superseded, never sent); an update that moves it schedules the reminder for the new time, with the new details.",
+            "An appointment booked less than 24 h ahead gets no reminder (the time has passed: skipped, logged as superseded); set schedule.if_past to send to text it at once instead.",
+            "Twilio needs the patient's number in E.164 form (+447700900123). The basic auth username is your Account SID, the password your Auth Token.",
+        ],
+        events: &["kc_appointment_book", "kc_appointment_update"],
+        method: "POST",
+        content_type: "form",
+        auth: PresetAuth::Basic { username_label: "Account SID", password_label: "Auth Token" },
+        url: "https://api.twilio.com/2010-04-01/Accounts/YOUR_ACCOUNT_SID/Messages.json",
+        headers: &[],
+        body: "To={{patient_contact_number}}
+From=YOUR_TWILIO_PHONE_NUMBER
+Body=Reminder: Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} at {{clinic_name}} is on {{appointment_date}} at {{appointment_start_time}}. To reschedule, call {{clinic_contact_number}}.",
+        conditions: &[("appointment_status", "ne", "cancelled")],
+        values: &[
+            PresetValue {
+                key: "account_sid",
+                token: "YOUR_ACCOUNT_SID",
+                label: "Account SID",
+                help: "Twilio Console → Account Info (starts with AC); defaults to the auth username",
+                example: "AC0123456789abcdef0123456789abcdef",
+            },
+            PresetValue {
+                key: "from_number",
+                token: "YOUR_TWILIO_PHONE_NUMBER",
+                label: "Your Twilio phone number",
+                help: "Twilio Console → Phone Numbers → Active numbers, in E.164 form",
+                example: "+15017122661",
+            },
+        ],
+        accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
+        schedule: Some(("appointment_start", "-24h")),
+    },
+    Preset {
+        id: "sendgrid_email_reminder_24h",
+        name: "SendGrid: e-mail reminder 24 h before",
+        integration: "SendGrid e-mail",
+        description: "E-mails the patient a reminder 24 hours before the appointment; a cancellation withdraws it and a move re-times it.",
+        notes: &[
+            "A scheduled webhook: each booking's e-mail waits in the log as pending until 24 h before appointment_start (the appointment's date and start time in the clinic's time zone).",
+            "Cancelling or deleting the appointment withdraws the reminder (logged as superseded, never sent); an update that moves it schedules the reminder for the new time, with the new details.",
+            "An appointment booked less than 24 h ahead gets no reminder (the time has passed: skipped, logged as superseded); set schedule.if_past to send to e-mail it at once instead.",
+            "The clinic's e-mail address must be a verified sender in SendGrid.",
+        ],
+        events: &["kc_appointment_book", "kc_appointment_update"],
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::Bearer { token_label: "SendGrid API key" },
+        url: "https://api.sendgrid.com/v3/mail/send",
+        headers: &[],
+        body: r#"{
+"personalizations": [{
+"to": [{"email": "{{patient_email}}", "name": "{{patient_name}}"}],
+"subject": "Reminder: your appointment on {{appointment_date}} - {{clinic_name}}"
+}],
+"from": {
+"email": "{{clinic_email}}",
+"name": "{{clinic_name}}"
+},
+"content": [{
+"type": "text/html",
+"value": "<h2>Appointment Reminder</h2><p>Dear {{patient_name}},</p><p>This is a reminder of your appointment with Dr. {{doctor_name}} on {{appointment_date}} at {{appointment_start_time}}.</p><p>Location: {{clinic_address}}</p><p>If you need to reschedule, please contact us at {{clinic_contact_number}}.</p><p>Best regards,<br>{{clinic_name}}</p>"
+}]
+}"#,
+        conditions: &[("appointment_status", "ne", "cancelled")],
+        values: &[],
+        accept_redirects: false,
+        data_policy: SENDS_IDENTIFYING,
+        schedule: Some(("appointment_start", "-24h")),
     },
     Preset {
         id: "teams_cancellation_alert",
@@ -306,6 +389,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "hubspot_patient_contact",
@@ -336,6 +420,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         values: &[],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "salesforce_lead_update",
@@ -384,6 +469,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         }],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "google_analytics_booking",
@@ -422,6 +508,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         }],
         accept_redirects: false,
         data_policy: SENDS_NO_PATIENT_DATA,
+        schedule: None,
     },
     Preset {
         id: "mixpanel_patient_journey",
@@ -461,6 +548,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         }],
         accept_redirects: false,
         data_policy: SENDS_NO_PATIENT_DATA,
+        schedule: None,
     },
     Preset {
         id: "zapier_any_event",
@@ -504,6 +592,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "make_payment_received",
@@ -542,6 +631,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "google_sheets_appointments",
@@ -576,6 +666,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: true,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "quickbooks_payment_sync",
@@ -631,6 +722,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         }],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "patient_portal_record",
@@ -660,6 +752,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
     Preset {
         id: "pharmacy_prescription",
@@ -695,6 +788,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING_AND_PHI,
+        schedule: None,
     },
     Preset {
         id: "discord_patient_updates",
@@ -733,6 +827,7 @@ Body=Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} is confirmed
         )],
         accept_redirects: false,
         data_policy: SENDS_IDENTIFYING,
+        schedule: None,
     },
 ];
 
@@ -868,7 +963,7 @@ pub fn build(
             continue;
         }
         let given = req.values.get(v.key).cloned().or_else(|| {
-            (v.key == "account_sid" && preset.id == "twilio_sms_confirmation")
+            (v.key == "account_sid" && preset.integration == "Twilio SMS")
                 .then(|| auth_username.clone())
                 .flatten()
         });
@@ -1043,7 +1138,10 @@ pub fn build(
     if preset.accept_redirects {
         spec["accept_redirects"] = Value::Bool(true);
     }
-    if let Some(key) = preset.ordering_key() {
+    // A reminder is sent at its own time: it takes no ordering key (see `WebhookSpec::validate`).
+    if let Some((at, offset)) = preset.schedule {
+        spec["schedule"] = json!({"at": at, "offset": offset, "if_past": "skip"});
+    } else if let Some(key) = preset.ordering_key() {
         spec["ordering_key"] = Value::from(key);
     }
     Ok(spec)
@@ -1100,10 +1198,14 @@ mod tests {
 
     #[test]
     fn there_is_one_preset_per_guide_integration() {
-        assert_eq!(PRESETS.len(), 15);
+        // The guide's 15, and the two reminders (issue 16).
+        assert_eq!(PRESETS.len(), 17);
         let mut ids: Vec<_> = PRESETS.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), 15);
+        assert_eq!(ids.len(), 17);
+        let reminders: Vec<_> = PRESETS.iter().filter(|p| p.schedule.is_some()).collect();
+        assert_eq!(reminders.len(), 2);
     }
 
     #[test]

@@ -493,6 +493,10 @@ pub struct WebhookSpec {
         schema(max_length = 200, example = "{{patient_id}}")
     )]
     pub ordering_key: Option<String>,
+    /// Send each delivery at an offset from a date-and-time variable of its event (a
+    /// reminder 24 h before `appointment_start`) instead of at once; see docs/reminders.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// What the delivery log keeps of a webhook's payloads: request and response bodies, and the
@@ -835,6 +839,19 @@ impl WebhookSpec {
             policy
                 .validate()
                 .map_err(|m| ValidationError::new("data_policy.basis", m))?;
+        }
+
+        if let Some(schedule) = &self.schedule {
+            schedule
+                .validate(&scope)
+                .map_err(|e| ValidationError::new(e.field, e.message))?;
+            // A reminder waiting for its time would hold back every later delivery of its key.
+            if self.ordering_key.is_some() {
+                return Err(ValidationError::new(
+                    "ordering_key",
+                    "a scheduled webhook sends each delivery at its own time, so it cannot also keep an ordering key: remove one of the two",
+                ));
+            }
         }
 
         let condition_warnings = conditions::validate(&self.conditions, &scope)

@@ -101,6 +101,10 @@ const RECORD_GATHER: Duration = Duration::from_millis(5);
 /// commit. A lone event (no look for this long) is claimed at once.
 const LOOK_GAP: Duration = Duration::from_millis(2);
 
+/// The least time between two reads of the next due time (`Store::next_due_after`): a
+/// stream of wake-ups costs at most one such read per gap.
+const DUE_CHECK_GAP: Duration = Duration::from_millis(20);
+
 /// How many retry times the loop keeps, to wake when they fall due.
 const TRACKED_RETRIES: usize = 4096;
 
@@ -429,6 +433,12 @@ impl Dispatcher {
         let mut last_look: Option<Instant> = None;
         // When queues were last checked for deliveries waiting too long.
         let mut last_stale_check = Instant::now();
+        // The earliest later due time in the store (a scheduled delivery, a retry another
+        // node scheduled), so an idle loop sleeps until then and not a whole poll; read again
+        // after a wake-up or a poll (`due_stale`), at most every DUE_CHECK_GAP.
+        let mut next_due: Option<i64> = None;
+        let mut due_stale = true;
+        let mut last_due_check: Option<Instant> = None;
 
         loop {
             if *shutdown.borrow() {
@@ -522,6 +532,40 @@ impl Dispatcher {
             if let Some(Reverse(at)) = retries.peek() {
                 sleep = sleep.min(Duration::from_millis((at - now) as u64));
             }
+            if due_stale && schedule.room() > 0 {
+                match last_due_check.map(|t| DUE_CHECK_GAP.saturating_sub(t.elapsed())) {
+                    Some(wait) if !wait.is_zero() => sleep = sleep.min(wait),
+                    _ => {
+                        last_due_check = Some(Instant::now());
+                        match self.store.next_due_after(now).await {
+                            Ok(at) => {
+                                next_due = at;
+                                due_stale = false;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not read the next due time; the poll will find it")
+                            }
+                        }
+                    }
+                }
+            }
+            let mut due_now = false;
+            if let Some(at) = next_due {
+                if at <= now {
+                    // Due: look for it now, and read the next one after.
+                    next_due = None;
+                    due_stale = true;
+                    due_now = true;
+                } else {
+                    sleep = sleep.min(Duration::from_millis((at - now) as u64));
+                }
+            }
+            if due_now {
+                look = true;
+                if schedule.room() > 0 {
+                    continue;
+                }
+            }
             let timer_looks = tick
                 .wake_at
                 .is_none_or(|at| at.saturating_sub(origin.elapsed()) >= sleep);
@@ -547,6 +591,7 @@ impl Dispatcher {
                 }
                 _ = wake.changed() => {
                     look = true;
+                    due_stale = true;
                 }
                 _ = self.released.notify.notified() => {
                     // The released keys' next deliveries: claimed by name when the
@@ -559,6 +604,7 @@ impl Dispatcher {
                 }
                 _ = tokio::time::sleep(sleep) => {
                     look = look || timer_looks;
+                    due_stale = due_stale || timer_looks;
                 }
                 _ = shutdown.changed() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -756,9 +802,11 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
     };
 
     // A stale delivery (a reminder for yesterday) is dropped, and logged so.
+    let born = age_origin(spec, &c);
     if let (Some(max_age), Some(max_age_ms)) = (spec.retry.max_age, limits.max_age_ms())
-        && started_at.saturating_sub(c.created_at) > max_age_ms
+        && started_at.saturating_sub(born) > max_age_ms
         && !c.is_test
+        && !(spec.schedule.is_some() && c.attempts == 0)
     {
         return fail(
             format!(
@@ -811,7 +859,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
             }
             match spec.retry.next_attempt(
                 attempt_no as u32,
-                from_ms(c.created_at),
+                from_ms(born),
                 from_ms(ended),
                 retry_after,
                 jitter_sample(),
@@ -928,6 +976,18 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
             next,
             store_bodies: spec.payloads.store_bodies,
         },
+    }
+}
+
+/// When a delivery's age (for `retry.max_age`) starts: its event's time, or for a scheduled
+/// webhook its due time, so a reminder booked weeks ahead is not stale when it falls due. (Its
+/// first attempt is never stale: it is on time by design.)
+fn age_origin(spec: &carehook_core::webhook::WebhookSpec, c: &Claimed) -> i64 {
+    match &spec.schedule {
+        Some(s) => s
+            .due_at(&c.vars)
+            .map_or(c.created_at, |due| due.max(c.created_at)),
+        None => c.created_at,
     }
 }
 

@@ -10,9 +10,13 @@
 use std::sync::Arc;
 
 use carehook_core::Vars;
+use carehook_core::catalog::Presence;
 use carehook_core::catalog::{self, EventType};
 use carehook_core::ids::{DeliveryId, EventId};
-use carehook_store::{NewDelivery, NewEvent, Recorded, Store};
+use carehook_core::schedule::{self, Effect, Planned, Schedule};
+use carehook_store::{
+    NewDelivery, NewEvent, Recorded, Reschedule, ScheduleChange, Scheduled, Store,
+};
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::{mpsc, oneshot};
 
@@ -191,14 +195,104 @@ pub fn match_deliveries(
         .snapshot()
         .values()
         .filter(|w| w.row.enabled && w.compiled.wants(event.name, vars))
-        .map(|w| NewDelivery {
-            id: DeliveryId::new(),
-            webhook_id: w.row.id,
-            next_attempt_at: now,
-            is_test: false,
-            ordering_key: w.compiled.ordering_key(vars),
+        .map(|w| {
+            let (next_attempt_at, scheduled) = match &w.compiled.spec.schedule {
+                None => (now, None),
+                Some(s) => scheduled_delivery(s, vars, now),
+            };
+            NewDelivery {
+                id: DeliveryId::new(),
+                webhook_id: w.row.id,
+                next_attempt_at,
+                is_test: false,
+                ordering_key: w.compiled.ordering_key(vars),
+                scheduled,
+            }
         })
         .collect();
     out.sort_by_key(|d| d.webhook_id);
     out
+}
+
+/// A scheduled webhook's new delivery: its due time, its appointment, and, if its time has
+/// passed and the webhook skips late ones, the reason it is written withdrawn.
+fn scheduled_delivery(s: &Schedule, vars: &Vars, now: i64) -> (i64, Option<Scheduled>) {
+    let appointment_id = schedule::appointment_of(vars).map(str::to_owned);
+    match s.plan(vars, now) {
+        Planned::At(t) => (
+            t,
+            Some(Scheduled {
+                appointment_id,
+                withdrawn: None,
+            }),
+        ),
+        Planned::Skip(why) => (
+            now,
+            Some(Scheduled {
+                appointment_id,
+                withdrawn: Some(why),
+            }),
+        ),
+    }
+}
+
+/// What an event does to the scheduled webhooks' deliveries still pending for its
+/// appointment (see `carehook_core::schedule::effect_on_pending`); `deliveries` are the
+/// event's own (from [`match_deliveries`]). Empty for an event without an appointment.
+pub fn reschedule_for(
+    registry: &Registry,
+    event: &EventType,
+    event_id: EventId,
+    vars: &Vars,
+    deliveries: &[NewDelivery],
+    now: i64,
+) -> Vec<Reschedule> {
+    let Some(appointment) = schedule::appointment_of(vars) else {
+        return Vec::new();
+    };
+    let event_id = event_id.to_string();
+    let mut out: Vec<Reschedule> = registry
+        .snapshot()
+        .values()
+        .filter_map(|w| {
+            let s = w.compiled.spec.schedule.as_ref()?;
+            // Only a webhook whose events carry an appointment has reminders tied to one.
+            if w.compiled.scope.presence(schedule::APPOINTMENT_KEY) == Presence::None {
+                return None;
+            }
+            let wanted = deliveries.iter().any(|d| d.webhook_id == w.row.id);
+            let change =
+                match schedule::effect_on_pending(s, event.name, &event_id, vars, wanted, now) {
+                    Effect::Withdraw(reason) => ScheduleChange::Withdraw(reason),
+                    Effect::Retime(at) => ScheduleChange::Retime(at),
+                    Effect::Keep => return None,
+                };
+            Some(Reschedule {
+                webhook_id: w.row.id,
+                appointment_id: appointment.to_owned(),
+                change,
+            })
+        })
+        .collect();
+    out.sort_by_key(|r| r.webhook_id);
+    out
+}
+
+/// Fills in `appointment_start` of a pushed appointment event that sent only the date and the
+/// start time: read in time zone `tz` (the clinic's, see `service::events::push`).
+pub fn fill_appointment_start(event: &EventType, vars: &mut Vars, tz: chrono_tz::Tz) {
+    const AT: &str = "appointment_start";
+    if !event.has_variable(AT) || vars.get(AT).is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    let (Some(date), Some(time)) = (
+        vars.get("appointment_date"),
+        vars.get("appointment_start_time"),
+    ) else {
+        return;
+    };
+    let at = carehook_core::clinic::local_instant(tz, date, time);
+    if !at.is_empty() {
+        vars.insert(AT.into(), at);
+    }
 }

@@ -460,6 +460,15 @@ fn expected(w: &World, event: &str) -> BTreeMap<String, String> {
             "appointment_end_time",
             s(if moved { "10:15" } else { "09:45" }),
         );
+        // The date and start time in the clinic's zone (Asia/Kolkata), as one instant.
+        v.insert(
+            "appointment_start",
+            s(if moved {
+                "2026-12-01T10:00:00+05:30"
+            } else {
+                "2026-12-01T09:30:00+05:30"
+            }),
+        );
         v.insert(
             "appointment_status",
             s(if checked_in { "check_in" } else { "booked" }),

@@ -246,6 +246,11 @@ macro_rules! embedded_migrations {
                 include_str!(concat!("../migrations/", $dir, "/0008_ordering_keys.sql")),
             ),
             (
+                9,
+                "scheduled",
+                include_str!(concat!("../migrations/", $dir, "/0009_scheduled.sql")),
+            ),
+            (
                 13,
                 "event_search_terms",
                 include_str!(concat!(

@@ -71,6 +71,7 @@ mod preload;
 mod privacy;
 mod records;
 mod rows;
+mod schedule;
 mod sql;
 mod sql_store;
 mod sqlite;
@@ -175,6 +176,10 @@ pub trait QueueStore: Send + Sync {
     /// The earliest time `claim_due` could return something: the earliest due time of an
     /// unleased pending delivery, or the earliest lease expiry. `None`: nothing pending.
     async fn next_due_at(&self) -> Result<Option<i64>>;
+    /// The earliest due time after `now` of a pending delivery no worker holds (a scheduled
+    /// delivery, a retry): an idle dispatcher sleeps until then, however long its poll.
+    /// `None`: nothing is due later. One index range (`deliveries_due`).
+    async fn next_due_after(&self, now: i64) -> Result<Option<i64>>;
     /// Changes whenever new deliveries may be due sooner than `next_due_at` said (recorded,
     /// retried, released). On PostgreSQL also when another node did so. Wait with `changed()`.
     fn watch_deliveries(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -86,6 +86,10 @@ pub(crate) const NEXT_DUE: &str = "SELECT \
     (SELECT min(lease_until) FROM deliveries \
         WHERE status = 'pending' AND lease_until IS NOT NULL)";
 
+/// `$1` now: the next due time after it, read from the `deliveries_due` partial index.
+pub(crate) const NEXT_DUE_AFTER: &str = "SELECT min(next_attempt_at) FROM deliveries \
+    WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at > $1";
+
 pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens (id, name, token_hash, created_at) \
     VALUES ($1, $2, $3, $4)";
 

@@ -21,6 +21,7 @@ use crate::payload::{self, Seal, Sealer, StoredAttempt, StoredEvent};
 use crate::privacy::{self, PurgeCursor, PurgeStep};
 use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, RecordTx, Target};
 use crate::rows::{self, earliest, to_json};
+use crate::schedule;
 use crate::sql::{self, Arg, args};
 use crate::stats::{self, QueueDepth, WebhookStats};
 use crate::types::*;
@@ -153,14 +154,32 @@ async fn write_events<D: Dialect>(
         earlier = batch::earlier_events(firsts, dels)?;
     }
     let deliveries = plan.deliveries(batch, &inserted);
-    if !deliveries.is_empty() {
-        let seqs = ordering::number::<D>(conn, &deliveries).await?;
-        D::insert_deliveries(conn, &deliveries, &seqs).await?;
+    let scheduling = deliveries.iter().any(|(d, _)| d.scheduled.is_some())
+        || batch.iter().any(|e| !e.reschedule.is_empty());
+    let mut woke = !deliveries.is_empty();
+    if !scheduling {
+        if !deliveries.is_empty() {
+            let seqs = ordering::number::<D>(conn, &deliveries).await?;
+            D::insert_deliveries(conn, &deliveries, &seqs).await?;
+        }
+    } else {
+        // Scheduled webhooks: event by event, so each event acts on the reminders written by
+        // the events before it (in this batch too) and not on its own.
+        for ev in batch
+            .iter()
+            .filter(|ev| inserted.contains(&ev.id.to_string()))
+        {
+            woke |= schedule::apply::<D>(conn, ev).await?;
+            let own: Vec<(&NewDelivery, &NewEvent)> =
+                ev.deliveries.iter().map(|d| (d, ev)).collect();
+            if !own.is_empty() {
+                let seqs = ordering::number::<D>(conn, &own).await?;
+                D::insert_deliveries(conn, &own, &seqs).await?;
+                schedule::mark::<D>(conn, ev).await?;
+            }
+        }
     }
-    Ok((
-        plan.answers(batch, &inserted, &earlier)?,
-        !deliveries.is_empty(),
-    ))
+    Ok((plan.answers(batch, &inserted, &earlier)?, woke))
 }
 
 /// Writes events' search terms (`(hashed term, event id)`), a bounded number of rows per
@@ -485,6 +504,12 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             D::fetch_optional(&mut *self.reader().await?, sql::NEXT_DUE, args![]).await?;
         let (due, lease) = one(row)?;
         Ok(earliest(due, lease))
+    }
+
+    async fn next_due_after(&self, now: i64) -> Result<Option<i64>> {
+        let row: Option<(Option<i64>,)> =
+            D::fetch_optional(&mut *self.reader().await?, sql::NEXT_DUE_AFTER, args![now]).await?;
+        Ok(one(row)?.0)
     }
 
     fn watch_deliveries(&self) -> watch::Receiver<u64> {

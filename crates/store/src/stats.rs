@@ -87,6 +87,8 @@ pub struct StatsWindow {
     pub pending: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Withdrawn before they were sent (scheduled deliveries): neither success nor failure.
+    pub superseded: u64,
     /// Attempts started in the window, by outcome.
     pub attempts_succeeded: u64,
     pub attempts_failed: u64,
@@ -148,6 +150,7 @@ pub(crate) fn assemble(
                 DeliveryStatus::Pending => w.pending = n,
                 DeliveryStatus::Succeeded => w.succeeded = n,
                 DeliveryStatus::Failed => w.failed = n,
+                DeliveryStatus::Superseded => w.superseded = n,
             }
         }
     }

@@ -42,17 +42,50 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
     pub created_at: i64,
     pub deliveries: Vec<NewDelivery>,
+    /// What this event does to scheduled webhooks' deliveries still pending for its
+    /// appointment; applied before its own deliveries are written, in batch order.
+    pub reschedule: Vec<Reschedule>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub id: DeliveryId,
     pub webhook_id: WebhookId,
+    /// Its due time: now, or a scheduled webhook's time.
     pub next_attempt_at: i64,
     pub is_test: bool,
     /// Its ordering key's id (`carehook_core::ordering::key_id`); `None`: unordered. The
     /// store numbers a key's deliveries 1, 2, 3… as it writes them.
     pub ordering_key: Option<String>,
+    /// Set for a scheduled webhook's delivery.
+    pub scheduled: Option<Scheduled>,
+}
+
+/// A scheduled webhook's delivery (see `carehook_core::schedule`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The event's appointment, by which a later event finds the delivery.
+    pub appointment_id: Option<String>,
+    /// Written already withdrawn (`superseded`, with this reason), never sent: its time had
+    /// passed and the webhook skips late deliveries.
+    pub withdrawn: Option<String>,
+}
+
+/// What an event does to one scheduled webhook's deliveries still pending for an appointment
+/// (leased ones, being sent right now, are left alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reschedule {
+    pub webhook_id: WebhookId,
+    pub appointment_id: String,
+    pub change: ScheduleChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleChange {
+    /// They end `superseded`, with this reason, never sent.
+    Withdraw(String),
+    /// Their due time moves here.
+    Retime(i64),
 }
 
 /// What `record_events` did with one `NewEvent`, in the order given.
@@ -189,6 +222,9 @@ pub enum DeliveryStatus {
     Pending,
     Succeeded,
     Failed,
+    /// Withdrawn before it was sent (a scheduled delivery whose appointment was cancelled or
+    /// moved, or whose time had passed); `last_error` says why. Not a failure.
+    Superseded,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -418,7 +454,12 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(DeliveryStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed" });
+text_enum!(DeliveryStatus {
+    Pending => "pending",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Superseded => "superseded",
+});
 text_enum!(PurgeReason {
     Retention => "retention",
     Erasure => "erasure",
@@ -441,6 +482,7 @@ mod tests {
             DeliveryStatus::Pending,
             DeliveryStatus::Succeeded,
             DeliveryStatus::Failed,
+            DeliveryStatus::Superseded,
         ] {
             assert_eq!(s.as_str().parse::<DeliveryStatus>().unwrap(), s);
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());

@@ -59,8 +59,10 @@ async fn backlog(
                     next_attempt_at: at + i,
                     is_test: false,
                     ordering_key: None,
+                    scheduled: None,
                 })
                 .collect(),
+            reschedule: Vec::new(),
         })
         .collect();
     let mut out: HashMap<WebhookId, Vec<DeliveryId>> = HashMap::new();

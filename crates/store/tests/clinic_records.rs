@@ -107,9 +107,11 @@ impl RecordLogic for Logic {
                         next_attempt_at: T,
                         is_test: false,
                         ordering_key: None,
+                        scheduled: None,
                     })
                     .into_iter()
                     .collect(),
+                reschedule: Vec::new(),
             }],
             updates: vec![],
         })

@@ -47,7 +47,9 @@ async fn pending(store: &dyn Store, n: usize) -> HashSet<DeliveryId> {
                 next_attempt_at: T,
                 is_test: false,
                 ordering_key: None,
+                scheduled: None,
             }],
+            reschedule: Vec::new(),
         })
         .collect();
     let recorded = store.record_events(batch).await.unwrap();

@@ -55,7 +55,9 @@ async fn events(
                 next_attempt_at: at + i as i64,
                 is_test: false,
                 ordering_key: key.map(str::to_string),
+                scheduled: None,
             }],
+            reschedule: Vec::new(),
         })
         .collect();
     store

@@ -36,7 +36,9 @@ fn event(webhook: WebhookId) -> NewEvent {
             next_attempt_at: T,
             is_test: false,
             ordering_key: None,
+            scheduled: None,
         }],
+        reschedule: Vec::new(),
     }
 }
 

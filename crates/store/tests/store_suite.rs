@@ -86,8 +86,10 @@ fn event_of(event_type: &str, webhooks: &[WebhookId], at: i64, key: Option<&str>
                 next_attempt_at: at,
                 is_test: false,
                 ordering_key: None,
+                scheduled: None,
             })
             .collect(),
+        reschedule: Vec::new(),
     }
 }
 

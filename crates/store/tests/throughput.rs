@@ -57,7 +57,9 @@ async fn deliveries_per_second() {
                         next_attempt_at: 1,
                         is_test: false,
                         ordering_key: None,
+                        scheduled: None,
                     }],
+                    reschedule: Vec::new(),
                 })
                 .collect();
             store.record_events(batch).await.unwrap();

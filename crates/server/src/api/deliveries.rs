@@ -27,7 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     webhook_id: Option<Uuid>,
-    /// pending, succeeded or failed
+    /// pending, succeeded, failed or superseded
+    #[param(value_type = Option<DeliveryStatusName>)]
     status: Option<String>,
     /// An event name (or alias)
     event: Option<String>,
@@ -47,6 +48,18 @@ struct ListQuery {
     search: Option<String>,
 }
 
+/// A delivery's status, as the API writes it. Only its schema is used (the fields are text).
+#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatusName {
+    Pending,
+    Succeeded,
+    Failed,
+    /// Withdrawn before it was sent (scheduled deliveries); not a failure.
+    Superseded,
+}
+
 /// What a delivery is, in a list and alone.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryFields {
@@ -55,7 +68,10 @@ pub struct DeliveryFields {
     pub webhook_id: Uuid,
     /// The event's name
     pub event: String,
-    /// pending, succeeded or failed
+    /// pending, succeeded, failed, or superseded (withdrawn before it was sent: a scheduled
+    /// delivery whose appointment was cancelled or moved, or whose time had passed;
+    /// `last_error` says why)
+    #[schema(value_type = DeliveryStatusName)]
     pub status: String,
     /// When a pending delivery is due (RFC 3339); null once it ended.
     pub next_attempt_at: Option<String>,
@@ -165,7 +181,7 @@ async fn list(
         Some(s) => Some(s.parse::<DeliveryStatus>().map_err(|_| {
             ApiError::invalid(
                 "status",
-                format!("status must be pending, succeeded or failed, not \"{s}\""),
+                format!("status must be pending, succeeded, failed or superseded, not \"{s}\""),
             )
         })?),
     };

@@ -378,6 +378,8 @@ struct DeliveryCounts {
     pending: u64,
     succeeded: u64,
     failed: u64,
+    /// Withdrawn before they were sent (scheduled deliveries); not failures.
+    superseded: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -391,7 +393,8 @@ struct AttemptCounts {
 #[derive(Debug, Serialize, ToSchema)]
 struct LastDeliveryView {
     delivery_id: Uuid,
-    /// pending, succeeded or failed
+    /// pending, succeeded, failed or superseded
+    #[schema(value_type = super::deliveries::DeliveryStatusName)]
     status: String,
     /// The HTTP status of its last answer, if there was one.
     http_status: Option<i64>,
@@ -421,6 +424,7 @@ async fn stats(
                     pending: w.pending,
                     succeeded: w.succeeded,
                     failed: w.failed,
+                    superseded: w.superseded,
                 },
                 attempts: AttemptCounts {
                     succeeded: w.attempts_succeeded,

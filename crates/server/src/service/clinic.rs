@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{Actor, Context, Error, Result};
-use crate::intake::match_deliveries;
+use crate::intake::{match_deliveries, reschedule_for};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::time::rfc3339;
@@ -376,6 +376,7 @@ impl RecordLogic for ChangeLogic<'_> {
                 },
             );
             let deliveries = match_deliveries(self.registry, event, &vars, now_ms);
+            let reschedule = reschedule_for(self.registry, event, id, &vars, &deliveries, now_ms);
             fired.events.push(NewEvent {
                 id,
                 event_type: event.name.to_string(),
@@ -383,6 +384,7 @@ impl RecordLogic for ChangeLogic<'_> {
                 idempotency_key: None,
                 created_at: now_ms,
                 deliveries,
+                reschedule,
             });
         }
         *self.fired.lock().unwrap_or_else(|e| e.into_inner()) = names;

@@ -5,7 +5,7 @@ use carehook_core::ids::EventId;
 use carehook_store::{EventRow, NewEvent, Page, Recorded};
 
 use super::{Actor, Context, Error, Result};
-use crate::intake::{match_deliveries, snapshot_from_data};
+use crate::intake::{fill_appointment_start, match_deliveries, reschedule_for, snapshot_from_data};
 use crate::time::now_ms;
 
 /// An event as a clinic system pushes it.
@@ -64,6 +64,22 @@ fn missing_variables(
         .collect()
 }
 
+/// The time zone of the event's clinic (`clinic_id`) as carehook keeps it, or UTC: how a
+/// pushed appointment's separate date and start time become `appointment_start`.
+async fn clinic_zone(ctx: &Context, vars: &carehook_core::Vars) -> chrono_tz::Tz {
+    let Some(id) = vars.get("clinic_id").and_then(|c| c.parse::<i64>().ok()) else {
+        return chrono_tz::UTC;
+    };
+    match ctx
+        .store
+        .get_record(carehook_core::clinic::Kind::Clinic, id)
+        .await
+    {
+        Ok(Some(c)) => c.text("timezone").parse().unwrap_or(chrono_tz::UTC),
+        _ => chrono_tz::UTC,
+    }
+}
+
 /// Records an event and its deliveries (one per webhook that wants it),
 /// durably; answers once committed.
 pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<Pushed> {
@@ -87,9 +103,14 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<Pushed> {
         ));
     }
     let id = EventId::new();
-    let vars = snapshot_from_data(event, id, &p.data)?;
+    let mut vars = snapshot_from_data(event, id, &p.data)?;
+    if event.has_variable("appointment_start") {
+        let zone = clinic_zone(ctx, &vars).await;
+        fill_appointment_start(event, &mut vars, zone);
+    }
     let now = now_ms();
     let deliveries = match_deliveries(&ctx.registry, event, &vars, now);
+    let reschedule = reschedule_for(&ctx.registry, event, id, &vars, &deliveries, now);
     let missing = missing_variables(ctx, &deliveries, &vars);
     let recorded = ctx
         .intake
@@ -100,6 +121,7 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<Pushed> {
             idempotency_key: p.idempotency_key,
             created_at: now,
             deliveries,
+            reschedule,
         })
         .await?;
     Ok(Pushed {

@@ -925,7 +925,9 @@ pub async fn test_send(
                 next_attempt_at: i64::MAX,
                 is_test: true,
                 ordering_key: None,
+                scheduled: None,
             }],
+            reschedule: Vec::new(),
         }])
         .await?;
     let r = done.record;

@@ -101,6 +101,9 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
                 buckets[i].2 += 1;
                 totals.2 += 1;
             }
+            // Withdrawn before sending (a cancelled appointment's reminder): neither a
+            // success nor a failure, so not on the chart.
+            DeliveryStatus::Superseded => {}
         }
     }
 
@@ -236,6 +239,15 @@ pub fn status_class(s: DeliveryStatus) -> &'static str {
         DeliveryStatus::Succeeded => "ok",
         DeliveryStatus::Failed => "bad",
         DeliveryStatus::Pending => "wait",
+        DeliveryStatus::Superseded => "off",
+    }
+}
+
+/// A status as the log shows it: `superseded` says what it means.
+pub fn status_label(s: DeliveryStatus) -> &'static str {
+    match s {
+        DeliveryStatus::Superseded => "superseded · not sent",
+        other => other.as_str(),
     }
 }
 

@@ -11,7 +11,7 @@ use carehook_core::ids::{DeliveryId, EventId, WebhookId};
 use carehook_store::{DeliveryFilter, DeliveryStatus};
 use serde::Deserialize;
 
-use super::dashboard::status_class;
+use super::dashboard::{status_class, status_label};
 use super::form::FormData;
 use super::session::{Admin, Posted};
 use super::{Page, UiError, UiState, html};
@@ -106,6 +106,8 @@ struct Row {
     /// The event in words ("An appointment was booked").
     event_human: &'static str,
     status: String,
+    /// The status as shown (`superseded · not sent`).
+    label: &'static str,
     class: &'static str,
     attempts: i64,
     last: String,
@@ -370,6 +372,7 @@ async fn log_rows(
                 event: d.event_type.clone(),
                 event_human: human_event(&d.event_type),
                 status: d.status.to_string(),
+                label: status_label(d.status),
                 class: status_class(d.status),
                 attempts: d.attempts,
                 last: {
@@ -381,6 +384,10 @@ async fn log_rows(
                     if d.status == DeliveryStatus::Pending && d.attempts > 0 {
                         let next = super::When::new(d.next_attempt_at, now, zone);
                         format!("{last}; next try {} ({})", next.local, next.ago)
+                    } else if d.status == DeliveryStatus::Pending && d.next_attempt_at > now {
+                        // A scheduled delivery (reminder) waiting for its time.
+                        let at = super::When::new(d.next_attempt_at, now, zone);
+                        format!("scheduled for {} ({})", at.local, at.ago)
                     } else {
                         last
                     }
@@ -449,9 +456,12 @@ struct DetailPage {
     event_human: &'static str,
     event_id: EventId,
     status: String,
+    label: &'static str,
     class: &'static str,
     created: super::When,
     next_attempt: Option<super::When>,
+    /// Why a superseded delivery was withdrawn.
+    withdrawn: String,
     test: bool,
     /// Who and what the event was about, as the log's row says it.
     patient: String,
@@ -533,10 +543,16 @@ async fn detail(
         event_human: human_event(&d.event_type),
         event_id: d.event_id,
         status: d.status.to_string(),
+        label: status_label(d.status),
         class: status_class(d.status),
         created: super::When::new(d.created_at, now, zone),
         next_attempt: (d.status == DeliveryStatus::Pending)
             .then(|| super::When::new(d.next_attempt_at, now, zone)),
+        withdrawn: if d.status == DeliveryStatus::Superseded {
+            d.last_error.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
         test: d.is_test,
         patient,
         appointment,

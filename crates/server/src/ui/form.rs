@@ -95,6 +95,7 @@ pub fn anchor(field: &str) -> &'static str {
         "data_policy" => "data_policy",
         "tls" => "tls",
         "ordering_key" => "ordering_key",
+        "schedule" => "schedule",
         _ => "form",
     }
 }
@@ -143,6 +144,11 @@ pub struct Editor {
     pub tls: TlsInputs,
     /// The ordering key template; empty: deliveries are unordered.
     pub ordering_key: String,
+    /// A scheduled webhook (reminder): the date-and-time variable counted from (empty: send
+    /// at once), the offset (`-24h`), and what to do when that time has passed.
+    pub schedule_at: String,
+    pub schedule_offset: String,
+    pub schedule_if_past: String,
 }
 
 /// The OAuth 2.0 inputs; the secrets are only what was typed in this post.
@@ -349,7 +355,33 @@ impl Editor {
             oauth,
             tls: TlsInputs::from_spec(spec.tls.as_ref()),
             ordering_key: spec.ordering_key.clone().unwrap_or_default(),
+            schedule_at: spec
+                .schedule
+                .as_ref()
+                .map(|s| s.at.clone())
+                .unwrap_or_default(),
+            schedule_offset: spec
+                .schedule
+                .as_ref()
+                .map(|s| s.offset.clone())
+                .unwrap_or_default(),
+            schedule_if_past: spec
+                .schedule
+                .as_ref()
+                .map(|s| s.if_past.as_str().to_string())
+                .unwrap_or_else(|| "skip".into()),
         }
+    }
+
+    /// The variables a schedule may count from: every date-and-time variable of the catalog
+    /// (the save checks that each subscribed event carries the one chosen).
+    pub fn schedule_choices(&self) -> Vec<&'static str> {
+        let mut names = carehook_core::catalog::variable_names();
+        names.retain(|n| {
+            carehook_core::catalog::variable(n)
+                .is_some_and(|v| v.ty == carehook_core::catalog::VarType::DateTime)
+        });
+        names
     }
 
     pub fn from_form(f: &FormData, has_secret: bool) -> Editor {
@@ -432,6 +464,9 @@ impl Editor {
                 expires_soon: false,
             },
             ordering_key: f.text("ordering_key"),
+            schedule_at: f.text("schedule_at"),
+            schedule_offset: f.text("schedule_offset"),
+            schedule_if_past: f.text("schedule_if_past"),
         }
     }
 
@@ -574,6 +609,7 @@ impl Editor {
                 "" => Value::Null,
                 t => Value::from(t),
             },
+            "schedule": self.schedule_json(),
         });
         if self.data_declared
             || self.data_identifying
@@ -596,6 +632,19 @@ impl Editor {
             }
         }
         Ok(spec)
+    }
+
+    /// The schedule as the API takes it; `null` (send at once) when no variable is chosen.
+    fn schedule_json(&self) -> Value {
+        let at = self.schedule_at.trim();
+        if at.is_empty() {
+            return Value::Null;
+        }
+        json!({
+            "at": at,
+            "offset": self.schedule_offset.trim(),
+            "if_past": if self.schedule_if_past == "send" { "send" } else { "skip" },
+        })
     }
 
     /// The spec, for a preview: the typed secret, or a stand-in for the
