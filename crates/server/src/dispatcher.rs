@@ -133,6 +133,18 @@ pub struct Done {
     /// spent, or the next one would be too late). The log calls the attempt
     /// failed; the metrics count it as `gave_up`.
     pub gave_up: bool,
+    /// The event the delivery carried, when its failures may raise
+    /// operational alerts: `None` for a test send, a delivery of an
+    /// operational event (no alert loops, see `alerts`), or one ended unsent.
+    pub alertable: Option<String>,
+}
+
+/// Whether a claimed delivery's failures may raise alerts, and its event.
+fn alertable(c: &Claimed) -> Option<String> {
+    let operational = c
+        .event_type
+        .starts_with(carehook_core::catalog::OPERATIONAL_PREFIX);
+    (!c.is_test && !operational).then(|| c.event_type.clone())
 }
 
 /// Deliveries this node claimed and has not yet recorded an outcome for.
@@ -158,6 +170,7 @@ pub struct Dispatcher {
     record_tx: mpsc::UnboundedSender<Done>,
     record_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
+    alerter: Option<crate::alerts::Alerter>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -179,12 +192,21 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
+    alerter: Option<crate::alerts::Alerter>,
 }
 
 impl Recorder {
     pub async fn run(self) {
         let mut rx = self.rx.lock().await;
-        record_loop(self.store, self.registry, self.metrics, &mut rx, self.held).await;
+        record_loop(
+            self.store,
+            self.registry,
+            self.metrics,
+            &mut rx,
+            self.held,
+            self.alerter,
+        )
+        .await;
     }
 }
 
@@ -206,7 +228,15 @@ impl Dispatcher {
             record_tx,
             record_rx: Arc::new(tokio::sync::Mutex::new(record_rx)),
             held: Held::default(),
+            alerter: None,
         }
+    }
+
+    /// Emits operational events (`carehook_*`) through `alerter` when a
+    /// delivery gives up, a webhook starts failing or a 410 disables it.
+    pub fn with_alerts(mut self, alerter: crate::alerts::Alerter) -> Self {
+        self.alerter = Some(alerter);
+        self
     }
 
     /// The recorder for this dispatcher's results; run it alongside.
@@ -217,6 +247,7 @@ impl Dispatcher {
             metrics: self.metrics.clone(),
             rx: self.record_rx.clone(),
             held: self.held.clone(),
+            alerter: self.alerter.clone(),
         }
     }
 
@@ -537,6 +568,7 @@ async fn record_loop(
     metrics: Arc<Metrics>,
     rx: &mut mpsc::UnboundedReceiver<Done>,
     held: Held,
+    alerter: Option<crate::alerts::Alerter>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -552,6 +584,31 @@ async fn record_loop(
         }
         metrics.attempts_recorded(batch.iter().map(|d| (d.webhook_id, &d.record, d.gave_up)));
         let mut gone = HashSet::new();
+        // Judged before the write, in attempt order; emitted after it (an alert never
+        // stands for an attempt the log lacks).
+        let now = now_ms();
+        let alerts: Vec<crate::alerts::Alert> = match &alerter {
+            Some(a) => batch
+                .iter()
+                .flat_map(|d| {
+                    a.judge(
+                        &crate::alerts::Finished {
+                            webhook: d.webhook_id,
+                            delivery: d.record.delivery_id,
+                            alertable: d.alertable.as_deref(),
+                            outcome: d.record.outcome,
+                            next: d.record.next,
+                            attempt_no: d.record.attempt_no,
+                            status: d.record.response_status,
+                            error: d.record.error.as_deref(),
+                            gone: d.gone,
+                        },
+                        now,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let records: Vec<AttemptRecord> = batch
             .drain(..)
             .map(|d| {
@@ -580,11 +637,28 @@ async fn record_loop(
                 held.remove(&r.delivery_id);
             }
         }
+        for alert in &alerts {
+            if let Some(a) = &alerter {
+                a.emit(alert).await;
+            }
+        }
         for id in gone {
             let reason = "the endpoint answered 410 Gone, so carehook disabled the webhook";
             let by = crate::domain::Actor::System("dispatcher: endpoint answered 410 Gone");
+            // Only the change from enabled is news (several 410s, or another node, may come first).
+            let was_enabled = registry.get(id).is_some_and(|w| w.row.enabled);
             match crate::registry::disable(&*store, &registry, &by, id, Some(reason.into())).await {
-                Ok(_) | Err(crate::domain::Error::NotFound(_)) => {}
+                Ok(w) => {
+                    if let Some(a) = alerter.as_ref().filter(|_| was_enabled) {
+                        let alert = crate::alerts::Alert::WebhookDisabled {
+                            webhook: id,
+                            name: w.row.name.clone(),
+                            reason: reason.into(),
+                        };
+                        a.emit(&alert).await;
+                    }
+                }
+                Err(crate::domain::Error::NotFound(_)) => {}
                 Err(e) => {
                     tracing::error!(webhook = %id, error = %e.message(), "could not disable webhook")
                 }
@@ -599,6 +673,7 @@ fn ended_without_sending(c: &Claimed, why: String) -> Done {
         webhook_id: c.webhook_id,
         gone: false,
         gave_up: false,
+        alertable: None,
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no: c.attempts + 1,
@@ -672,6 +747,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
         webhook_id: c.webhook_id,
         gone: false,
         gave_up: false,
+        alertable: alertable(&c),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no,
@@ -836,6 +912,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
         webhook_id: c.webhook_id,
         gone,
         gave_up,
+        alertable: alertable(&c),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no,

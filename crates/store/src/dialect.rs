@@ -231,6 +231,11 @@ macro_rules! embedded_migrations {
                 "oauth_tokens",
                 include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
             ),
+            (
+                10,
+                "events_by_type",
+                include_str!(concat!("../migrations/", $dir, "/0010_events_by_type.sql")),
+            ),
         ])
     };
 }
