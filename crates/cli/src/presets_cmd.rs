@@ -361,7 +361,10 @@ mod tests {
         let mut buf = Vec::new();
         run(None, false, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert_eq!(text.lines().filter(|l| l.contains("_")).count(), 17);
+        assert_eq!(
+            text.lines().filter(|l| l.contains("_")).count(),
+            carehook_core::presets::presets().len()
+        );
         let mut buf = Vec::new();
         run(Some("twilio_sms_confirmation"), false, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();

@@ -153,6 +153,13 @@ impl EventType {
         self.variable(name).is_some()
     }
 
+    /// An operational event (`carehook_*`): emitted by carehook itself about its own webhooks,
+    /// never by a clinic and never about a patient. `*` does not subscribe to these; a webhook
+    /// names them (see [`OPERATIONAL_PREFIX`]).
+    pub fn is_operational(&self) -> bool {
+        self.name.starts_with(OPERATIONAL_PREFIX)
+    }
+
     /// A complete sample snapshot of this event, for previews and test sends.
     pub fn example_vars(&self) -> Vars {
         let mut vars: Vars = self
@@ -164,9 +171,22 @@ impl EventType {
     }
 }
 
-/// All events, in catalog order.
+/// All events, in catalog order: the clinic's (`kc_*`), then carehook's operational ones.
 pub fn events() -> &'static [EventType] {
     EVENTS
+}
+
+/// How every operational event's name starts.
+pub const OPERATIONAL_PREFIX: &str = "carehook_";
+
+/// The clinic's events (`kc_*`): every event but the operational ones; what `*` means.
+pub fn clinic_events() -> impl Iterator<Item = &'static EventType> {
+    EVENTS.iter().filter(|e| !e.is_operational())
+}
+
+/// carehook's operational events (`carehook_*`), which carry no patient data.
+pub fn operational_events() -> impl Iterator<Item = &'static EventType> {
+    EVENTS.iter().filter(|e| e.is_operational())
 }
 
 /// The event named `name_or_alias`, by its canonical name or an alias.
@@ -265,8 +285,10 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Resolves event names and aliases. `"*"` anywhere means every event;
-    /// a name given twice (or by name and alias) counts once.
+    /// Resolves event names and aliases. `"*"` anywhere means every clinic
+    /// event (operational `carehook_*` events are only ever named: a webhook
+    /// built for patient events must not start getting alerts); a name given
+    /// twice (or by name and alias) counts once.
     pub fn new<S: AsRef<str>>(events: &[S]) -> Result<Scope, CatalogError> {
         if events.is_empty() {
             return Err(CatalogError::NoEvents);
@@ -295,7 +317,7 @@ impl Scope {
 
     pub fn all() -> Scope {
         Scope {
-            events: EVENTS.iter().collect(),
+            events: clinic_events().collect(),
             any: true,
         }
     }
@@ -904,6 +926,96 @@ const fn event(
     }
 }
 
+// ---------------------------------------------------------------------------
+// Operational events: carehook about itself (a webhook disabled, a delivery
+// given up, a webhook starting to fail, a secret rotated), so a person can be
+// alerted. They carry no patient value at all: only the webhook, the
+// delivery and the event *name* concerned, an HTTP status and a reason
+// written by carehook. Their own common variables are a separate group (the
+// clinic group's `current_user_id` may be a patient's id).
+// ---------------------------------------------------------------------------
+
+static OPERATIONAL_COMMON: Group = Group {
+    name: "carehook",
+    variables: &[
+        var(
+            "current_date_time",
+            DateTime,
+            "The date and time now in the clinic's time zone, with its UTC offset",
+            "2026-11-26T14:05:00+00:00",
+        ),
+        var(
+            "event_name",
+            Text,
+            "The name of the event, e.g. kc_appointment_book",
+            "carehook_webhook_disabled",
+        ),
+        var(
+            "event_id",
+            Text,
+            "carehook's unique id for this event; the same on every retry, so a receiver can skip duplicates",
+            "0193a1f2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        ),
+        var(
+            "at",
+            DateTime,
+            "When it happened (UTC, RFC 3339)",
+            "2026-11-26T03:12:00+00:00",
+        ),
+        var(
+            "webhook_id",
+            Text,
+            "The id of the webhook concerned",
+            "0193a1f2-0000-7000-8000-00000000beef",
+        ),
+        var(
+            "webhook_name",
+            Text,
+            "The name of the webhook concerned",
+            "Pharmacy: new prescription",
+        ),
+        var(
+            "reason",
+            Text,
+            "Why, in carehook's words (never a patient value)",
+            "the endpoint answered 410 Gone, so carehook disabled the webhook",
+        ),
+    ],
+};
+
+static OPERATIONAL_DELIVERY: Group = Group {
+    name: "carehook_delivery",
+    variables: &[
+        var(
+            "delivery_id",
+            Text,
+            "The id of the delivery concerned (its page in carehook's log)",
+            "0193a1f2-1111-7000-8000-0000000000aa",
+        ),
+        var(
+            "delivery_event",
+            Text,
+            "The name of the event the delivery carried (never its data)",
+            "kc_prescription_add",
+        ),
+        var(
+            "status_code",
+            Integer,
+            "The HTTP status of the last answer; empty when there was none (a timeout, a refused connection)",
+            "503",
+        ),
+        var(
+            "attempts",
+            Integer,
+            "How many attempts the delivery made",
+            "10",
+        ),
+    ],
+};
+
+const OPERATIONAL_WEBHOOK_GROUPS: &[&Group] = &[&OPERATIONAL_COMMON];
+const OPERATIONAL_DELIVERY_GROUPS: &[&Group] = &[&OPERATIONAL_COMMON, &OPERATIONAL_DELIVERY];
+
 static EVENTS: &[EventType] = &[
     event(
         "kc_appointment_book",
@@ -1076,6 +1188,26 @@ static EVENTS: &[EventType] = &[
         "A payment was received.",
         &[&COMMON, &CLINIC, &PATIENT, &BILL, &PAYMENT],
     ),
+    event(
+        "carehook_webhook_disabled",
+        "carehook disabled a webhook (its endpoint answered 410 Gone, or every delivery failed for days); `reason` says which.",
+        OPERATIONAL_WEBHOOK_GROUPS,
+    ),
+    event(
+        "carehook_delivery_failed",
+        "A delivery gave up: its attempts or its maximum age ran out, or its request could not be sent.",
+        OPERATIONAL_DELIVERY_GROUPS,
+    ),
+    event(
+        "carehook_webhook_failing",
+        "A webhook that was delivering started failing (at most one a hour per webhook).",
+        OPERATIONAL_DELIVERY_GROUPS,
+    ),
+    event(
+        "carehook_secret_rotated",
+        "A webhook's signing secret was rotated; the previous one keeps signing for 24 hours.",
+        OPERATIONAL_WEBHOOK_GROUPS,
+    ),
 ];
 
 #[cfg(test)]
@@ -1108,6 +1240,10 @@ mod tests {
         "kc_prescription_add",
         "kc_bill_add",
         "kc_payment_add",
+        "carehook_webhook_disabled",
+        "carehook_delivery_failed",
+        "carehook_webhook_failing",
+        "carehook_secret_rotated",
     ];
 
     const DESIGN_ALIASES: &[(&str, &str)] = &[
@@ -1390,7 +1526,8 @@ mod tests {
     fn scope_of_star_is_every_event() {
         let scope = Scope::new(&["kc_patient_add", "*"]).unwrap();
         assert!(scope.is_all());
-        assert_eq!(scope.events().len(), events().len());
+        assert_eq!(scope.events().len(), clinic_events().count());
+        assert!(!scope.includes("carehook_webhook_disabled"));
         assert!(scope.includes("kcpro_clinic_save"));
         assert_eq!(scope.presence("clinic_name"), Presence::All);
         assert_eq!(scope.presence("event_id"), Presence::All);
@@ -1515,5 +1652,35 @@ mod tests {
             "identifying"
         );
         assert!(json["groups"][0]["variables"][0].get("values").is_none());
+    }
+
+    #[test]
+    fn operational_events_carry_no_patient_data_and_star_leaves_them_out() {
+        let ops: Vec<&str> = operational_events().map(|e| e.name).collect();
+        assert_eq!(
+            ops,
+            [
+                "carehook_webhook_disabled",
+                "carehook_delivery_failed",
+                "carehook_webhook_failing",
+                "carehook_secret_rotated"
+            ]
+        );
+        for e in operational_events() {
+            for v in e.variables() {
+                assert_eq!(v.sensitivity, Sensitivity::None, "{}: {}", e.name, v.name);
+                assert!(!v.name.starts_with("patient_"), "{}", v.name);
+                assert_ne!(v.name, "current_user_id");
+            }
+            assert!(e.has_variable("webhook_id") && e.has_variable("reason"));
+            assert!(!Scope::all().includes(e.name));
+            assert!(Scope::new(&[e.name]).unwrap().includes(e.name));
+        }
+        assert!(
+            lookup("carehook_delivery_failed")
+                .unwrap()
+                .has_variable("status_code")
+        );
+        assert_eq!(clinic_events().count() + 4, events().len());
     }
 }

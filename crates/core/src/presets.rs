@@ -829,7 +829,177 @@ Body=Reminder: Hi {{patient_name}}, your appointment with Dr. {{doctor_name}} at
         data_policy: SENDS_IDENTIFYING,
         schedule: None,
     },
+    // --- Alerts: carehook's operational events to a person (docs/alerts.md) ---------------
+    Preset {
+        id: "slack_carehook_alerts",
+        name: "Slack: carehook alerts",
+        integration: "Slack",
+        description: "Tells a Slack channel when carehook disables a webhook, a delivery gives up, a webhook starts failing or a signing secret is rotated.",
+        notes: &[
+            "Alerts carry no patient data: the webhook, the event's name, an HTTP status and carehook's reason.",
+            "An alert is never about the webhook that carries it, and an alert that fails raises no further alert.",
+        ],
+        events: OPERATIONAL_EVENTS,
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"text": "⚠️ carehook: {{event_name}} for {{webhook_name}}",
+"blocks": [
+{
+"type": "section",
+"text": {
+"type": "mrkdwn",
+"text": "*{{event_name}}*\n*Webhook:* {{webhook_name}} ({{webhook_id}})\n*Why:* {{reason}}\n*At:* {{at}}"
+}
+}
+]
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Slack incoming webhook URL",
+            "Slack → your app → Incoming Webhooks → Add New Webhook to Workspace; pick the channel that should hear about problems",
+            "https://hooks.slack.com/services/T000/B000/XXXX",
+        )],
+        accept_redirects: false,
+        data_policy: SENDS_NO_PATIENT_DATA,
+        schedule: None,
+    },
+    Preset {
+        id: "teams_carehook_alerts",
+        name: "Microsoft Teams: carehook alerts",
+        integration: "Microsoft Teams",
+        description: "Tells a Teams channel when carehook disables a webhook, a delivery gives up, a webhook starts failing or a signing secret is rotated.",
+        notes: &[
+            "Alerts carry no patient data: the webhook, the event's name, an HTTP status and carehook's reason.",
+        ],
+        events: OPERATIONAL_EVENTS,
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"@type": "MessageCard",
+"@context": "https://schema.org/extensions",
+"summary": "carehook: {{event_name}}",
+"themeColor": "FFA500",
+"title": "⚠️ carehook: {{event_name}}",
+"sections": [{
+"facts": [
+{"name": "Webhook:", "value": "{{webhook_name}}"},
+{"name": "Why:", "value": "{{reason}}"},
+{"name": "At:", "value": "{{at}}"}
+]
+}]
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Teams incoming webhook URL",
+            "Teams → the channel → ⋯ → Workflows (or Connectors) → Incoming Webhook → copy the URL",
+            "https://example.webhook.office.com/webhookb2/abc",
+        )],
+        accept_redirects: false,
+        data_policy: SENDS_NO_PATIENT_DATA,
+        schedule: None,
+    },
+    Preset {
+        id: "discord_carehook_alerts",
+        name: "Discord: carehook alerts",
+        integration: "Discord",
+        description: "Tells a Discord channel when carehook disables a webhook, a delivery gives up, a webhook starts failing or a signing secret is rotated.",
+        notes: &[
+            "Alerts carry no patient data: the webhook, the event's name, an HTTP status and carehook's reason.",
+        ],
+        events: OPERATIONAL_EVENTS,
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::None,
+        url: "",
+        headers: &[],
+        body: r#"{
+"content": "⚠️ carehook: {{event_name}} for {{webhook_name}}",
+"embeds": [{
+"title": "{{webhook_name}}",
+"description": "{{reason}}",
+"color": 16753920,
+"timestamp": "{{at}}"
+}]
+}"#,
+        conditions: &[],
+        values: &[url_value(
+            "Discord webhook URL",
+            "Discord → Server settings → Integrations → Webhooks → New webhook → Copy webhook URL",
+            "https://discord.com/api/webhooks/123/abc",
+        )],
+        accept_redirects: false,
+        data_policy: SENDS_NO_PATIENT_DATA,
+        schedule: None,
+    },
+    Preset {
+        id: "sendgrid_carehook_alerts",
+        name: "SendGrid: e-mail carehook alerts",
+        integration: "SendGrid e-mail",
+        description: "E-mails a person when carehook disables a webhook, a delivery gives up, a webhook starts failing or a signing secret is rotated.",
+        notes: &[
+            "The sender address must be a verified sender in SendGrid.",
+            "Alerts carry no patient data: the webhook, the event's name, an HTTP status and carehook's reason.",
+        ],
+        events: OPERATIONAL_EVENTS,
+        method: "POST",
+        content_type: "json",
+        auth: PresetAuth::Bearer { token_label: "SendGrid API key" },
+        url: "https://api.sendgrid.com/v3/mail/send",
+        headers: &[],
+        body: r#"{
+"personalizations": [{
+"to": [{"email": "ALERT_TO_EMAIL"}],
+"subject": "carehook: {{event_name}} for {{webhook_name}}"
+}],
+"from": {"email": "ALERT_FROM_EMAIL", "name": "carehook"},
+"content": [{
+"type": "text/plain",
+"value": "{{event_name}}\n\nWebhook: {{webhook_name}} ({{webhook_id}})\nWhy: {{reason}}\nAt: {{at}}"
+}]
+}"#,
+        conditions: &[],
+        values: &[
+            PresetValue {
+                key: "to_email",
+                token: "ALERT_TO_EMAIL",
+                label: "Who gets the alerts",
+                help: "the e-mail address of the person (or list) on call for carehook",
+                example: "it@riversideclinic.example.com",
+            },
+            PresetValue {
+                key: "from_email",
+                token: "ALERT_FROM_EMAIL",
+                label: "Sender address",
+                help: "a verified sender in SendGrid (Settings → Sender Authentication)",
+                example: "carehook@riversideclinic.example.com",
+            },
+        ],
+        accept_redirects: false,
+        data_policy: SENDS_NO_PATIENT_DATA,
+        schedule: None,
+    },
 ];
+
+/// The events an alert preset subscribes to: every operational event.
+const OPERATIONAL_EVENTS: &[&str] = &[
+    "carehook_webhook_disabled",
+    "carehook_delivery_failed",
+    "carehook_webhook_failing",
+    "carehook_secret_rotated",
+];
+
+/// Whether a preset carries carehook's operational events (an alert preset) rather than
+/// the clinic's.
+pub fn is_alert_preset(p: &Preset) -> bool {
+    p.events.iter().all(|e| e.starts_with("carehook_"))
+}
 
 pub fn presets() -> &'static [Preset] {
     PRESETS
@@ -1198,14 +1368,26 @@ mod tests {
 
     #[test]
     fn there_is_one_preset_per_guide_integration() {
-        // The guide's 15, and the two reminders (issue 16).
-        assert_eq!(PRESETS.len(), 17);
+        // The guide's 15, the two reminders (issue 16) and the alert presets, each once.
+        let reminders: Vec<_> = PRESETS.iter().filter(|p| p.schedule.is_some()).collect();
+        assert_eq!(reminders.len(), 2);
+        let guide: Vec<_> = PRESETS
+            .iter()
+            .filter(|p| !is_alert_preset(p) && p.schedule.is_none())
+            .collect();
+        assert_eq!(guide.len(), 15);
         let mut ids: Vec<_> = PRESETS.iter().map(|p| p.id).collect();
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), 17);
-        let reminders: Vec<_> = PRESETS.iter().filter(|p| p.schedule.is_some()).collect();
-        assert_eq!(reminders.len(), 2);
+        assert_eq!(ids.len(), PRESETS.len());
+        let alerts: Vec<_> = PRESETS.iter().filter(|p| is_alert_preset(p)).collect();
+        assert_eq!(alerts.len(), 4);
+        for p in alerts {
+            assert_eq!(p.data_policy, SENDS_NO_PATIENT_DATA, "{}", p.id);
+            for e in crate::catalog::operational_events() {
+                assert!(p.events.contains(&e.name), "{} lacks {}", p.id, e.name);
+            }
+        }
     }
 
     #[test]

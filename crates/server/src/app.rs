@@ -113,6 +113,13 @@ pub async fn run(
     // the process ends (an error from `run`) if one keeps panicking.
     let (supervisor, mut fatal) = Supervisor::new(stop_rx.clone());
     let mut jobs = tokio::task::JoinSet::new();
+
+    // The writer ends once the API and the dispatcher are gone (every `Intake`
+    // dropped), so it is not waited for with the jobs. The dispatcher records
+    // operational events (`alerts`) through it too.
+    let (intake, writer) = Intake::new(store.clone(), metrics.clone());
+    tokio::spawn(supervisor.supervise("intake_writer", move || writer.clone().run()));
+    let alerter = crate::alerts::Alerter::new(intake.clone(), registry.clone());
     if let Some(config) = settings.dispatcher.clone() {
         // Before the first claim: free what this node's earlier run held.
         crate::node::start(&*store, &config.node).await?;
@@ -126,7 +133,8 @@ pub async fn run(
             outbound.clone(),
             config,
             metrics.clone(),
-        );
+        )
+        .with_alerts(alerter.clone());
         let recorder = dispatcher.recorder();
         jobs.spawn(supervisor.supervise("recorder", move || recorder.clone().run()));
         let stop = stop_rx.clone();
@@ -135,8 +143,15 @@ pub async fn run(
         );
         let (store, registry, stop) = (store.clone(), registry.clone(), stop_rx.clone());
         let window = settings.auto_disable_after;
+        let alerter = alerter.clone();
         jobs.spawn(supervisor.supervise("auto_disable", move || {
-            auto_disable_loop(store.clone(), registry.clone(), window, stop.clone())
+            auto_disable_loop(
+                store.clone(),
+                registry.clone(),
+                alerter.clone(),
+                window,
+                stop.clone(),
+            )
         }));
     }
     if let Some(config) = settings.retention.clone() {
@@ -153,10 +168,7 @@ pub async fn run(
         }));
     }
 
-    // The writer ends once the API is gone (every `Intake` dropped), so it
-    // is not waited for with the jobs.
-    let (intake, writer) = Intake::new(store.clone(), metrics.clone());
-    tokio::spawn(supervisor.supervise("intake_writer", move || writer.clone().run()));
+    drop(alerter);
 
     let state = AppState(Arc::new(Shared {
         store: store.clone(),
@@ -168,6 +180,7 @@ pub async fn run(
         token_touches: Default::default(),
         metrics_on_api: settings.metrics_listen.is_none(),
         tasks: supervisor.board.clone(),
+        retention_default_days: settings.retention.as_ref().map(|r| r.default_days),
     }));
 
     if let Some(addr) = settings.metrics_listen {
@@ -277,6 +290,7 @@ async fn refresh_loop(
 async fn auto_disable_loop(
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    alerter: crate::alerts::Alerter,
     window: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -291,8 +305,18 @@ async fn auto_disable_loop(
                         carehook_core::retry::format_duration(window)
                     );
                     let by = crate::domain::Actor::System("auto-disable");
-                    let _ =
-                        crate::registry::disable(&*store, &registry, &by, id, Some(reason)).await;
+                    let was_enabled = registry.get(id).is_none_or(|w| w.row.enabled);
+                    let disabled =
+                        crate::registry::disable(&*store, &registry, &by, id, Some(reason.clone()))
+                            .await;
+                    if let (Ok(w), true) = (disabled, was_enabled) {
+                        let alert = crate::alerts::Alert::WebhookDisabled {
+                            webhook: id,
+                            name: w.row.name.clone(),
+                            reason,
+                        };
+                        alerter.emit(&alert).await;
+                    }
                 }
                 let _ = registry.refresh(&*store).await;
             }

@@ -149,6 +149,18 @@ pub struct Done {
     /// The delivery has an ordering key: once its end is recorded, the next
     /// delivery of the key may be claimed.
     pub ordered: bool,
+    /// The event the delivery carried, when its failures may raise
+    /// operational alerts: `None` for a test send, a delivery of an
+    /// operational event (no alert loops, see `alerts`), or one ended unsent.
+    pub alertable: Option<String>,
+}
+
+/// Whether a claimed delivery's failures may raise alerts, and its event.
+fn alertable(c: &Claimed) -> Option<String> {
+    let operational = c
+        .event_type
+        .starts_with(carehook_core::catalog::OPERATIONAL_PREFIX);
+    (!c.is_test && !operational).then(|| c.event_type.clone())
 }
 
 /// Deliveries this node claimed and has not yet recorded an outcome for.
@@ -177,6 +189,7 @@ pub struct Dispatcher {
     /// Webhooks whose ordered deliveries the recorder has ended: the next of
     /// each key may be claimed now.
     released: Arc<Released>,
+    alerter: Option<crate::alerts::Alerter>,
 }
 
 /// What the recorder tells the loop about ordering keys it released.
@@ -223,6 +236,7 @@ pub struct Recorder {
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Done>>>,
     held: Held,
     released: Arc<Released>,
+    alerter: Option<crate::alerts::Alerter>,
 }
 
 impl Recorder {
@@ -235,6 +249,7 @@ impl Recorder {
             &mut rx,
             self.held,
             self.released,
+            self.alerter,
         )
         .await;
     }
@@ -259,7 +274,15 @@ impl Dispatcher {
             record_rx: Arc::new(tokio::sync::Mutex::new(record_rx)),
             held: Held::default(),
             released: Arc::default(),
+            alerter: None,
         }
+    }
+
+    /// Emits operational events (`carehook_*`) through `alerter` when a
+    /// delivery gives up, a webhook starts failing or a 410 disables it.
+    pub fn with_alerts(mut self, alerter: crate::alerts::Alerter) -> Self {
+        self.alerter = Some(alerter);
+        self
     }
 
     /// The recorder for this dispatcher's results; run it alongside.
@@ -271,6 +294,7 @@ impl Dispatcher {
             rx: self.record_rx.clone(),
             held: self.held.clone(),
             released: self.released.clone(),
+            alerter: self.alerter.clone(),
         }
     }
 
@@ -643,6 +667,7 @@ async fn record_loop(
     rx: &mut mpsc::UnboundedReceiver<Done>,
     held: Held,
     released: Arc<Released>,
+    alerter: Option<crate::alerts::Alerter>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -659,6 +684,31 @@ async fn record_loop(
         metrics.attempts_recorded(batch.iter().map(|d| (d.webhook_id, &d.record, d.gave_up)));
         let mut gone = HashSet::new();
         let mut keys_released = HashSet::new();
+        // Judged before the write, in attempt order; emitted after it (an alert never
+        // stands for an attempt the log lacks).
+        let now = now_ms();
+        let alerts: Vec<crate::alerts::Alert> = match &alerter {
+            Some(a) => batch
+                .iter()
+                .flat_map(|d| {
+                    a.judge(
+                        &crate::alerts::Finished {
+                            webhook: d.webhook_id,
+                            delivery: d.record.delivery_id,
+                            alertable: d.alertable.as_deref(),
+                            outcome: d.record.outcome,
+                            next: d.record.next,
+                            attempt_no: d.record.attempt_no,
+                            status: d.record.response_status,
+                            error: d.record.error.as_deref(),
+                            gone: d.gone,
+                        },
+                        now,
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let records: Vec<AttemptRecord> = batch
             .drain(..)
             .map(|d| {
@@ -691,11 +741,28 @@ async fn record_loop(
             }
         }
         released.add(keys_released);
+        for alert in &alerts {
+            if let Some(a) = &alerter {
+                a.emit(alert).await;
+            }
+        }
         for id in gone {
             let reason = "the endpoint answered 410 Gone, so carehook disabled the webhook";
             let by = crate::domain::Actor::System("dispatcher: endpoint answered 410 Gone");
+            // Only the change from enabled is news (several 410s, or another node, may come first).
+            let was_enabled = registry.get(id).is_some_and(|w| w.row.enabled);
             match crate::registry::disable(&*store, &registry, &by, id, Some(reason.into())).await {
-                Ok(_) | Err(crate::domain::Error::NotFound(_)) => {}
+                Ok(w) => {
+                    if let Some(a) = alerter.as_ref().filter(|_| was_enabled) {
+                        let alert = crate::alerts::Alert::WebhookDisabled {
+                            webhook: id,
+                            name: w.row.name.clone(),
+                            reason: reason.into(),
+                        };
+                        a.emit(&alert).await;
+                    }
+                }
+                Err(crate::domain::Error::NotFound(_)) => {}
                 Err(e) => {
                     tracing::error!(webhook = %id, error = %e.message(), "could not disable webhook")
                 }
@@ -711,6 +778,7 @@ fn ended_without_sending(c: &Claimed, why: String) -> Done {
         gone: false,
         gave_up: false,
         ordered: c.ordering.is_some(),
+        alertable: None,
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no: c.attempts + 1,
@@ -785,6 +853,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
         gone: false,
         gave_up: false,
         ordered: c.ordering.is_some(),
+        alertable: alertable(&c),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no,
@@ -962,6 +1031,7 @@ pub async fn attempt(outbound: &Outbound, webhook: &Loaded, c: Claimed) -> Done 
         gone,
         gave_up,
         ordered: c.ordering.is_some(),
+        alertable: alertable(&c),
         record: AttemptRecord {
             delivery_id: c.delivery_id,
             attempt_no,

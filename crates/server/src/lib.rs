@@ -8,6 +8,7 @@
 //! - [`ui`]: the admin UI under `/ui`.
 //! - [`domain`]: who acts and what can go wrong, below everything that acts.
 //! - [`intake`]: events in, with group commit.
+//! - [`alerts`]: operational events (`carehook_*`) carehook emits about its own webhooks.
 //! - [`dispatcher`]: deliveries out: claim, render, sign, send, record; its
 //!   scheduling state (queues, caps, pacing) is the pure [`dispatcher::schedule`].
 //! - [`supervise`]: background tasks restarted after a panic; `/healthz` reports them.
@@ -25,6 +26,7 @@
 //! in `crates/cli` (`carehook-cli`), which depends on this library and never the
 //! other way round.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod client_tls;

@@ -348,6 +348,12 @@ async fn after_retention_bodies_and_snapshots_go_and_the_log_and_stats_stay(back
             },
         )
         .await;
+    // The down one's first failure raised `carehook_webhook_failing` (an event of its own).
+    server
+        .wait_get("/api/v1/alerts", WAIT, "the one alert", |page| {
+            page["items"].as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
     // The webhook that stores no bodies kept only sizes and hashes, from the start.
     let nb = deliveries_of(&nobodies).await;
     let a = &nb["attempts"][0];
@@ -374,8 +380,8 @@ async fn after_retention_bodies_and_snapshots_go_and_the_log_and_stats_stay(back
         "only the default webhook's attempt: {counts:?}"
     );
     assert_eq!(
-        counts.events, 2,
-        "the default's and the no-bodies' snapshots: {counts:?}"
+        counts.events, 3,
+        "the default's and the no-bodies' snapshots, and the alert's: {counts:?}"
     );
 
     let gone = deliveries_of(&default).await;

@@ -251,6 +251,11 @@ macro_rules! embedded_migrations {
                 include_str!(concat!("../migrations/", $dir, "/0009_scheduled.sql")),
             ),
             (
+                10,
+                "events_by_type",
+                include_str!(concat!("../migrations/", $dir, "/0010_events_by_type.sql")),
+            ),
+            (
                 13,
                 "event_search_terms",
                 include_str!(concat!(

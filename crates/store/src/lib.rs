@@ -5,7 +5,8 @@
 //! [`WebhookStore`], [`QueueStore`] (events in, deliveries claimed and moved on),
 //! [`LogStore`] (the delivery log read back), [`NodeStore`] (processes and their heartbeats),
 //! [`TokenStore`], [`RecordStore`] (clinic records), [`SettingsStore`] and
-//! [`OAuthTokenStore`] (OAuth 2.0 access tokens shared by the nodes).
+//! [`OAuthTokenStore`] (OAuth 2.0 access tokens shared by the nodes), [`ReplayStore`]
+//! (stored events sent again to a webhook; the latest events of some types).
 //!
 //! Layout: the store is written once, in `sql_store` (`SqlStore<D>`), over a small dialect seam
 //! (`dialect`: run a statement, claim, write events and attempts, release, notify) that
@@ -70,6 +71,7 @@ mod postgres;
 mod preload;
 mod privacy;
 mod records;
+mod replay;
 mod rows;
 mod schedule;
 mod sql;
@@ -87,6 +89,7 @@ pub use payload::{SEALED_PREFIX, Sealer};
 pub use preload::preload_history;
 pub use privacy::{PurgeCursor, PurgeStep};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
+pub use replay::{ReplayCandidate, ReplayQuery, ReplayStore};
 pub use stats::{
     ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
     WebhookStats, percentile,
@@ -335,6 +338,7 @@ pub trait Store:
     + PrivacyStore
     + AuditStore
     + OAuthTokenStore
+    + ReplayStore
     + std::fmt::Debug
 {
     /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.

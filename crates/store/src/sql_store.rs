@@ -1054,3 +1054,122 @@ impl<D: Dialect> AuditStore for SqlStore<D> {
         })
     }
 }
+
+#[async_trait::async_trait]
+impl<D: Dialect> crate::ReplayStore for SqlStore<D> {
+    async fn replay_candidates(
+        &self,
+        q: &crate::ReplayQuery,
+    ) -> Result<Vec<crate::ReplayCandidate>> {
+        if q.event_types.is_empty() || q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (after_at, after_id) = match q.after {
+            Some((at, id)) => (at, id.to_string()),
+            None => (i64::MIN, String::new()),
+        };
+        let args = vec![
+            Arg::Ids(q.event_types.clone()),
+            Arg::Text(q.webhook_id.to_string()),
+            Arg::Int(q.since),
+            Arg::Int(q.until),
+            Arg::Int(after_at),
+            Arg::Text(after_id),
+            Arg::Int(i64::from(q.limit)),
+        ];
+        let ts: Vec<crate::replay::CandidateTuple> = D::fetch_all(
+            &mut *self.reader().await?,
+            &crate::replay::candidates_sql(D::ID_LIST),
+            args,
+        )
+        .await?;
+        let seal = self.seal();
+        ts.into_iter()
+            .map(
+                |(id, event_type, vars, created_at, reason, succeeded, pending)| {
+                    let purge_reason = reason
+                        .map(|r| {
+                            r.parse::<PurgeReason>()
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                        })
+                        .transpose()?;
+                    // A snapshot that does not open (another master key) is not replayable;
+                    // it must not stop the others.
+                    let vars = if purge_reason.is_some() {
+                        None
+                    } else {
+                        seal.open("events.vars", vars)
+                            .ok()
+                            .and_then(|v| serde_json::from_str(&v).ok())
+                    };
+                    Ok(crate::ReplayCandidate {
+                        event_id: rows::uuid(&id)?.into(),
+                        event_type,
+                        created_at,
+                        vars,
+                        purge_reason,
+                        succeeded,
+                        pending,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn insert_replay(
+        &self,
+        webhook_id: WebhookId,
+        items: &[(DeliveryId, EventId)],
+        only_missing: bool,
+        now: i64,
+    ) -> Result<Vec<DeliveryId>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.dialect.begin(&self.write).await?;
+        if D::LOCKS_ROWS {
+            D::execute(
+                &mut tx,
+                crate::replay::LOCK_WEBHOOK,
+                args![webhook_id.to_string()],
+            )
+            .await?;
+        }
+        let mut created = Vec::new();
+        for (delivery, event) in items {
+            let args = vec![
+                Arg::Text(delivery.to_string()),
+                Arg::Text(event.to_string()),
+                Arg::Text(webhook_id.to_string()),
+                Arg::Int(now),
+                Arg::Bool(only_missing),
+            ];
+            if D::execute(&mut tx, crate::replay::INSERT_REPLAY, args).await? == 1 {
+                created.push(*delivery);
+            }
+        }
+        tx.commit().await?;
+        if !created.is_empty() {
+            self.announce(Channel::Deliveries).await;
+        }
+        Ok(created)
+    }
+
+    async fn latest_events(&self, event_types: &[String], limit: u32) -> Result<Vec<EventRow>> {
+        if event_types.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let args = vec![
+            Arg::Ids(event_types.to_vec()),
+            Arg::Int(i64::from(limit.min(MAX_PAGE))),
+        ];
+        let ts: Vec<rows::EventTuple> = D::fetch_all(
+            &mut *self.reader().await?,
+            &crate::replay::latest_sql(D::ID_LIST),
+            args,
+        )
+        .await?;
+        let seal = self.seal();
+        ts.into_iter().map(|t| rows::event(&seal, t)).collect()
+    }
+}

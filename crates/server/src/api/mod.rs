@@ -5,6 +5,7 @@
 //! under one body limit and the bearer-token check ([`Caller`] as an
 //! extractor, so a handler's signature says it needs one).
 
+mod alerts;
 pub mod clinic;
 mod clinic_doc;
 pub(crate) mod deliveries;
@@ -54,6 +55,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(presets::router())
         .merge(privacy::router())
+        .merge(alerts::router())
         // Clinic routes are generated per record kind; their paths in the
         // document are generated from the same table (`clinic_doc`).
         .merge(OpenApiRouter::from(clinic::router()));

@@ -95,6 +95,12 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/audit", "listAuditRecords"),
     ("post", "/api/v1/patients/{id}/erase", "erasePatient"),
     ("post", "/api/v1/purge", "purgePayloads"),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/replay",
+        "replayWebhookEvents",
+    ),
+    ("get", "/api/v1/alerts", "listAlerts"),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_secret))
         .routes(routes!(retry_failed))
         .routes(routes!(stats))
+        .routes(routes!(replay))
 }
 
 /// A webhook as the API shows it: its spec with every secret masked
@@ -444,5 +445,130 @@ async fn stats(
             error: l.error,
             at: rfc3339(l.at),
         }),
+    }))
+}
+
+// --- replay ---------------------------------------------------------------------------------
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayBody {
+    /// Events created at or after this (RFC 3339, or unix ms).
+    #[schema(example = "2026-11-26T00:00:00Z")]
+    pub(crate) since: String,
+    /// Events created before this (RFC 3339, or unix ms). Default: now.
+    #[serde(default)]
+    pub(crate) until: Option<String>,
+    /// Only these events (names or aliases the webhook subscribes to). Default: all of its events.
+    #[serde(default)]
+    pub(crate) events: Option<Vec<String>>,
+    /// Skip events the webhook already has a succeeded delivery of. Default true; false sends
+    /// those again too. An event with a pending delivery to the webhook is always skipped.
+    #[serde(default = "yes")]
+    pub(crate) only_missing: bool,
+    /// Count only, create nothing (what the UI shows before confirming).
+    #[serde(default)]
+    pub(crate) dry_run: bool,
+    /// `next_cursor` of the previous answer, to go on through a long range.
+    #[serde(default)]
+    pub(crate) cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReplayAnswer {
+    dry_run: bool,
+    only_missing: bool,
+    /// The events considered (canonical names).
+    events: Vec<String>,
+    /// Events read in the range (at most 5,000 per call).
+    scanned: u64,
+    /// Deliveries created (dry run: that would be created).
+    created: u64,
+    skipped_already_delivered: u64,
+    /// A delivery of the event to this webhook is still pending: it is not doubled.
+    skipped_in_flight: u64,
+    /// The event's stored data is purged or past the retention.
+    skipped_expired: u64,
+    /// The patient's data was erased.
+    skipped_erased: u64,
+    /// The webhook's conditions do not hold on the event.
+    skipped_conditions: u64,
+    /// The event's stored data cannot be opened with this master key.
+    skipped_unreadable: u64,
+    /// Why, in words, for each non-zero skip count.
+    reasons: std::collections::BTreeMap<String, String>,
+    /// The deliveries created (the first 100).
+    delivery_ids: Vec<Uuid>,
+    /// Present when the range holds more events than one call reads: send the same request
+    /// again with this `cursor`.
+    next_cursor: Option<String>,
+}
+
+/// Sends the webhook's stored events of `[since, until)` to it again, rendered through its
+/// current templates, as new deliveries (sent under its rate limit). `only_missing` (default)
+/// skips events it already delivered; an event with a pending delivery to it is always skipped,
+/// so repeating a call creates nothing new. Events whose stored data is gone (retention,
+/// erasure) are counted, not sent. `dry_run` counts only.
+#[utoipa::path(post, path = "/webhooks/{id}/replay", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    request_body = ReplayBody,
+    responses((status = 200, body = ReplayAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<WebhookId>,
+    ApiJson(body): ApiJson<ReplayBody>,
+) -> ApiResult<Json<ReplayAnswer>> {
+    let time = |field: &str, t: &str| -> ApiResult<i64> {
+        parse_time(t).ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!(
+                    "\"{t}\" is not an RFC 3339 time (2026-11-26T14:05:00Z) or unix milliseconds"
+                ),
+            )
+        })
+    };
+    let since = time("since", &body.since)?;
+    let until = match body.until.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => time("until", t)?,
+        None => now_ms() + 1,
+    };
+    let r = crate::service::replay::replay(
+        &state,
+        &caller.actor(),
+        id,
+        crate::service::replay::Replay {
+            since,
+            until,
+            events: body.events,
+            only_missing: body.only_missing,
+            dry_run: body.dry_run,
+            cursor: body.cursor.filter(|c| !c.is_empty()),
+        },
+    )
+    .await?;
+    Ok(Json(ReplayAnswer {
+        dry_run: r.dry_run,
+        only_missing: r.only_missing,
+        events: r.events,
+        scanned: r.scanned,
+        created: r.created,
+        skipped_already_delivered: r.skipped_already_delivered,
+        skipped_in_flight: r.skipped_in_flight,
+        skipped_expired: r.skipped_expired,
+        skipped_erased: r.skipped_erased,
+        skipped_conditions: r.skipped_conditions,
+        skipped_unreadable: r.skipped_unreadable,
+        reasons: r
+            .reasons
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        delivery_ids: r.delivery_ids.into_iter().map(Into::into).collect(),
+        next_cursor: r.next_cursor,
     }))
 }

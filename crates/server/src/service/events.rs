@@ -94,6 +94,16 @@ pub async fn push(ctx: &Context, _actor: &Actor, p: Push) -> Result<Pushed> {
             ),
         )
     })?;
+    if event.is_operational() {
+        // Alerts a person acts on must be carehook's own word, never a forgery.
+        return Err(Error::invalid(
+            "event",
+            format!(
+                "{} is an operational event: carehook emits it itself, a clinic system cannot push it",
+                event.name
+            ),
+        ));
+    }
     if let Some(key) = &p.idempotency_key
         && (key.is_empty() || key.len() > 255)
     {

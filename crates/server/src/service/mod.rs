@@ -15,6 +15,7 @@
 //!   billing and the events they fire.
 //! - [`tokens`]: who a token belongs to; API tokens made and revoked.
 //! - [`deliveries`]: the delivery log and manual retries.
+//! - [`replay`]: a webhook's stored events sent to it again.
 //! - [`privacy`]: retention purges and a patient's erasure; [`audit`]: the audit trail.
 
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod clinic;
 pub mod deliveries;
 pub mod events;
 pub mod privacy;
+pub mod replay;
 pub mod tokens;
 pub mod webhooks;
 
@@ -54,4 +56,7 @@ pub struct Context {
     pub metrics_on_api: bool,
     /// Background tasks' liveness, for `/healthz`.
     pub tasks: Arc<crate::supervise::TaskBoard>,
+    /// The installation's payload retention in days (`None`: no purge by age); a replay
+    /// skips events older than it.
+    pub retention_default_days: Option<u32>,
 }

@@ -665,6 +665,15 @@ pub async fn rotate_secret(ctx: &Context, actor: &Actor, id: WebhookId) -> Resul
     tracing::info!(webhook = %id, by = %actor, "signing secret rotated");
     let loaded = put(ctx, row)?;
     audit_change(ctx, actor, "webhook.rotate_secret", id, None, None).await;
+    let alert = crate::alerts::Alert::SecretRotated {
+        webhook: id,
+        name: loaded.row.name.clone(),
+        reason: format!(
+            "the signing secret was rotated by {actor}; the previous one keeps signing until {}",
+            crate::time::rfc3339(now + ROTATION_OVERLAP_MS)
+        ),
+    };
+    crate::alerts::emit_logged(&ctx.intake, &ctx.registry, &alert).await;
     let mut view = loaded.view();
     view["signing_secret"] = secret.to_whsec().into();
     view["previous_secret_expires_at"] = crate::time::rfc3339(now + ROTATION_OVERLAP_MS).into();

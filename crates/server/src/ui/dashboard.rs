@@ -52,6 +52,18 @@ pub struct Health {
     pub last_class: &'static str,
 }
 
+/// One operational event (`carehook_*`) as the dashboard lists it.
+pub struct AlertLine {
+    pub event: String,
+    pub at: String,
+    pub webhook_id: String,
+    pub webhook_name: String,
+    pub reason: String,
+}
+
+/// How many of the latest alerts the dashboard shows.
+const ALERTS_SHOWN: u32 = 10;
+
 pub struct Bar {
     pub x: u32,
     pub label: String,
@@ -69,6 +81,7 @@ struct DashboardPage {
     chart_max: u64,
     totals: (u64, u64, u64),
     truncated: bool,
+    alerts: Vec<AlertLine>,
 }
 
 /// The chart's frame, in SVG units.
@@ -180,8 +193,23 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
         })
         .collect();
 
+    let alerts = crate::alerts::latest(&*app.store, ALERTS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|e| {
+            let get = |k: &str| e.vars.get(k).cloned().unwrap_or_default();
+            AlertLine {
+                at: super::show_time(e.created_at),
+                webhook_id: get("webhook_id"),
+                webhook_name: get("webhook_name"),
+                reason: get("reason"),
+                event: e.event_type,
+            }
+        })
+        .collect();
     let page = DashboardPage {
         page: Page::new(&state, &admin, "Dashboard", "dashboard"),
+        alerts,
         webhooks,
         bars,
         chart_max,

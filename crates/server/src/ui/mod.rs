@@ -17,6 +17,7 @@ mod catalog;
 mod dashboard;
 mod deliveries;
 pub mod form;
+mod replay;
 pub mod session;
 mod tools;
 mod webhooks;
@@ -59,7 +60,8 @@ pub fn router(app: AppState) -> Router {
         .route("/audit", get(audit::page))
         .merge(webhooks::router())
         .merge(deliveries::router())
-        .merge(tools::router());
+        .merge(tools::router())
+        .merge(replay::router());
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui/", get(|| async { Redirect::to("/ui") }))

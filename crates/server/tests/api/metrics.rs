@@ -42,13 +42,16 @@ async fn metrics_show_the_load(backend: Backend) {
             && m.get("carehook_delivery_attempts_total{outcome=\"succeeded\"}") == Some(&5.0)
             // Counted before written: wait for the store to catch up.
             && m.get("carehook_queue_depth{state=\"scheduled\"}") == Some(&5.0)
+            // The alert the first failure raises is recorded after that failure.
+            && m.get("carehook_events_recorded_total") == Some(&6.0)
         {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
-    assert_eq!(get("carehook_events_recorded_total"), 5.0);
+    // The five pushed, and the `carehook_webhook_failing` the bad webhook's first failure raised.
+    assert_eq!(get("carehook_events_recorded_total"), 6.0);
     assert_eq!(get("carehook_deliveries_created_total"), 10.0);
     assert_eq!(
         get("carehook_delivery_attempts_total{outcome=\"succeeded\"}"),

@@ -120,6 +120,8 @@ async fn the_document_is_valid_and_covers_every_route() {
         ("GET", "/api/v1/presets/{id}"),
         ("POST", "/api/v1/encounters/{id}/prescriptions"),
         ("POST", "/api/v1/bills/{id}/payments"),
+        ("POST", "/api/v1/webhooks/{id}/replay"),
+        ("GET", "/api/v1/alerts"),
     ] {
         assert!(
             documented.contains(&(expected.0.to_string(), expected.1.to_string())),

@@ -369,6 +369,29 @@ impl TestServer {
         }
     }
 
+    /// Polls `GET path` (with the admin token) until `pred` holds of its 200 answer, and returns
+    /// it; panics after `timeout`, naming `what` was awaited.
+    pub async fn wait_get(
+        &self,
+        path: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path).await;
+            assert_eq!(status, 200, "{body}");
+            if pred(&body) {
+                return body;
+            }
+            if Instant::now() > deadline {
+                panic!("{path} never showed {what} within {timeout:?}: {body:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `GET /metrics` (no token): its text, after checking it answered 200 in Prometheus' type.
     pub async fn metrics_text(&self) -> String {
         let resp = self
