@@ -655,7 +655,11 @@ async fn a_webhook_is_made_from_a_preset_and_missing_values_are_named() {
         form[2]
     );
     let (_, list) = server.get("/api/v1/presets").await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 15);
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        17,
+        "the guide's 15 and two reminders"
+    );
     server.stop().await;
 }
 
