@@ -230,7 +230,7 @@ async fn stats_count_outcomes_and_durations(backend: Backend) {
     for w in windows {
         assert_eq!(
             w["deliveries"],
-            json!({"pending": 0, "succeeded": 3, "failed": 1}),
+            json!({"pending": 0, "succeeded": 3, "failed": 1, "superseded": 0}),
             "{w}"
         );
         assert_eq!(
