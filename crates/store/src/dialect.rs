@@ -231,6 +231,16 @@ macro_rules! embedded_migrations {
                 "oauth_tokens",
                 include_str!(concat!("../migrations/", $dir, "/0007_oauth_tokens.sql")),
             ),
+            (
+                11,
+                "roles",
+                include_str!(concat!("../migrations/", $dir, "/0011_roles.sql")),
+            ),
+            (
+                12,
+                "accounts",
+                include_str!(concat!("../migrations/", $dir, "/0012_accounts.sql")),
+            ),
         ])
     };
 }

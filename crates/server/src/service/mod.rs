@@ -15,14 +15,17 @@
 //!   billing and the events they fire.
 //! - [`tokens`]: who a token belongs to; API tokens made and revoked.
 //! - [`deliveries`]: the delivery log and manual retries.
+//! - [`access`]: roles, a caller's clinics, and what they may see.
 //! - [`privacy`]: retention purges and a patient's erasure; [`audit`]: the audit trail.
 
+pub mod access;
 pub mod audit;
 pub mod clinic;
 pub mod deliveries;
 pub mod events;
 pub mod privacy;
 pub mod tokens;
+pub mod users;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -54,4 +57,6 @@ pub struct Context {
     pub metrics_on_api: bool,
     /// Background tasks' liveness, for `/healthz`.
     pub tasks: Arc<crate::supervise::TaskBoard>,
+    /// How failed logins to the admin UI are slowed down.
+    pub login_limits: users::LoginLimits,
 }
