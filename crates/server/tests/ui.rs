@@ -1177,7 +1177,7 @@ async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing()
 
 /// Logs in on the login page with an e-mail address and password.
 async fn log_in(ui: &Ui<'_>, email: &str, password: &str) {
-    ui.go("/ui/login").await;
+    ui.go("/ui/login?next=%2Fui%2Fwebhooks").await;
     ui.fill("#email", email).await;
     ui.fill("#password", password).await;
     ui.click("#login-button").await;
