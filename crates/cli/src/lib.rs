@@ -33,6 +33,7 @@ mod presets_cmd;
 mod privacy_cmd;
 pub mod serve;
 mod tokens_cmd;
+mod users_cmd;
 mod webhooks_cmd;
 
 use std::process::ExitCode;
@@ -126,6 +127,13 @@ pub enum Command {
     ///   carehook tokens create --name first --database-url sqlite://carehook.db
     #[command(verbatim_doc_comment)]
     Tokens(tokens_cmd::TokensArgs),
+    /// People who log in to the admin UI: add, list, disable, reset-password (on the database).
+    ///
+    /// Examples:
+    ///   carehook users add --email ada@clinic.example --name "Ada" --role editor --clinic 2
+    ///   carehook users reset-password --email ada@clinic.example
+    #[command(verbatim_doc_comment)]
+    Users(users_cmd::UsersArgs),
     /// A webhook's statistics: outcomes, success rate, p50/p95 over 1 h, 24 h, 7 d.
     ///
     /// Example:
@@ -282,6 +290,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Webhooks(args) => webhooks_cmd::run(args),
         Command::Deliveries(args) => deliveries_cmd::run(args),
         Command::Tokens(args) => tokens_cmd::run(args),
+        Command::Users(args) => users_cmd::run(args),
         Command::Stats { webhook, client } => deliveries_cmd::stats(webhook, client),
         Command::Purge(args) => privacy_cmd::purge(args),
         Command::Erase(args) => privacy_cmd::erase(args),

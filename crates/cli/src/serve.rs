@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// The admin API token (16+ characters). Without it, one is made on first start and printed once.
     #[arg(long, env = "CAREHOOK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The e-mail address of the owner account made on first start (its password is printed once).
+    #[arg(long, env = "CAREHOOK_OWNER_EMAIL", default_value = "owner@localhost")]
+    pub owner_email: String,
     /// Private networks webhooks may reach anyway, as CIDRs: `127.0.0.1/32,10.0.0.0/8`.
     /// Everything loopback, private, link-local, CGNAT, multicast or metadata is refused otherwise.
     #[arg(long, env = "CAREHOOK_ALLOWED_DESTINATIONS", default_value = "")]
@@ -146,6 +149,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     }
     let (hash, new_token) = app::admin_token_hash(&*store, args.admin_token.as_deref()).await?;
+    let owner_password = if args.dispatcher_only {
+        None
+    } else {
+        carehook::service::users::first_owner(&*store, &args.owner_email)
+            .await
+            .map_err(|e| anyhow::anyhow!("making the owner account: {}", e.message()))?
+    };
     if args.demo {
         let registry = carehook::registry::Registry::new(vault.clone());
         registry
@@ -194,6 +204,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "{}",
             carehook::welcome::text(listener.local_addr()?, new_token.as_deref(), args.demo)
         );
+        if let Some(password) = &owner_password {
+            println!(
+                "{}",
+                carehook::welcome::owner_text(&args.owner_email, password)
+            );
+        }
     }
     tracing::info!(
         listen = %listener.local_addr()?,

@@ -13,7 +13,7 @@ use crate::UsageError;
 use crate::client::{
     Client, ClientArgs, block_on, cell, expect_fields, print_json, print_table, seg,
 };
-use carehook::service::tokens::{check_name, create_token};
+use carehook::service::tokens::{check_access, check_name, create_token};
 use carehook::time::rfc3339;
 
 #[derive(Debug, clap::Args)]
@@ -34,12 +34,24 @@ pub enum TokensCommand {
     ///
     /// Example:
     ///   carehook tokens create --name zapier
+    ///   carehook tokens create --name north-desk --role editor --clinic 2
+    ///   carehook tokens create --name kivicare-north --role ingest --clinic 2
     ///   carehook tokens create --name first --database-url sqlite://carehook.db   (offline)
     #[command(verbatim_doc_comment)]
     Create {
         /// Who or what will use it.
         #[arg(long)]
         name: String,
+        /// owner (everything), admin, editor, viewer or ingest (only pushes events).
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Limit it to this clinic (its clinic_id); repeat for several. None: every clinic.
+        #[arg(long = "clinic")]
+        clinics: Vec<String>,
+        /// Whether it sees bodies and event data in the delivery log (default: yes,
+        /// except for a viewer).
+        #[arg(long)]
+        bodies: Option<bool>,
     },
     /// List the API tokens (never their values).
     ///
@@ -69,10 +81,18 @@ pub fn run(args: TokensArgs) -> anyhow::Result<()> {
 
 async fn online(c: &Client, cmd: &TokensCommand) -> anyhow::Result<Value> {
     match cmd {
-        TokensCommand::Create { name } => expect_fields(
-            c.post("/api/v1/tokens", &json!({ "name": name })).await?,
-            &["id", "token"],
-        ),
+        TokensCommand::Create {
+            name,
+            role,
+            clinics,
+            bodies,
+        } => {
+            let mut body = json!({ "name": name, "role": role, "clinics": clinics });
+            if let Some(b) = bodies {
+                body["bodies"] = (*b).into();
+            }
+            expect_fields(c.post("/api/v1/tokens", &body).await?, &["id", "token"])
+        }
         TokensCommand::List => expect_fields(c.get("/api/v1/tokens").await?, &["items"]),
         TokensCommand::Revoke { id } => {
             c.call("DELETE", &format!("/api/v1/tokens/{}", seg(id)), None)
@@ -90,15 +110,25 @@ async fn offline(url: &str, cmd: &TokensCommand) -> anyhow::Result<Value> {
         json!({
             "id": t.id,
             "name": t.name,
+            "role": t.role,
+            "clinics": t.clinics,
+            "bodies": t.bodies,
             "created_at": rfc3339(t.created_at),
             "last_used_at": t.last_used_at.map(rfc3339),
             "revoked_at": t.revoked_at.map(rfc3339),
         })
     };
     match cmd {
-        TokensCommand::Create { name } => {
+        TokensCommand::Create {
+            name,
+            role,
+            clinics,
+            bodies,
+        } => {
             let name = check_name(name).map_err(UsageError)?;
-            let (row, token) = create_token(&*store, &name).await?;
+            let access = check_access(Some(role), Some(clinics.clone()), *bodies)
+                .map_err(|e| UsageError(e.message()))?;
+            let (row, token) = create_token(&*store, &name, &access).await?;
             let mut v = view(&row);
             v["token"] = token.into();
             Ok(v)
@@ -143,14 +173,35 @@ fn print(cmd: &TokensCommand, v: &Value, json_out: bool) {
                     vec![
                         cell(&t["id"]),
                         cell(&t["name"]),
+                        cell(&t["role"]),
+                        clinics_cell(&t["clinics"]),
                         cell(&t["created_at"]),
                         cell(&t["last_used_at"]),
                         cell(&t["revoked_at"]),
                     ]
                 })
                 .collect();
-            print_table(&["ID", "NAME", "CREATED", "LAST USED", "REVOKED"], &rows);
+            print_table(
+                &[
+                    "ID",
+                    "NAME",
+                    "ROLE",
+                    "CLINICS",
+                    "CREATED",
+                    "LAST USED",
+                    "REVOKED",
+                ],
+                &rows,
+            );
         }
         TokensCommand::Revoke { id } => println!("revoked token {id}"),
+    }
+}
+
+/// A token's clinics as a cell: `all`, or the ids.
+fn clinics_cell(v: &Value) -> String {
+    match v.as_array() {
+        Some(ids) => ids.iter().map(cell).collect::<Vec<_>>().join(", "),
+        None => "all".into(),
     }
 }

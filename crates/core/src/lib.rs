@@ -2,6 +2,7 @@
 //!
 //! - [`catalog`]: the events a clinic fires and the variables each one carries.
 //! - [`clinic`]: clinic records (fields, validation) and the variables their events carry.
+//! - [`clinics`]: which clinics a webhook serves and a caller sees.
 //! - [`template`]: `{{ variable }}` templates compiled once, rendered per context
 //!   (JSON body, form body, URL, header, text) so no value can break the request.
 //! - [`conditions`]: per-webhook filters evaluated against an event's variables.
@@ -13,6 +14,7 @@
 //! - [`presets`]: the user guide's 15 integrations, ready to fill in.
 //! - [`privacy`]: which patient data a webhook sends, its data policy, pseudonyms.
 //! - [`search`]: the words a patient's name is searched by (the log's blind index).
+//! - [`totp`]: one-time codes (RFC 6238), the admin UI's second factor.
 //! - [`ids`]: typed ids (`WebhookId`, `DeliveryId`, …) and [`ids::Millis`], the time type.
 //!
 //! The server and the store build on these; nothing here touches the network,
@@ -20,6 +22,7 @@
 
 pub mod catalog;
 pub mod clinic;
+pub mod clinics;
 pub mod conditions;
 pub mod ids;
 pub mod ordering;
@@ -31,6 +34,7 @@ pub mod schedule;
 pub mod search;
 pub mod signing;
 pub mod template;
+pub mod totp;
 pub mod webhook;
 
 use std::collections::BTreeMap;

@@ -497,6 +497,16 @@ pub struct WebhookSpec {
     /// reminder 24 h before `appointment_start`) instead of at once; see docs/reminders.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<crate::schedule::Schedule>,
+    /// The clinics whose events this webhook receives (their `clinic_id`, as text or a
+    /// number); left out or empty: every clinic. An event of another clinic, or of none,
+    /// never makes a delivery for it.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::clinics::deserialize"
+    )]
+    #[cfg_attr(feature = "openapi", schema(example = json!(["2"])))]
+    pub clinics: Vec<String>,
 }
 
 /// What the delivery log keeps of a webhook's payloads: request and response bodies, and the
@@ -695,6 +705,8 @@ impl WebhookSpec {
             ));
         }
         self.payloads.check()?;
+        crate::clinics::check(&self.clinics)
+            .map_err(|(i, message)| ValidationError::new(format!("clinics[{i}]"), message))?;
         let scope = Scope::new(&self.events).map_err(|e| {
             let field = match &e {
                 CatalogError::UnknownEvent { name, .. } => {
@@ -1006,7 +1018,9 @@ impl CompiledWebhook {
     /// Whether this webhook wants an event: subscribed to it, and every
     /// condition holds on its snapshot.
     pub fn wants(&self, event_name: &str, vars: &Vars) -> bool {
-        self.scope.includes(event_name) && conditions::matches(&self.spec.conditions, vars)
+        self.scope.includes(event_name)
+            && crate::clinics::admits(&self.spec.clinics, vars)
+            && conditions::matches(&self.spec.conditions, vars)
     }
 
     /// The id of the ordering key this snapshot's delivery goes under

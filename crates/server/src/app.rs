@@ -48,6 +48,8 @@ pub struct Settings {
     pub connections: crate::serve::ConnLimits,
     /// Send all outbound traffic through this proxy (`CAREHOOK_EGRESS_PROXY`).
     pub egress_proxy: Option<crate::outbound::egress::EgressProxy>,
+    /// How failed logins to the admin UI are slowed down.
+    pub login_limits: crate::service::users::LoginLimits,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             retention: Some(crate::service::privacy::RetentionConfig::default()),
             connections: Default::default(),
             egress_proxy: None,
+            login_limits: Default::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ pub async fn run(
         metrics_on_api: settings.metrics_listen.is_none(),
         tasks: supervisor.board.clone(),
         retention_default_days: settings.retention.as_ref().map(|r| r.default_days),
+        login_limits: settings.login_limits,
     }));
 
     if let Some(addr) = settings.metrics_listen {

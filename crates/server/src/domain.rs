@@ -51,6 +51,8 @@ pub enum Error {
     Conflict(String),
     /// The token is missing, mistyped or revoked.
     Unauthorized(String),
+    /// The caller's role may not do this (see `api/policy.rs`).
+    Forbidden(String),
     /// carehook's own failure, already logged; the caller learns only that.
     Internal,
 }
@@ -74,7 +76,10 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Invalid { message, .. } => message.clone(),
-            Error::BadRequest(m) | Error::Conflict(m) | Error::Unauthorized(m) => m.clone(),
+            Error::BadRequest(m)
+            | Error::Conflict(m)
+            | Error::Unauthorized(m)
+            | Error::Forbidden(m) => m.clone(),
             Error::NotFound(what) => format!("no {what} with that id"),
             Error::Internal => "carehook hit an internal error; see its log".into(),
         }

@@ -49,3 +49,14 @@ pub fn text(listen: std::net::SocketAddr, new_token: Option<&str>, demo: bool) -
     }
     out
 }
+
+/// Printed once, when the first start made the owner account: how to log in with it.
+pub fn owner_text(email: &str, password: &str) -> String {
+    format!(
+        "\ncarehook made an owner account for the admin UI; its password is shown only this once:\n\n\
+         \x20   e-mail    {email}\n\
+         \x20   password  {password}\n\n\
+         Log in with them at /ui, then change the password: carehook users reset-password --email {email}\n\
+         Add people with: carehook users add --email ada@clinic.example --name \"Ada\" --role editor --clinic 2\n"
+    )
+}

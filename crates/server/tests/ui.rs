@@ -1028,3 +1028,174 @@ async fn a_new_admin_follows_the_printed_instructions_at_desktop_and_phone_width
     browser.stop().await;
     server.stop().await;
 }
+
+/// Clinics and people (issue 17): an editor of clinic 2 logs in with a password and sees only
+/// clinic 2's webhooks and log; clinic 1's by URL is a 404; the session outlives a restart of
+/// carehook. A viewer has no edit buttons, and a crafted POST is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing() {
+    use carehook::service::access::Role;
+    use carehook::service::users::{self, NewUser};
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let db = TestDatabase::new(Backend::Sqlite).await.unwrap();
+    let server = TestServer::start_on(db.connect().await, None, test_settings()).await;
+    let receiver = Receiver::start().await;
+    let password = "correct horse battery staple";
+    for (email, role, clinics) in [
+        (
+            "north@clinic.example",
+            Role::Editor,
+            Some(vec!["2".to_string()]),
+        ),
+        (
+            "viewer@clinic.example",
+            Role::Viewer,
+            Some(vec!["2".to_string()]),
+        ),
+    ] {
+        users::add(
+            &*server.store,
+            NewUser {
+                email: email.into(),
+                display_name: email.into(),
+                password: password.into(),
+                role,
+                clinics,
+                bodies: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // One webhook per clinic, and a delivery of each.
+    let mut ids = Vec::new();
+    for clinic in ["1", "2"] {
+        let mut h = hook(&receiver.url(&format!("/clinic-{clinic}")));
+        h["name"] = format!("Clinic {clinic} Slack").into();
+        h["clinics"] = json!([clinic]);
+        let w = server.create_webhook(h).await;
+        let pushed = server
+            .push(
+                "kc_appointment_book",
+                json!({"clinic_id": clinic, "patient_name": "Ada Lovelace"}),
+            )
+            .await;
+        ids.push((
+            w["id"].as_str().unwrap().to_string(),
+            pushed["deliveries"][0].as_str().unwrap().to_string(),
+        ));
+    }
+    let (one_hook, one_delivery) = ids[0].clone();
+    let (two_hook, two_delivery) = ids[1].clone();
+
+    let ui = Ui {
+        c: &browser.client,
+        base: server.base.clone(),
+        shots: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots"),
+    };
+    log_in(&ui, "north@clinic.example", password).await;
+    ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    let list = ui.text("main").await;
+    assert!(list.contains("Clinic 2 Slack"), "{list}");
+    assert!(!list.contains("Clinic 1 Slack"), "{list}");
+    assert!(ui.text("#who-am-i").await.contains("editor"));
+    ui.go("/ui/deliveries").await;
+    ui.wait_text("h1", "the log", |t| t == "Delivery log").await;
+    let page = ui.c.source().await.unwrap();
+    assert!(
+        page.contains(&two_delivery),
+        "clinic 2's delivery is listed"
+    );
+    assert!(!page.contains(&one_delivery), "clinic 1's is not");
+    // Clinic 1's webhook and delivery by URL: not found, as if they did not exist.
+    for path in [
+        format!("/ui/webhooks/{one_hook}"),
+        format!("/ui/deliveries/{one_delivery}"),
+        format!("/ui/deliveries?webhook_id={one_hook}"),
+    ] {
+        ui.go(&path).await;
+        ui.wait_text("h1", "not found", |t| t == "Not found").await;
+    }
+    ui.go(&format!("/ui/webhooks/{two_hook}")).await;
+    ui.wait_text("h1", "its own webhook", |t| t.starts_with("Clinic 2 Slack"))
+        .await;
+
+    // A restart of carehook (a new process on the same database) keeps the session.
+    server.stop().await;
+    let server = TestServer::start_on(db.connect().await, Some(db), test_settings()).await;
+    let ui = Ui {
+        c: &browser.client,
+        base: server.base.clone(),
+        shots: ui.shots.clone(),
+    };
+    ui.go("/ui/webhooks").await;
+    ui.wait_text("h1", "still logged in", |t| t == "Webhooks")
+        .await;
+
+    // A viewer: no edit buttons, and a crafted POST changes nothing.
+    ui.c.delete_all_cookies().await.unwrap();
+    log_in(&ui, "viewer@clinic.example", password).await;
+    ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    for css in [
+        "a[href='/ui/webhooks/new']",
+        "form[action$='/delete']",
+        "form[action$='/toggle']",
+    ] {
+        assert!(
+            ui.c.find(Locator::Css(css)).await.is_err(),
+            "a viewer sees {css}"
+        );
+    }
+    ui.go(&format!("/ui/webhooks/{two_hook}")).await;
+    ui.wait_text("#read-only", "the read-only note", |t| t.contains("viewer"))
+        .await;
+    assert!(ui.c.find(Locator::Css("#save")).await.is_err());
+    let csrf: String = serde_json::from_value(
+        ui.c.execute(
+            "return document.querySelector('input[name=csrf]').value;",
+            vec![],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let before = server.get(&format!("/api/v1/webhooks/{two_hook}")).await.1;
+    for action in ["delete", "toggle"] {
+        let answer: Value = ui
+            .c
+            .execute_async(
+                "const [url, csrf, done] = arguments;
+                 fetch(url, {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'},
+                   body: 'csrf=' + encodeURIComponent(csrf) + '&enabled=false', redirect: 'manual'})
+                   .then(r => done(r.status)).catch(e => done(String(e)));",
+                vec![
+                    json!(format!("/ui/webhooks/{two_hook}/{action}")),
+                    json!(csrf),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(
+            answer == json!(403) || answer == json!(404),
+            "a viewer's POST to {action}: {answer}"
+        );
+    }
+    let after = server.get(&format!("/api/v1/webhooks/{two_hook}")).await.1;
+    assert_eq!(
+        (&before["version"], &before["enabled"]),
+        (&after["version"], &after["enabled"]),
+        "nothing changed"
+    );
+    browser.stop().await;
+    server.stop().await;
+}
+
+/// Logs in on the login page with an e-mail address and password.
+async fn log_in(ui: &Ui<'_>, email: &str, password: &str) {
+    ui.go("/ui/login?next=%2Fui%2Fwebhooks").await;
+    ui.fill("#email", email).await;
+    ui.fill("#password", password).await;
+    ui.click("#login-button").await;
+}

@@ -256,6 +256,16 @@ macro_rules! embedded_migrations {
                 include_str!(concat!("../migrations/", $dir, "/0010_events_by_type.sql")),
             ),
             (
+                11,
+                "roles",
+                include_str!(concat!("../migrations/", $dir, "/0011_roles.sql")),
+            ),
+            (
+                12,
+                "accounts",
+                include_str!(concat!("../migrations/", $dir, "/0012_accounts.sql")),
+            ),
+            (
                 13,
                 "event_search_terms",
                 include_str!(concat!(

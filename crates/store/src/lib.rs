@@ -6,7 +6,8 @@
 //! [`LogStore`] (the delivery log read back), [`NodeStore`] (processes and their heartbeats),
 //! [`TokenStore`], [`RecordStore`] (clinic records), [`SettingsStore`] and
 //! [`OAuthTokenStore`] (OAuth 2.0 access tokens shared by the nodes), [`ReplayStore`]
-//! (stored events sent again to a webhook; the latest events of some types).
+//! (stored events sent again to a webhook; the latest events of some types) and
+//! [`AccountStore`] (people, admin-UI sessions, failed logins).
 //!
 //! Layout: the store is written once, in `sql_store` (`SqlStore<D>`), over a small dialect seam
 //! (`dialect`: run a statement, claim, write events and attempts, release, notify) that
@@ -61,6 +62,7 @@ use std::sync::Arc;
 
 use carehook_core::clinic::{Kind, Record};
 
+mod accounts;
 mod batch;
 mod dialect;
 mod error;
@@ -83,6 +85,7 @@ mod types;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use accounts::{AccountStore, LoginFailures, SessionRow, UserRow};
 pub use error::{Result, StoreError};
 pub use oauth::{OAuthTokenRow, OAuthTokenSave, OAuthTokenStore};
 pub use payload::{SEALED_PREFIX, Sealer};
@@ -238,9 +241,26 @@ pub trait NodeStore: Send + Sync {
 /// API tokens (their hashes only).
 #[async_trait::async_trait]
 pub trait TokenStore: Send + Sync {
-    /// A duplicate hash (or id) is `Conflict`.
-    async fn insert_token(&self, id: TokenId, name: &str, token_hash: &str, now: i64)
-    -> Result<()>;
+    /// An `owner` token for every clinic. A duplicate hash (or id) is `Conflict`.
+    async fn insert_token(
+        &self,
+        id: TokenId,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.insert_scoped_token(id, name, token_hash, &TokenAccess::owner(), now)
+            .await
+    }
+    /// A token with a role, limited to clinics. A duplicate hash (or id) is `Conflict`.
+    async fn insert_scoped_token(
+        &self,
+        id: TokenId,
+        name: &str,
+        token_hash: &str,
+        access: &TokenAccess,
+        now: i64,
+    ) -> Result<()>;
     /// The token with this hash, if it exists and is not revoked.
     async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRow>>;
     /// Sets `last_used_at`. A write: the server should call it sparingly (say once a minute per
@@ -339,6 +359,7 @@ pub trait Store:
     + AuditStore
     + OAuthTokenStore
     + ReplayStore
+    + AccountStore
     + std::fmt::Debug
 {
     /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.

@@ -62,7 +62,16 @@ pub(crate) type AttemptTuple = (
     Option<i64>,
     Option<String>,
 );
-pub(crate) type TokenTuple = (String, String, i64, Option<i64>, Option<i64>);
+pub(crate) type TokenTuple = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<String>,
+    bool,
+);
 
 pub(crate) fn uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("bad uuid {s:?}: {e}")))
@@ -214,10 +223,15 @@ pub(crate) fn attempt(seal: &Seal, t: AttemptTuple) -> Result<AttemptRow> {
 }
 
 pub(crate) fn token(t: TokenTuple) -> Result<TokenRow> {
-    let (id, name, created_at, last_used_at, revoked_at) = t;
+    let (id, name, created_at, last_used_at, revoked_at, role, clinics, bodies) = t;
     Ok(TokenRow {
         id: uuid(&id)?.into(),
         name,
+        role,
+        clinics: clinics
+            .map(|c| json("api_tokens.clinics", &c))
+            .transpose()?,
+        bodies,
         created_at,
         last_used_at,
         revoked_at,

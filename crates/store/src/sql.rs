@@ -90,16 +90,16 @@ pub(crate) const NEXT_DUE: &str = "SELECT \
 pub(crate) const NEXT_DUE_AFTER: &str = "SELECT min(next_attempt_at) FROM deliveries \
     WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at > $1";
 
-pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens (id, name, token_hash, created_at) \
-    VALUES ($1, $2, $3, $4)";
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens \
+    (id, name, token_hash, created_at, role, clinics, bodies) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-pub(crate) const FIND_TOKEN: &str = "SELECT id, name, created_at, last_used_at, revoked_at \
-    FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL";
+pub(crate) const FIND_TOKEN: &str = "SELECT id, name, created_at, last_used_at, revoked_at, \
+    role, clinics, bodies FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL";
 
 pub(crate) const TOUCH_TOKEN: &str = "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1";
 
-pub(crate) const LIST_TOKENS: &str = "SELECT id, name, created_at, last_used_at, revoked_at \
-    FROM api_tokens ORDER BY created_at, id";
+pub(crate) const LIST_TOKENS: &str = "SELECT id, name, created_at, last_used_at, revoked_at, \
+    role, clinics, bodies FROM api_tokens ORDER BY created_at, id";
 
 pub(crate) const REVOKE_TOKEN: &str =
     "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
@@ -215,6 +215,15 @@ impl Builder {
     }
 }
 
+/// SQL for "the ids in `p`" (an [`Arg::Ids`]), as `Dialect::ID_LIST` says it for `$1`.
+fn id_list(dialect: &str, p: &str) -> String {
+    if dialect == "postgres" {
+        format!("(SELECT unnest({p}::text[]))")
+    } else {
+        format!("(SELECT value FROM json_each({p}))")
+    }
+}
+
 /// One variable of an event's snapshot (`e.vars`, JSON text) as SQL text.
 fn event_var(dialect: &str, name: &'static str) -> String {
     debug_assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
@@ -243,6 +252,11 @@ pub(crate) fn list_deliveries(
     if let Some(w) = f.webhook_id {
         let p = b.arg(Arg::Text(w.to_string()));
         b.sql += &format!(" AND d.webhook_id = {p}");
+    }
+    if let Some(ws) = &f.webhook_ids {
+        let p = b.arg(Arg::Ids(ws.iter().map(ToString::to_string).collect()));
+        let list = id_list(dialect, &p);
+        b.sql += &format!(" AND d.webhook_id IN {list}");
     }
     if let Some(s) = f.status {
         let p = b.arg(Arg::Text(s.as_str().to_owned()));

@@ -706,14 +706,24 @@ impl<D: Dialect> LogStore for SqlStore<D> {
 
 #[async_trait::async_trait]
 impl<D: Dialect> TokenStore for SqlStore<D> {
-    async fn insert_token(
+    async fn insert_scoped_token(
         &self,
         id: TokenId,
         name: &str,
         token_hash: &str,
+        access: &TokenAccess,
         now: i64,
     ) -> Result<()> {
-        let args = args![id.to_string(), name, token_hash, now];
+        let clinics = access.clinics.as_ref().map(rows::to_json);
+        let args = args![
+            id.to_string(),
+            name,
+            token_hash,
+            now,
+            access.role.as_str(),
+            clinics,
+            access.bodies
+        ];
         D::execute(&mut *self.writer().await?, sql::INSERT_TOKEN, args).await?;
         Ok(())
     }

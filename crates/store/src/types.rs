@@ -386,11 +386,37 @@ pub struct AuditVerdict {
     pub problems: Vec<(i64, String)>,
 }
 
+/// What a new token may do (see [`TokenRow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenAccess {
+    pub role: String,
+    pub clinics: Option<Vec<String>>,
+    pub bodies: bool,
+}
+
+impl TokenAccess {
+    /// Everything, in every clinic: what tokens made before roles existed are.
+    pub fn owner() -> Self {
+        TokenAccess {
+            role: "owner".into(),
+            clinics: None,
+            bodies: true,
+        }
+    }
+}
+
 /// An API token. The hash is not here: nothing outside the lookup needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenRow {
     pub id: TokenId,
     pub name: String,
+    /// What the token may do: `owner`, `admin`, `editor`, `viewer` or `ingest` (the server
+    /// reads it; tokens made before roles existed are `owner`).
+    pub role: String,
+    /// The clinics the token is limited to; `None`: every clinic.
+    pub clinics: Option<Vec<String>>,
+    /// Whether it sees bodies and event data in the delivery log.
+    pub bodies: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -400,6 +426,9 @@ pub struct TokenRow {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub webhook_id: Option<WebhookId>,
+    /// Only deliveries of these webhooks (a caller limited to some clinics sees the
+    /// deliveries of their webhooks only); `None`: any webhook.
+    pub webhook_ids: Option<Vec<WebhookId>>,
     pub status: Option<DeliveryStatus>,
     pub event_type: Option<String>,
     /// `created_at >= since`

@@ -772,6 +772,21 @@ async fn list_deliveries_filters_and_pages_each_row_once(db: &TestDatabase) {
     .await;
     assert_eq!(of_b.len(), 10);
     assert!(of_b.iter().all(|d| d.webhook_id == b));
+    let of_set = of(DeliveryFilter {
+        webhook_ids: Some(vec![b]),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(of_set, of_b, "a set of one webhook is that webhook");
+    let of_none = of(DeliveryFilter {
+        webhook_ids: Some(vec![]),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        of_none.is_empty(),
+        "an empty set of webhooks has no deliveries"
+    );
     let patients = of(DeliveryFilter {
         event_type: Some("kc_patient_add".into()),
         ..Default::default()
@@ -1127,12 +1142,32 @@ async fn tokens_are_found_by_hash_until_revoked(db: &TestDatabase) {
         TokenRow {
             id,
             name: "admin".into(),
+            role: "owner".into(),
+            clinics: None,
+            bodies: true,
             created_at: T,
             last_used_at: None,
             revoked_at: None
         }
     );
     assert_eq!(store.find_token("nope").await.unwrap(), None);
+    // A role and clinics are kept as given.
+    let limited = TokenId::new();
+    let clinics = vec!["2".to_string(), "7".to_string()];
+    let access = TokenAccess {
+        role: "viewer".into(),
+        clinics: Some(clinics.clone()),
+        bodies: false,
+    };
+    store
+        .insert_scoped_token(limited, "desk", "hash-3", &access, T + 2)
+        .await
+        .unwrap();
+    let found = store.find_token("hash-3").await.unwrap().unwrap();
+    assert_eq!(
+        (found.role.as_str(), found.clinics, found.bodies),
+        ("viewer", Some(clinics), false)
+    );
     store.touch_token(id, T + 50).await.unwrap();
     assert_eq!(
         store
@@ -1154,7 +1189,7 @@ async fn tokens_are_found_by_hash_until_revoked(db: &TestDatabase) {
     let listed = store.list_tokens().await.unwrap();
     assert_eq!(
         listed.iter().map(|t| t.id).collect::<Vec<_>>(),
-        vec![id, other]
+        vec![id, other, limited]
     );
     assert_eq!(listed[0].revoked_at, Some(T + 100));
 }

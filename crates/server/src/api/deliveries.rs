@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use super::{AppState, Caller};
+use crate::service::access;
 use crate::service::deliveries;
 use crate::time::{parse_time, rfc3339};
 
@@ -167,9 +168,17 @@ struct DeliveryPage {
     responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
+    // A limited caller lists the deliveries of its clinics' webhooks; asking for another
+    // clinic's webhook is a 404, as for a missing one.
+    let webhook_ids = access::visible_webhooks(&state, &caller).await?;
+    if let (Some(w), Some(mine)) = (q.webhook_id, &webhook_ids)
+        && !mine.contains(&w.into())
+    {
+        return Err(ApiError::not_found("webhook"));
+    }
     let q = ListQuery {
         since: nonempty(q.since),
         until: nonempty(q.until),
@@ -208,6 +217,7 @@ async fn list(
         &state,
         DeliveryFilter {
             webhook_id: q.webhook_id.map(Into::into),
+            webhook_ids,
             status,
             event_type,
             since: time("since", q.since)?,
@@ -243,6 +253,7 @@ async fn get_one(
     caller: Caller,
     ApiPath(id): ApiPath<DeliveryId>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
+    access::delivery(&state, &caller, id).await?;
     let (d, attempts) = deliveries::get(&state, &caller.actor(), id).await?;
     let ordering = deliveries::ordering(&state, id)
         .await?
@@ -257,7 +268,13 @@ async fn get_one(
         attempts: attempts
             .iter()
             .skip(attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS))
-            .map(attempt)
+            .map(|a| {
+                let mut a = attempt(a);
+                if !caller.bodies {
+                    mask_bodies(&mut a);
+                }
+                a
+            })
             .collect(),
         ordering,
     }))
@@ -271,6 +288,7 @@ pub(crate) async fn retry(
     caller: Caller,
     ApiPath(id): ApiPath<DeliveryId>,
 ) -> ApiResult<Json<Delivery>> {
+    access::delivery(&state, &caller, id).await?;
     let d = deliveries::retry(&state, &caller.actor(), id).await?;
     Ok(Json(delivery(&d)))
 }
@@ -317,5 +335,33 @@ fn attempt(a: &AttemptRow) -> Attempt {
         response_sha256: a.response_sha256.clone(),
         purged_at: a.purged_at.map(rfc3339),
         purge_reason: a.purge_reason.map(|r| r.to_string()),
+    }
+}
+
+/// What a caller not allowed bodies sees of an attempt: the request's method, URL (with
+/// its query, which may carry values, masked) and headers' names, the status and the
+/// sizes and hashes; no body, no header value, no error text (it may quote the answer).
+pub fn mask_bodies(a: &mut Attempt) {
+    const HIDDEN: &str = "(hidden: this token does not see bodies)";
+    if let Some(req) = a.request.as_object_mut() {
+        if req.contains_key("body") {
+            req.insert("body".into(), HIDDEN.into());
+        }
+        if let Some(url) = req.get("url").and_then(|u| u.as_str()) {
+            let bare = url.split('?').next().unwrap_or("").to_string();
+            req.insert("url".into(), bare.into());
+        }
+        if let Some(serde_json::Value::Object(h)) = req.get_mut("headers") {
+            for v in h.values_mut() {
+                *v = "***".into();
+            }
+        }
+    }
+    if let Some(r) = &mut a.response {
+        r.body = r.body.as_ref().map(|_| HIDDEN.to_string());
+        r.headers = None;
+    }
+    if a.error.is_some() {
+        a.error = Some(HIDDEN.to_string());
     }
 }

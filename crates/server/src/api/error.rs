@@ -57,6 +57,10 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
         Self::new(
@@ -86,6 +90,7 @@ impl From<crate::service::Error> for ApiError {
             Error::NotFound(what) => ApiError::not_found(what),
             Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             Error::Unauthorized(m) => ApiError::unauthorized(m),
+            Error::Forbidden(m) => ApiError::forbidden(m),
             // Logged where it happened.
             Error::Internal => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -131,6 +131,7 @@ async fn push_event(
     caller: Caller,
     ApiJson(body): ApiJson<PushEvent>,
 ) -> ApiResult<(StatusCode, Json<Pushed>)> {
+    crate::service::access::check_push_clinic(&caller, body.data.get("clinic_id"))?;
     let events::Pushed {
         name,
         recorded,

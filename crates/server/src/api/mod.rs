@@ -2,8 +2,9 @@
 //!
 //! Each module owns its routes, each documented with `#[utoipa::path]`;
 //! they are merged here into the router and the OpenAPI document at once,
-//! under one body limit and the bearer-token check ([`Caller`] as an
-//! extractor, so a handler's signature says it needs one).
+//! under one body limit and the policy table ([`policy`]: which roles may
+//! call each operation, checked before the handler runs; [`Caller`] as an
+//! extractor, so a handler's signature says it needs a token).
 
 mod alerts;
 pub mod clinic;
@@ -13,6 +14,7 @@ pub mod error;
 mod events;
 pub mod guard;
 mod openapi;
+pub mod policy;
 pub(crate) mod presets;
 pub(crate) mod previews;
 pub(crate) mod privacy;
@@ -80,7 +82,12 @@ pub const VERSION_HEADER: &str = "carehook-version";
 pub fn router(state: AppState) -> Router {
     let (app, doc) = documented_routes().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
-    app.fallback(|| async {
+    let operations = Arc::new(policy::Operations::of(&doc));
+    app.route_layer(axum::middleware::from_fn_with_state(
+        (state.clone(), operations),
+        policy::enforce,
+    ))
+    .fallback(|| async {
         ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "not_found",
@@ -186,7 +193,8 @@ pub async fn metrics_text(state: &Shared) -> ([(axum::http::HeaderName, &'static
 
 pub use crate::service::tokens::hash_token;
 
-/// A caller that showed a valid API token (`admin`, or the token's name).
+/// A caller that showed a valid API token: its name (`admin` for the admin
+/// token), role and clinics.
 pub use crate::service::tokens::Principal as Caller;
 
 impl Caller {
@@ -203,8 +211,21 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
+        // The policy layer already authenticated the token.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        Caller::from_headers(&parts.headers, state).await
+    }
+}
+
+impl Caller {
+    /// Who the request's bearer token belongs to.
+    pub async fn from_headers(
+        headers: &axum::http::HeaderMap,
+        state: &AppState,
+    ) -> Result<Caller, ApiError> {
+        let header = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| {

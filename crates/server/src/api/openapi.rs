@@ -13,7 +13,7 @@ pub fn base() -> OpenApi {
     #[openapi(
         info(
             title = "carehook",
-            description = "A webhook server for clinics. Every call under /api/v1 needs `Authorization: Bearer <token>` (the admin token, or one made with `carehook tokens create`). Errors are `{\"error\":{\"code\",\"message\",\"field\"?}}`.",
+            description = "A webhook server for clinics. Every call under /api/v1 needs `Authorization: Bearer <token>` (the admin token, or one made with `carehook tokens create`). A token has a role (owner, admin, editor, viewer, ingest) and may be limited to clinics: each operation's `x-carehook-policy` says which roles may call it, and whether a token limited to clinics may (`scoped`: it sees only its clinics' webhooks and deliveries; another clinic's is a 404) or not (`install`). Errors are `{\"error\":{\"code\",\"message\",\"field\"?}}`.",
         ),
         security(("bearer" = [])),
         components(schemas(super::error::ErrorBody)),
@@ -50,8 +50,48 @@ pub fn finish(doc: OpenApi) -> serde_json::Value {
     let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
     super::clinic_doc::add_to(&mut doc);
     name_operations(&mut doc);
+    add_policy(&mut doc);
     describe_responses(&mut doc);
     doc
+}
+
+/// Each operation's rule from the policy table ([`super::policy`]), as
+/// `x-carehook-policy` (`roles`, and `clinics`: `public`, `install` — a token
+/// limited to clinics is refused — or `scoped` — it sees only its clinics'),
+/// and the 403 a refused role gets. An operation without a rule gets neither
+/// (and is refused to every token).
+fn add_policy(doc: &mut serde_json::Value) {
+    use super::policy::{Rule, rule};
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for method in METHODS {
+            let Some(op) = item.get_mut(method) else {
+                continue;
+            };
+            let Some(r) = op["operationId"].as_str().and_then(rule) else {
+                continue;
+            };
+            let (roles, clinics) = match r {
+                Rule::Public => (&[][..], "public"),
+                Rule::Install(roles) => (roles, "install"),
+                Rule::Scoped(roles) => (roles, "scoped"),
+            };
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            op["x-carehook-policy"] = serde_json::json!({ "roles": roles, "clinics": clinics });
+            if r != Rule::Public
+                && let Some(responses) = op["responses"].as_object_mut()
+            {
+                responses.entry("403").or_insert_with(|| {
+                    serde_json::json!({
+                        "description": "The token's role (or its clinic limit) may not call this",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+                    })
+                });
+            }
+        }
+    }
 }
 
 /// The `operationId` of each route whose name is not plain CRUD; client

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiJson, ApiPath, ApiResult, ErrorBody, OptionalJson};
 use super::{AppState, Caller};
+use crate::service::access;
 use crate::service::webhooks::{self, Draft, Preview, TestResult, TryOut};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,6 +35,7 @@ async fn test_send(
     ApiPath(id): ApiPath<WebhookId>,
     OptionalJson(body): OptionalJson<TryOut>,
 ) -> ApiResult<Json<TestResult>> {
+    access::webhook(&state, &caller, id).await?;
     Ok(Json(
         webhooks::test_send(&state, &caller.actor(), id, body).await?,
     ))
@@ -46,10 +48,11 @@ async fn test_send(
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn preview(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
     OptionalJson(body): OptionalJson<TryOut>,
 ) -> ApiResult<Json<Preview>> {
+    access::webhook(&state, &caller, id).await?;
     Ok(Json(webhooks::preview(&state, id, body).await?))
 }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::error::{ApiJson, ApiPath, ApiResult, ErrorBody};
 use super::{AppState, Caller};
-use crate::service::tokens;
+use crate::service::tokens::{self, Role};
 use crate::time::rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,12 +33,39 @@ struct NewToken {
     /// Who or what uses it: `zapier`, `billing-sync`.
     #[schema(example = "zapier", min_length = 1, max_length = 100)]
     name: String,
+    /// What it may do (see docs/access.md); default `owner`.
+    #[serde(default)]
+    #[schema(value_type = Option<Role>)]
+    role: Option<String>,
+    /// The clinics (their `clinic_id`) it is limited to; left out or empty: every clinic.
+    #[serde(default, deserialize_with = "clinic_list")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["2"]))]
+    clinics: Option<Vec<String>>,
+    /// Whether it sees request and response bodies and event data in the
+    /// delivery log; default: yes, except for a `viewer`.
+    #[serde(default)]
+    bodies: Option<bool>,
+}
+
+/// Clinic ids as text or numbers; `null` is the same as none (every clinic).
+fn clinic_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => carehook_core::clinics::deserialize(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Token {
     pub id: Uuid,
     pub name: String,
+    pub role: Role,
+    /// The clinics it is limited to; null: every clinic.
+    pub clinics: Option<Vec<String>>,
+    /// Whether it sees bodies and event data in the delivery log.
+    pub bodies: bool,
     pub created_at: String,
     /// Updated at most once a minute.
     pub last_used_at: Option<String>,
@@ -62,13 +89,17 @@ fn view(t: &TokenRow) -> Token {
     Token {
         id: t.id.into(),
         name: t.name.clone(),
+        role: Role::parse(&t.role).unwrap_or(Role::Viewer),
+        clinics: t.clinics.clone(),
+        bodies: t.bodies,
         created_at: rfc3339(t.created_at),
         last_used_at: t.last_used_at.map(rfc3339),
         revoked_at: t.revoked_at.map(rfc3339),
     }
 }
 
-/// Makes an API token. The answer is the only time it is shown.
+/// Makes an API token with a role, optionally limited to clinics. The
+/// answer is the only time the token is shown.
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
@@ -76,7 +107,8 @@ async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let (row, token) = tokens::create(&state, &caller.actor(), &body.name).await?;
+    let access = tokens::check_access(body.role.as_deref(), body.clinics, body.bodies)?;
+    let (row, token) = tokens::create(&state, &caller.actor(), &body.name, &access).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use super::{AppState, Caller};
+use crate::service::access;
 use crate::service::webhooks;
 use crate::time::{now_ms, parse_time, rfc3339};
 
@@ -231,6 +232,7 @@ async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let spec = webhooks::spec_from_json(body)?;
+    access::check_spec_clinics(&caller, &spec.clinics)?;
     let view = webhooks::create(&state, &caller.actor(), spec).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -238,8 +240,10 @@ async fn create(
 /// Every webhook, oldest first.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks",
     responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), ))]
-async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>> {
-    let items = webhooks::views(&state, &webhooks::list(&state).await?).await;
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let mut all = webhooks::list(&state).await?;
+    all.retain(|w| caller.sees_webhook(w));
+    let items = webhooks::views(&state, &all).await;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -248,10 +252,10 @@ async fn list(State(state): State<AppState>, _: Caller) -> ApiResult<Json<Value>
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Value>> {
-    let w = webhooks::loaded(&state, id).await?;
+    let w = access::webhook(&state, &caller, id).await?;
     Ok(Json(webhooks::view(&state, &w).await))
 }
 
@@ -267,6 +271,10 @@ async fn update(
     ApiPath(id): ApiPath<WebhookId>,
     ApiJson(patch): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
+    access::webhook(&state, &caller, id).await?;
+    if let Some(clinics) = patch.get("clinics") {
+        access::check_spec_clinics(&caller, &access::clinics_of_json(clinics))?;
+    }
     Ok(Json(
         webhooks::update(&state, &caller.actor(), id, patch).await?,
     ))
@@ -280,6 +288,7 @@ async fn remove(
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<StatusCode> {
+    access::webhook(&state, &caller, id).await?;
     webhooks::delete(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -293,6 +302,7 @@ async fn rotate_secret(
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Value>> {
+    access::webhook(&state, &caller, id).await?;
     Ok(Json(
         webhooks::rotate_secret(&state, &caller.actor(), id).await?,
     ))
@@ -328,6 +338,7 @@ async fn retry_failed(
     ApiPath(id): ApiPath<WebhookId>,
     ApiJson(body): ApiJson<RetryFailed>,
 ) -> ApiResult<Json<Retried>> {
+    access::webhook(&state, &caller, id).await?;
     let time = |field: &str, v: Option<String>, default: i64| -> ApiResult<i64> {
         match v {
             None => Ok(default),
@@ -410,9 +421,10 @@ struct LastDeliveryView {
     responses((status = 200, body = Stats), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> ApiResult<Json<Stats>> {
+    access::webhook(&state, &caller, id).await?;
     let s = webhooks::stats(&state, id).await?;
     Ok(Json(Stats {
         webhook_id: id.into(),
@@ -522,6 +534,7 @@ async fn replay(
     ApiPath(id): ApiPath<WebhookId>,
     ApiJson(body): ApiJson<ReplayBody>,
 ) -> ApiResult<Json<ReplayAnswer>> {
+    access::webhook(&state, &caller, id).await?;
     let time = |field: &str, t: &str| -> ApiResult<i64> {
         parse_time(t).ok_or_else(|| {
             ApiError::invalid(

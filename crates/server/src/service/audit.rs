@@ -74,7 +74,7 @@ pub fn outcome_of<T>(r: &Result<T>) -> &'static str {
     match r {
         Ok(_) => "ok",
         Err(Error::NotFound(_)) => "not_found",
-        Err(Error::Unauthorized(_)) => "denied",
+        Err(Error::Unauthorized(_) | Error::Forbidden(_)) => "denied",
         Err(Error::Invalid { .. } | Error::BadRequest(_)) => "invalid",
         Err(Error::Conflict(_)) => "conflict",
         Err(Error::Internal) => "failed",

@@ -16,8 +16,10 @@
 //! - [`tokens`]: who a token belongs to; API tokens made and revoked.
 //! - [`deliveries`]: the delivery log and manual retries.
 //! - [`replay`]: a webhook's stored events sent to it again.
+//! - [`access`]: roles, a caller's clinics, and what they may see.
 //! - [`privacy`]: retention purges and a patient's erasure; [`audit`]: the audit trail.
 
+pub mod access;
 pub mod audit;
 pub mod clinic;
 pub mod deliveries;
@@ -25,6 +27,7 @@ pub mod events;
 pub mod privacy;
 pub mod replay;
 pub mod tokens;
+pub mod users;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -59,4 +62,6 @@ pub struct Context {
     /// The installation's payload retention in days (`None`: no purge by age); a replay
     /// skips events older than it.
     pub retention_default_days: Option<u32>,
+    /// How failed logins to the admin UI are slowed down.
+    pub login_limits: users::LoginLimits,
 }

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use carehook_core::ids::TokenId;
-use carehook_store::{Store, TokenRow};
+use carehook_store::{Store, TokenAccess, TokenRow};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -15,12 +15,7 @@ use crate::time::now_ms;
 /// How often a token's `last_used_at` is written at most.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
-/// Someone who showed a valid token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// `admin`, or the API token's name.
-    pub name: String,
-}
+pub use super::access::{Principal, Role};
 
 /// Hex SHA-256 of a token: what the store keeps instead of the token.
 pub fn hash_token(token: &str) -> String {
@@ -33,14 +28,12 @@ pub fn hash_token(token: &str) -> String {
 pub async fn authenticate(ctx: &Context, token: &str) -> Result<Principal> {
     let hash = hash_token(token);
     if is_admin(ctx, &hash) {
-        return Ok(Principal {
-            name: "admin".into(),
-        });
+        return Ok(Principal::admin());
     }
     match ctx.store.find_token(&hash).await? {
         Some(t) => {
             touch(ctx, t.id);
-            Ok(Principal { name: t.name })
+            Ok(Principal::of_token(&t))
         }
         None => Err(Error::Unauthorized(
             "the API token is not valid (revoked, or mistyped)".into(),
@@ -48,13 +41,18 @@ pub async fn authenticate(ctx: &Context, token: &str) -> Result<Principal> {
     }
 }
 
-/// Whether the token with this hash is still good: a UI session checks on
-/// every request, so revoking a token ends its sessions.
-pub async fn still_valid(ctx: &Context, token_hash: &str) -> Result<bool> {
+/// Who the token with this hash is now, if it is still good: a UI session
+/// asks on every request, so revoking a token ends its sessions (and a
+/// session acts with the token's role and clinics).
+pub async fn holder(ctx: &Context, token_hash: &str) -> Result<Option<Principal>> {
     if is_admin(ctx, token_hash) {
-        return Ok(true);
+        return Ok(Some(Principal::admin()));
     }
-    Ok(ctx.store.find_token(token_hash).await?.is_some())
+    Ok(ctx
+        .store
+        .find_token(token_hash)
+        .await?
+        .map(|t| Principal::of_token(&t)))
 }
 
 fn is_admin(ctx: &Context, hash: &str) -> bool {
@@ -103,19 +101,58 @@ pub fn check_name(name: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
+/// What a new token may do, as asked: a role (default `owner`), the
+/// clinics it is limited to (`None` or empty: every clinic), and whether it
+/// sees bodies in the log (default: yes, except for a viewer).
+pub fn check_access(
+    role: Option<&str>,
+    clinics: Option<Vec<String>>,
+    bodies: Option<bool>,
+) -> Result<TokenAccess> {
+    let role = match role {
+        None => Role::Owner,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            Error::invalid(
+                "role",
+                format!("role must be owner, admin, editor, viewer or ingest, not \"{r}\""),
+            )
+        })?,
+    };
+    let clinics = match clinics {
+        None => None,
+        Some(c) if c.is_empty() => None,
+        Some(c) => Some(
+            carehook_core::clinics::check(&c)
+                .map_err(|(i, m)| Error::invalid(format!("clinics[{i}]"), m))?,
+        ),
+    };
+    Ok(TokenAccess {
+        role: role.as_str().to_string(),
+        clinics,
+        bodies: bodies.unwrap_or(role != Role::Viewer),
+    })
+}
+
 /// Makes an API token in `store` (also used offline by `carehook tokens
 /// create --database-url`); answers its row and the token, shown once.
-pub async fn create_token(store: &dyn Store, name: &str) -> anyhow::Result<(TokenRow, String)> {
+pub async fn create_token(
+    store: &dyn Store,
+    name: &str,
+    access: &TokenAccess,
+) -> anyhow::Result<(TokenRow, String)> {
     let token = generate_token()?;
     let id = TokenId::new();
     let now = now_ms();
     store
-        .insert_token(id, name, &hash_token(&token), now)
+        .insert_scoped_token(id, name, &hash_token(&token), access, now)
         .await?;
     Ok((
         TokenRow {
             id,
             name: name.to_string(),
+            role: access.role.clone(),
+            clinics: access.clinics.clone(),
+            bodies: access.bodies,
             created_at: now,
             last_used_at: None,
             revoked_at: None,
@@ -124,14 +161,21 @@ pub async fn create_token(store: &dyn Store, name: &str) -> anyhow::Result<(Toke
     ))
 }
 
-/// A new API token named `name`.
-pub async fn create(ctx: &Context, actor: &Actor, name: &str) -> Result<(TokenRow, String)> {
+/// A new API token named `name`, with what it may do.
+pub async fn create(
+    ctx: &Context,
+    actor: &Actor,
+    name: &str,
+    access: &TokenAccess,
+) -> Result<(TokenRow, String)> {
     let name = check_name(name).map_err(|m| Error::invalid("name", m))?;
-    let (row, token) = create_token(&*ctx.store, &name)
+    let (row, token) = create_token(&*ctx.store, &name, access)
         .await
         .map_err(Error::internal)?;
-    tracing::info!(token = %row.id, name = %row.name, by = %actor, "API token made");
-    let details = serde_json::json!({ "after": { "id": row.id, "name": row.name } });
+    tracing::info!(token = %row.id, name = %row.name, role = %row.role, by = %actor, "API token made");
+    let details = serde_json::json!({ "after": {
+        "id": row.id, "name": row.name, "role": row.role, "clinics": row.clinics, "bodies": row.bodies
+    } });
     let resource = format!("token/{}", row.id);
     super::audit::record(&*ctx.store, actor, "token.create", &resource, "ok", details).await;
     Ok((row, token))

@@ -71,7 +71,7 @@ pub async fn page(
         })
         .collect();
     Ok(html(&AuditPage {
-        page: Page::new(&state, &admin, "Audit trail", "audit"),
+        page: Page::new(&state, &admin, "Audit trail", "audit").await,
         action: q.action,
         resource: q.resource,
         rows,

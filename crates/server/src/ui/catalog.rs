@@ -18,7 +18,7 @@ struct EventsPage {
 
 pub async fn page(State(state): State<UiState>, admin: Admin) -> Response {
     html(&EventsPage {
-        page: Page::new(&state, &admin, "Events", "events"),
+        page: Page::new(&state, &admin, "Events", "events").await,
         events: catalog::events(),
     })
 }

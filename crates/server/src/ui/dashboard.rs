@@ -93,7 +93,8 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
     let now = now_ms();
     // 24 whole hours, the last one the current hour.
     let since = (now / HOUR_MS - 23) * HOUR_MS;
-    let recent = recent_deliveries(&state, since).await?;
+    let visible = crate::service::access::visible_webhooks(app, &admin.caller).await?;
+    let recent = recent_deliveries(&state, since, visible).await?;
     let truncated = recent.len() >= CHART_ROWS;
 
     // Hour buckets, oldest first; the last one is the current hour.
@@ -122,7 +123,8 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
 
     // Each webhook's numbers are the store's (`GET /webhooks/{id}/stats`):
     // exact, whatever the chart could read. Test sends are left out.
-    let loaded = crate::service::webhooks::list(app).await?;
+    let mut loaded = crate::service::webhooks::list(app).await?;
+    loaded.retain(|w| admin.caller.sees_webhook(w));
     let mut webhooks = Vec::with_capacity(loaded.len());
     for w in loaded {
         let row = &w.row;
@@ -193,9 +195,29 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
         })
         .collect();
 
+    // A caller limited to clinics sees the alerts of its clinics' webhooks only.
+    let visible: Option<std::collections::HashSet<String>> = if admin.caller.is_limited() {
+        Some(
+            crate::service::webhooks::list(app)
+                .await?
+                .iter()
+                .filter(|w| admin.caller.sees_webhook(w))
+                .map(|w| w.row.id.to_string())
+                .collect(),
+        )
+    } else {
+        None
+    };
     let alerts = crate::alerts::latest(&*app.store, ALERTS_SHOWN)
         .await?
         .into_iter()
+        .filter(|e| {
+            visible.as_ref().is_none_or(|v| {
+                e.vars
+                    .get("webhook_id")
+                    .is_some_and(|id| v.contains(id.as_str()))
+            })
+        })
         .map(|e| {
             let get = |k: &str| e.vars.get(k).cloned().unwrap_or_default();
             AlertLine {
@@ -208,7 +230,7 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
         })
         .collect();
     let page = DashboardPage {
-        page: Page::new(&state, &admin, "Dashboard", "dashboard"),
+        page: Page::new(&state, &admin, "Dashboard", "dashboard").await,
         alerts,
         webhooks,
         bars,
@@ -219,7 +241,12 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
     Ok(html(&page))
 }
 
-async fn recent_deliveries(state: &UiState, since: i64) -> Result<Vec<DeliveryRow>, UiError> {
+/// Deliveries since `since`, of `webhooks` only when given (a limited admin's).
+async fn recent_deliveries(
+    state: &UiState,
+    since: i64,
+    webhooks: Option<Vec<WebhookId>>,
+) -> Result<Vec<DeliveryRow>, UiError> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -228,6 +255,7 @@ async fn recent_deliveries(state: &UiState, since: i64) -> Result<Vec<DeliveryRo
             .store
             .list_deliveries(DeliveryFilter {
                 since: Some(since),
+                webhook_ids: webhooks.clone(),
                 limit: MAX_PAGE,
                 cursor,
                 ..DeliveryFilter::default()

@@ -187,7 +187,19 @@ impl LogPage {
     }
 }
 
-async fn webhook_names(state: &UiState) -> Result<Vec<(WebhookId, String)>, UiError> {
+/// The webhooks the admin may see, by name (a limited admin sees only its clinics').
+async fn webhook_names(
+    state: &UiState,
+    admin: &Admin,
+) -> Result<Vec<(WebhookId, String)>, UiError> {
+    if admin.caller.is_limited() {
+        return Ok(crate::service::webhooks::list(&state.app)
+            .await?
+            .iter()
+            .filter(|w| admin.caller.sees_webhook(w))
+            .map(|w| (w.row.id, w.row.name.clone()))
+            .collect());
+    }
     Ok(state
         .app
         .store
@@ -204,15 +216,27 @@ async fn list(
     admin: Admin,
     Query(f): Query<Filters>,
 ) -> Result<Response, UiError> {
-    let webhooks = webhook_names(&state).await?;
+    let webhooks = webhook_names(&state, &admin).await?;
     let mut error = String::new();
     let mut filter = DeliveryFilter {
         limit: 50,
         cursor: Some(f.cursor.clone()).filter(|c| !c.is_empty()),
+        webhook_ids: admin
+            .caller
+            .is_limited()
+            .then(|| webhooks.iter().map(|(id, _)| *id).collect()),
         ..DeliveryFilter::default()
     };
     if !f.webhook_id.is_empty() {
         match f.webhook_id.parse() {
+            Ok(id)
+                if filter
+                    .webhook_ids
+                    .as_ref()
+                    .is_some_and(|ids| !ids.contains(&id)) =>
+            {
+                return Err(UiError::NotFound);
+            }
             Ok(id) => filter.webhook_id = Some(id),
             Err(_) => error = "That webhook id is not valid.".into(),
         }
@@ -298,7 +322,7 @@ async fn list(
     };
     let here = format!("/ui/deliveries?{}", f.query());
     Ok(html(&LogPage {
-        page: Page::new(&state, &admin, "Delivery log", "deliveries"),
+        page: Page::new(&state, &admin, "Delivery log", "deliveries").await,
         error,
         rows,
         next,
@@ -314,11 +338,11 @@ async fn list(
     }))
 }
 
-/// Whether this viewer may see who a delivery was about (patient names, appointment times).
-/// Every signed-in admin may, for now; roles (a viewer who may not see patient data) decide
-/// it here, and [`log_rows`] renders accordingly.
-fn may_see_patient_data(_admin: &Admin) -> bool {
-    true
+/// Whether this viewer may see who a delivery was about (patient names, appointment times):
+/// a caller allowed bodies and event data (see `service::access::Principal::bodies`);
+/// [`log_rows`] renders accordingly.
+fn may_see_patient_data(admin: &Admin) -> bool {
+    admin.caller.bodies
 }
 
 /// The log's rows, as the viewer may see them: with `patient_data`, each row's patient and
@@ -535,7 +559,7 @@ async fn detail(
         })
         .collect();
     Ok(html(&DetailPage {
-        page: Page::new(&state, &admin, format!("Delivery {id}"), "deliveries"),
+        page: Page::new(&state, &admin, format!("Delivery {id}"), "deliveries").await,
         id,
         webhook_id: d.webhook_id,
         webhook,
@@ -579,7 +603,8 @@ async fn retry(
     crate::service::deliveries::retry(&state.app, &posted.admin.actor(), id).await?;
     state
         .sessions
-        .flash(&posted.admin.key, "ok", "Queued to be sent again now.");
+        .flash(&posted.admin.key, "ok", "Queued to be sent again now.")
+        .await;
     Ok(Redirect::to(&format!("/ui/deliveries/{id}")).into_response())
 }
 
@@ -587,7 +612,14 @@ async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Re
     let Posted { admin, form } = posted;
     let back = super::safe_next(form.get("back"));
     let zone = super::clinic_zone(&state).await;
-    let outcome = match parse_range(&form, zone) {
+    let range = match parse_range(&form, zone) {
+        Ok((webhook, since, until)) => {
+            crate::service::access::webhook(&state.app, &admin.caller, webhook).await?;
+            Ok((webhook, since, until))
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = match range {
         Ok((webhook, since, until)) => crate::service::webhooks::retry_failed(
             &state.app,
             &admin.actor(),
@@ -601,18 +633,26 @@ async fn retry_failed(State(state): State<UiState>, posted: Posted) -> Result<Re
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(0) => state
-            .sessions
-            .flash(&admin.key, "ok", "No failed deliveries in that range."),
-        Ok(n) => state.sessions.flash(
-            &admin.key,
-            "ok",
-            format!(
-                "{n} failed deliver{} queued to be sent again now.",
-                if n == 1 { "y" } else { "ies" }
-            ),
-        ),
-        Err(e) => state.sessions.flash(&admin.key, "error", e),
+        Ok(0) => {
+            state
+                .sessions
+                .flash(&admin.key, "ok", "No failed deliveries in that range.")
+                .await
+        }
+        Ok(n) => {
+            state
+                .sessions
+                .flash(
+                    &admin.key,
+                    "ok",
+                    format!(
+                        "{n} failed deliver{} queued to be sent again now.",
+                        if n == 1 { "y" } else { "ies" }
+                    ),
+                )
+                .await
+        }
+        Err(e) => state.sessions.flash(&admin.key, "error", e).await,
     }
     Ok(Redirect::to(&back).into_response())
 }

@@ -78,6 +78,7 @@ pub fn anchor(field: &str) -> &'static str {
     match head {
         "name" => "name",
         "description" => "description",
+        "clinics" => "clinics",
         "events" => "events",
         "url" => "url",
         "method" => "method",
@@ -105,6 +106,8 @@ pub fn anchor(field: &str) -> &'static str {
 pub struct Editor {
     pub name: String,
     pub description: String,
+    /// The clinics it serves, comma-separated; empty: every clinic.
+    pub clinics: String,
     pub enabled: bool,
     pub any_event: bool,
     pub events: Vec<String>,
@@ -291,6 +294,7 @@ impl Editor {
         Editor {
             name: spec.name.clone(),
             description: spec.description.clone(),
+            clinics: spec.clinics.join(", "),
             enabled: spec.enabled,
             any_event,
             events: spec
@@ -417,6 +421,7 @@ impl Editor {
         Editor {
             name: f.text("name"),
             description: f.text("description"),
+            clinics: f.text("clinics"),
             enabled: f.checked("enabled"),
             any_event: f.checked("any_event"),
             events: f.all("events"),
@@ -586,9 +591,15 @@ impl Editor {
                 .map(Value::from)
                 .map_err(|_| FieldError::new("rate_limit", format!("\"{t}\" is not a number")))?,
         };
+        let clinics: Vec<&str> = self
+            .clinics
+            .split([',', ' '])
+            .filter(|c| !c.is_empty())
+            .collect();
         let mut spec = json!({
             "name": self.name,
             "description": self.description,
+            "clinics": if clinics.is_empty() { Value::Null } else { json!(clinics) },
             "enabled": self.enabled,
             "events": events,
             "url": self.url.trim(),

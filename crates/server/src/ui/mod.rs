@@ -47,10 +47,11 @@ pub struct UiState {
 }
 
 pub fn router(app: AppState) -> Router {
-    let state = UiState {
-        app,
-        sessions: Arc::new(Sessions::default()),
-    };
+    let sessions = Arc::new(Sessions::new(
+        app.store.clone(),
+        app.registry.vault().clone(),
+    ));
+    let state = UiState { app, sessions };
     let ui = Router::new()
         .route("/", get(dashboard::page))
         .route("/login", get(login_page).post(login))
@@ -152,11 +153,17 @@ pub struct Page {
     pub nav: &'static str,
     pub csrf: String,
     pub caller: String,
+    /// The caller's role, for "who am I".
+    pub role: &'static str,
+    /// Whether the caller may change anything (a viewer may not: no edit buttons).
+    pub can_edit: bool,
+    /// Whether the caller may see owners' pages (API tokens).
+    pub owner: bool,
     pub flashes: Vec<Flash>,
 }
 
 impl Page {
-    pub fn new(
+    pub async fn new(
         state: &UiState,
         admin: &Admin,
         title: impl Into<String>,
@@ -167,7 +174,10 @@ impl Page {
             nav,
             csrf: admin.csrf.clone(),
             caller: admin.caller.name.clone(),
-            flashes: state.sessions.take_flashes(&admin.key),
+            role: admin.caller.role.as_str(),
+            can_edit: admin.caller.role != crate::service::access::Role::Viewer,
+            owner: admin.caller.role == crate::service::access::Role::Owner,
+            flashes: state.sessions.take_flashes(&admin.key).await,
         }
     }
 }
@@ -186,6 +196,8 @@ pub enum UiError {
     NotFound,
     /// A form post without the session's CSRF token.
     Forbidden,
+    /// The session's role or clinics do not allow this.
+    Denied(String),
     BadRequest(String),
     Internal,
 }
@@ -202,6 +214,7 @@ impl From<crate::service::Error> for UiError {
         use crate::service::Error;
         match e {
             Error::NotFound(_) => UiError::NotFound,
+            Error::Forbidden(m) => UiError::Denied(m),
             // Logged where it happened.
             Error::Internal => UiError::Internal,
             e => UiError::BadRequest(e.message()),
@@ -229,6 +242,7 @@ impl IntoResponse for UiError {
                 "Refused",
                 "This form was not sent from a carehook page of your session (its CSRF token is missing or stale). Go back, reload the page and try again.",
             ),
+            UiError::Denied(m) => (StatusCode::FORBIDDEN, "Not allowed", m.as_str()),
             UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m.as_str()),
             UiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -249,6 +263,9 @@ struct LoginPage {
     csrf: String,
     next: String,
     error: String,
+    /// Filled in when the code of a second factor is asked for.
+    email: String,
+    ask_code: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +299,8 @@ async fn login_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> Response 
         csrf: csrf.clone(),
         next: safe_next(q.next.as_deref()),
         error: String::new(),
+        email: String::new(),
+        ask_code: false,
     };
     let mut resp = html(&page);
     resp.headers_mut().append(
@@ -300,6 +319,13 @@ async fn login_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> Response 
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    /// The TOTP code, for an account with a second factor.
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
     token: String,
     #[serde(default)]
     csrf: String,
@@ -307,9 +333,94 @@ struct LoginForm {
     next: String,
 }
 
+/// The client's address (the connection's peer), for counting failed logins per address.
+struct ClientAddr(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// A login answer that opens `owner`'s session and goes on to `next`.
+async fn logged_in(
+    state: &UiState,
+    owner: session::Owner,
+    who: crate::service::Actor,
+    next: &str,
+    https: bool,
+) -> Response {
+    crate::service::audit::record(
+        &*state.app.store,
+        &who,
+        "login",
+        "ui",
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
+    let id = match state.sessions.open(owner).await {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let mut resp = Redirect::to(&safe_next(Some(next))).into_response();
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, &id, "/", session::MAX_AGE_MS / 1000, https),
+    );
+    h.append(
+        header::SET_COOKIE,
+        session::set_cookie(LOGIN_COOKIE, "", "/ui/login", 0, https),
+    );
+    resp
+}
+
+/// The login page again, with an error and the status to answer.
+async fn login_refused(
+    state: &UiState,
+    f: LoginForm,
+    status: StatusCode,
+    error: String,
+    ask_code: bool,
+) -> Response {
+    // Who tried is not written down: a wrong address or token must not land in the log.
+    let who = crate::service::Actor::System("unknown (failed UI login)");
+    crate::service::audit::record(
+        &*state.app.store,
+        &who,
+        "login.failed",
+        "ui",
+        "denied",
+        serde_json::json!({}),
+    )
+    .await;
+    let page = LoginPage {
+        csrf: f.csrf,
+        next: safe_next(Some(&f.next)),
+        error,
+        email: if ask_code { f.email } else { String::new() },
+        ask_code,
+    };
+    let mut resp = html(&page);
+    *resp.status_mut() = status;
+    resp
+}
+
 async fn login(
     State(state): State<UiState>,
     headers: HeaderMap,
+    ClientAddr(addr): ClientAddr,
     Form(f): Form<LoginForm>,
 ) -> Response {
     // Double submit: the form's token must match the cookie set with it.
@@ -318,58 +429,82 @@ async fn login(
         return UiError::Forbidden.into_response();
     }
     let https = session::is_https(&headers);
-    match crate::service::tokens::authenticate(&state.app, f.token.trim()).await {
-        Ok(caller) => {
-            let who = crate::service::Actor::Ui(caller.name.clone());
-            crate::service::audit::record(
-                &*state.app.store,
-                &who,
-                "login",
-                "ui",
-                "ok",
-                serde_json::json!({}),
-            )
-            .await;
-            let id = state
-                .sessions
-                .open(&caller, crate::service::tokens::hash_token(f.token.trim()));
-            let mut resp = Redirect::to(&safe_next(Some(&f.next))).into_response();
-            let h = resp.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                session::set_cookie(SESSION_COOKIE, &id, "/", session::MAX_AGE_MS / 1000, https),
-            );
-            h.append(
-                header::SET_COOKIE,
-                session::set_cookie(LOGIN_COOKIE, "", "/ui/login", 0, https),
-            );
-            resp
+    let token = f.token.trim().to_string();
+    if !token.is_empty() {
+        return match crate::service::tokens::authenticate(&state.app, &token).await {
+            Ok(caller) if caller.role == crate::service::access::Role::Ingest => {
+                login_refused(
+                    &state,
+                    f,
+                    StatusCode::FORBIDDEN,
+                    "An ingest token only pushes events; it cannot log in here.".into(),
+                    false,
+                )
+                .await
+            }
+            Ok(caller) => {
+                let owner = session::Owner::Token(crate::service::tokens::hash_token(&token));
+                let who = crate::service::Actor::Ui(caller.name.clone());
+                logged_in(&state, owner, who, &f.next, https).await
+            }
+            Err(why) => {
+                let message = why.message();
+                login_refused(&state, f, StatusCode::UNAUTHORIZED, message, false).await
+            }
+        };
+    }
+    if f.email.trim().is_empty() || f.password.is_empty() {
+        return login_refused(
+            &state,
+            f,
+            StatusCode::UNAUTHORIZED,
+            "Enter your e-mail address and password (or an API token).".into(),
+            false,
+        )
+        .await;
+    }
+    let code = Some(f.code.as_str()).filter(|c| !c.trim().is_empty());
+    let verdict =
+        crate::service::users::login(&state.app, &f.email, &f.password, code, &addr).await;
+    use crate::service::users::LoginRefused;
+    match verdict {
+        Ok(Ok(user)) => {
+            let who = crate::service::Actor::Ui(user.email.clone());
+            logged_in(&state, session::Owner::User(user.id), who, &f.next, https).await
         }
-        Err(why) => {
-            // Who tried is unknown: the token did not match one (and is never written down).
-            let who = crate::service::Actor::System("unknown (failed UI login)");
-            crate::service::audit::record(
-                &*state.app.store,
-                &who,
-                "login.failed",
-                "ui",
-                "denied",
-                serde_json::json!({}),
+        Ok(Err(LoginRefused::Wrong)) => {
+            login_refused(
+                &state,
+                f,
+                StatusCode::UNAUTHORIZED,
+                "That e-mail address and password do not match an active account.".into(),
+                false,
             )
-            .await;
-            let page = LoginPage {
-                csrf: f.csrf,
-                next: safe_next(Some(&f.next)),
-                error: if f.token.trim().is_empty() {
-                    "Enter an API token.".to_string()
-                } else {
-                    why.message()
-                },
+            .await
+        }
+        Ok(Err(LoginRefused::NeedsCode)) => {
+            let error = if code.is_some() {
+                "That code is not right; enter the current one from your authenticator app."
+            } else {
+                "Enter the code from your authenticator app."
             };
-            let mut resp = html(&page);
-            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            login_refused(&state, f, StatusCode::UNAUTHORIZED, error.into(), true).await
+        }
+        Ok(Err(LoginRefused::Locked(secs))) => {
+            let mut resp = login_refused(
+                &state,
+                f,
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed logins. Try again in {secs} seconds."),
+                false,
+            )
+            .await;
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
             resp
         }
+        Err(e) => UiError::from(e).into_response(),
     }
 }
 
@@ -378,7 +513,7 @@ async fn logout(
     headers: HeaderMap,
     posted: session::Posted,
 ) -> Response {
-    state.sessions.close(&posted.admin.key);
+    state.sessions.close(&posted.admin.key).await;
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,

@@ -51,6 +51,8 @@ async fn replay_post(
     posted: Posted,
 ) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
+    // Another clinic's webhook is not there for a caller limited to clinics.
+    crate::service::access::webhook(&state.app, &admin.caller, id).await?;
     let since_text = form.get("since").unwrap_or("").to_string();
     let until_text = form.get("until").unwrap_or("").to_string();
     let since = form_time(&since_text).ok_or_else(|| {
@@ -82,14 +84,17 @@ async fn replay_post(
         } else {
             ""
         };
-        state.sessions.flash(
-            &admin.key,
-            "ok",
-            format!(
-                "Replaying {} of {} events: {} new deliveries, sent under the webhook's rate limit.{more}",
-                counts.created, counts.scanned, counts.created
-            ),
-        );
+        state
+            .sessions
+            .flash(
+                &admin.key,
+                "ok",
+                format!(
+                    "Replaying {} of {} events: {} new deliveries, sent under the webhook's rate limit.{more}",
+                    counts.created, counts.scanned, counts.created
+                ),
+            )
+            .await;
         return Ok(Redirect::to(&format!("/ui/deliveries?webhook_id={id}")).into_response());
     }
     let name = crate::service::webhooks::loaded(&state.app, id)
@@ -113,7 +118,7 @@ async fn replay_post(
     .map(|(k, n)| (n, counts.reasons.get(k).cloned().unwrap_or_default()))
     .collect();
     let page = ConfirmPage {
-        page: Page::new(&state, &admin, format!("Replay {name}"), "webhooks"),
+        page: Page::new(&state, &admin, format!("Replay {name}"), "webhooks").await,
         id,
         name,
         since: since.to_string(),

@@ -1,21 +1,22 @@
-//! Who is using the admin UI: sessions made by logging in with an API token,
-//! the cookie that names one, and the CSRF token every form post carries.
+//! Who is using the admin UI: sessions opened by logging in (with an e-mail address and
+//! password, or with an API token), the cookie that names one, and the CSRF token every form
+//! post carries.
 //!
 //! Decisions a reader might otherwise undo:
-//! - Sessions live in this process's memory, keyed by the SHA-256 of the
-//!   cookie's random id. A restart logs everyone out (they log in again with
-//!   their token), which is a fair price for not adding a table and a
-//!   cleanup job for something this small. With several carehook nodes
-//!   behind one address, route `/ui` with sticky sessions.
-//! - The session remembers the hash of the token it was opened with and
-//!   checks it on every request, so revoking a token ends its UI sessions.
-//! - The cookie is `HttpOnly; SameSite=Strict`, and every form post must
-//!   also carry the session's CSRF token (compared in constant time); the
-//!   login form, which has no session yet, uses a double-submit cookie.
+//! - Sessions are rows of the database (`ui_sessions`), keyed by the SHA-256 of the cookie's
+//!   random id: they survive a restart and work on every node behind one address, and a
+//!   stolen table opens none. Flash messages and a secret to reveal once live on the row too
+//!   (the secret sealed with the master key), so the page after a redirect finds them on
+//!   whichever node serves it.
+//! - A session remembers whom it belongs to (an account, or the hash of the token it was
+//!   opened with) and reads that again on every request: disabling an account or revoking a
+//!   token ends its sessions, and a changed role applies at once.
+//! - The cookie is `HttpOnly; SameSite=Strict`, and every form post must also carry the
+//!   session's CSRF token (compared in constant time); the login form, which has no session
+//!   yet, uses a double-submit cookie.
 //! - Expiry: 12 hours after login, or 1 hour without a request.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -23,12 +24,17 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use carehook_core::ids::WebhookId;
+use carehook_store::{SessionRow, Store};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::form::FormData;
 use super::{UiError, UiState};
+use crate::api::policy::Rule;
+use crate::service::access::{self, Role};
 use crate::service::tokens::{Principal, hash_token};
 use crate::time::now_ms;
+use crate::vault::Vault;
 
 pub const SESSION_COOKIE: &str = "carehook_session";
 pub const LOGIN_COOKIE: &str = "carehook_login";
@@ -36,32 +42,27 @@ pub const LOGIN_COOKIE: &str = "carehook_login";
 pub const MAX_AGE_MS: i64 = 12 * 60 * 60 * 1000;
 /// …or after this long without a request.
 pub const IDLE_MS: i64 = 60 * 60 * 1000;
-/// More sessions than this at once is abuse, not admins; the oldest go.
-const MAX_SESSIONS: usize = 10_000;
 
 /// A message shown once on the next page (after a redirect).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Flash {
     /// `ok` or `error`; also the CSS class.
-    pub kind: &'static str,
+    pub kind: String,
     pub text: String,
 }
 
-#[derive(Debug)]
-struct Session {
-    caller: String,
-    token_hash: String,
-    csrf: String,
-    created_at: i64,
-    last_seen: i64,
-    flashes: Vec<Flash>,
-    /// A signing secret to show once: (webhook, secret).
-    reveal: Option<(WebhookId, String)>,
+/// A signing secret to show once, sealed on the session's row.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reveal {
+    webhook: WebhookId,
+    secret: String,
 }
 
-#[derive(Debug, Default)]
+/// The sessions, in the database.
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    by_hash: Mutex<HashMap<String, Session>>,
+    store: Arc<dyn Store>,
+    vault: Vault,
 }
 
 /// A random token, URL-safe.
@@ -71,92 +72,127 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
+/// Whom a new session belongs to.
+#[derive(Debug, Clone)]
+pub enum Owner {
+    User(String),
+    /// The hash of the API token logged in with.
+    Token(String),
+}
+
 impl Sessions {
-    /// Opens a session for `caller`; returns the cookie value.
-    pub fn open(&self, caller: &Principal, token_hash: String) -> String {
+    pub fn new(store: Arc<dyn Store>, vault: Vault) -> Sessions {
+        Sessions { store, vault }
+    }
+
+    /// Opens a session; returns the cookie's value.
+    pub async fn open(&self, owner: Owner) -> Result<String, UiError> {
         let id = random_token();
         let now = now_ms();
-        let mut map = self.by_hash.lock().expect("sessions lock");
-        map.retain(|_, s| alive(s, now));
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.created_at)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
+        // Now and then, sweep the expired ones (a session is also refused when expired).
+        if now % 16 == 0 {
+            let _ = self
+                .store
+                .delete_expired_sessions(now - MAX_AGE_MS, now - IDLE_MS)
+                .await;
         }
-        map.insert(
-            hash_token(&id),
-            Session {
-                caller: caller.name.clone(),
+        let (user_id, token_hash) = match owner {
+            Owner::User(u) => (Some(u), None),
+            Owner::Token(t) => (None, Some(t)),
+        };
+        self.store
+            .insert_session(&SessionRow {
+                key: hash_token(&id),
+                user_id,
                 token_hash,
                 csrf: random_token(),
                 created_at: now,
                 last_seen: now,
-                flashes: Vec::new(),
+                flashes: "[]".into(),
                 reveal: None,
-            },
-        );
-        id
+            })
+            .await
+            .map_err(UiError::internal)?;
+        Ok(id)
     }
 
-    pub fn close(&self, key: &str) {
-        self.by_hash.lock().expect("sessions lock").remove(key);
+    pub async fn close(&self, key: &str) {
+        if let Err(e) = self.store.delete_session(key).await {
+            tracing::warn!(error = %e, "could not end a UI session");
+        }
     }
 
-    fn touch(&self, key: &str) -> Option<(String, String, String)> {
+    async fn touch(&self, key: &str) -> Result<Option<SessionRow>, UiError> {
         let now = now_ms();
-        let mut map = self.by_hash.lock().expect("sessions lock");
-        let s = map.get_mut(key)?;
-        if !alive(s, now) {
-            map.remove(key);
-            return None;
-        }
-        s.last_seen = now;
-        Some((s.caller.clone(), s.token_hash.clone(), s.csrf.clone()))
+        self.store
+            .touch_session(key, now, now - MAX_AGE_MS, now - IDLE_MS)
+            .await
+            .map_err(UiError::internal)
     }
 
-    pub fn flash(&self, key: &str, kind: &'static str, text: impl Into<String>) {
-        if let Some(s) = self.by_hash.lock().expect("sessions lock").get_mut(key) {
-            s.flashes.push(Flash {
-                kind,
-                text: text.into(),
-            });
-        }
-    }
-
-    pub fn take_flashes(&self, key: &str) -> Vec<Flash> {
-        self.by_hash
-            .lock()
-            .expect("sessions lock")
-            .get_mut(key)
-            .map(|s| std::mem::take(&mut s.flashes))
-            .unwrap_or_default()
-    }
-
-    /// Keeps a new signing secret for the next page of that webhook, once.
-    pub fn reveal_once(&self, key: &str, webhook: WebhookId, secret: String) {
-        if let Some(s) = self.by_hash.lock().expect("sessions lock").get_mut(key) {
-            s.reveal = Some((webhook, secret));
-        }
-    }
-
-    pub fn take_reveal(&self, key: &str, webhook: WebhookId) -> Option<String> {
-        let mut map = self.by_hash.lock().expect("sessions lock");
-        let s = map.get_mut(key)?;
-        match s.reveal.take() {
-            Some((id, secret)) if id == webhook => Some(secret),
-            other => {
-                s.reveal = other;
+    async fn extras(&self, key: &str) -> Option<(Vec<Flash>, Option<String>)> {
+        match self.store.session_extras(key).await {
+            Ok(Some((flashes, reveal))) => {
+                Some((serde_json::from_str(&flashes).unwrap_or_default(), reveal))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read a UI session");
                 None
             }
         }
     }
-}
 
-fn alive(s: &Session, now: i64) -> bool {
-    now - s.created_at < MAX_AGE_MS && now - s.last_seen < IDLE_MS
+    async fn save(&self, key: &str, flashes: &[Flash], reveal: Option<&str>) {
+        let flashes = serde_json::to_string(flashes).unwrap_or_else(|_| "[]".into());
+        if let Err(e) = self.store.set_session_extras(key, &flashes, reveal).await {
+            tracing::warn!(error = %e, "could not write a UI session");
+        }
+    }
+
+    pub async fn flash(&self, key: &str, kind: &'static str, text: impl Into<String>) {
+        if let Some((mut flashes, reveal)) = self.extras(key).await {
+            // A page never shows more than a few; a session that piles them up loses the oldest.
+            if flashes.len() >= 20 {
+                flashes.remove(0);
+            }
+            flashes.push(Flash {
+                kind: kind.to_string(),
+                text: text.into(),
+            });
+            self.save(key, &flashes, reveal.as_deref()).await;
+        }
+    }
+
+    pub async fn take_flashes(&self, key: &str) -> Vec<Flash> {
+        match self.extras(key).await {
+            Some((flashes, reveal)) if !flashes.is_empty() => {
+                self.save(key, &[], reveal.as_deref()).await;
+                flashes
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Keeps a new signing secret for the next page of that webhook, once.
+    pub async fn reveal_once(&self, key: &str, webhook: WebhookId, secret: String) {
+        if let Some((flashes, _)) = self.extras(key).await {
+            let sealed = self
+                .vault
+                .seal(&serde_json::to_string(&Reveal { webhook, secret }).unwrap_or_default());
+            self.save(key, &flashes, Some(&sealed)).await;
+        }
+    }
+
+    pub async fn take_reveal(&self, key: &str, webhook: WebhookId) -> Option<String> {
+        let (flashes, sealed) = self.extras(key).await?;
+        let reveal: Reveal = serde_json::from_str(&self.vault.open_secret(&sealed?).ok()?).ok()?;
+        if reveal.webhook != webhook {
+            return None;
+        }
+        self.save(key, &flashes, None).await;
+        Some(reveal.secret)
+    }
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -246,23 +282,102 @@ impl FromRequestParts<UiState> for Admin {
             return Err(ToLogin(back).into_response());
         };
         let key = hash_token(id);
-        let Some((caller, token_hash, csrf)) = state.sessions.touch(&key) else {
-            return Err(ToLogin(back).into_response());
+        let session = match state.sessions.touch(&key).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(ToLogin(back).into_response()),
+            Err(e) => return Err(e.into_response()),
         };
-        match crate::service::tokens::still_valid(&state.app, &token_hash).await {
-            Ok(true) => {}
-            Ok(false) => {
-                state.sessions.close(&key);
+        // The account's (or token's) role and clinics as they are now, not as at login.
+        let caller = match holder(state, &session).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                state.sessions.close(&key).await;
                 return Err(ToLogin(back).into_response());
             }
-            Err(e) => return Err(UiError::from(e).into_response()),
+            Err(e) => return Err(e.into_response()),
+        };
+        let csrf = session.csrf;
+        let post =
+            parts.method != axum::http::Method::GET && parts.method != axum::http::Method::HEAD;
+        if let Err(e) = allowed(state, &caller, parts.uri.path(), post).await {
+            return Err(e.into_response());
         }
-        Ok(Admin {
-            key,
-            caller: Principal { name: caller },
-            csrf,
-        })
+        Ok(Admin { key, caller, csrf })
     }
+}
+
+/// Who a session acts as now: its account, unless disabled or gone; or its token, unless
+/// revoked.
+async fn holder(state: &UiState, s: &SessionRow) -> Result<Option<Principal>, UiError> {
+    if let Some(user) = &s.user_id {
+        let u = state
+            .app
+            .store
+            .get_user(user)
+            .await
+            .map_err(UiError::internal)?;
+        return Ok(u
+            .filter(|u| u.disabled_at.is_none())
+            .map(|u| crate::service::users::principal(&u)));
+    }
+    match &s.token_hash {
+        Some(hash) => Ok(crate::service::tokens::holder(&state.app, hash).await?),
+        None => Ok(None),
+    }
+}
+
+/// Which roles may open a page (GET) or send a form (POST) of the admin UI: the UI's part
+/// of the policy (the API's is `api/policy.rs`). Tokens and the audit trail as in the API;
+/// the "try it" page writes clinic records, which belong to owners and admins.
+pub fn ui_rule(path: &str, post: bool) -> Rule {
+    const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Editor, Role::Viewer];
+    const EDITORS: &[Role] = &[Role::Owner, Role::Admin, Role::Editor];
+    match path.trim_start_matches('/').split('/').next().unwrap_or("") {
+        "tokens" => Rule::Install(&[Role::Owner]),
+        "audit" | "try" => Rule::Install(&[Role::Owner, Role::Admin]),
+        "logout" => Rule::Scoped(READERS),
+        _ if post => Rule::Scoped(EDITORS),
+        _ => Rule::Scoped(READERS),
+    }
+}
+
+/// Refuses what the caller's role may not do here (403), and another clinic's webhook or
+/// delivery named in the path (404, as a missing one) — for every handler at once.
+async fn allowed(state: &UiState, who: &Principal, path: &str, post: bool) -> Result<(), UiError> {
+    if who.role == Role::Ingest {
+        return Err(UiError::Denied(
+            "An ingest token only pushes events; it cannot use the admin UI.".into(),
+        ));
+    }
+    if !ui_rule(path, post).allows(who.role, who.is_limited()) {
+        return Err(UiError::Denied(format!(
+            "Your role ({}{}) may not do this.",
+            who.role,
+            if who.is_limited() {
+                ", limited to some clinics"
+            } else {
+                ""
+            }
+        )));
+    }
+    if !who.is_limited() {
+        return Ok(());
+    }
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some("webhooks"), Some(id)) => {
+            if let Ok(id) = id.parse::<WebhookId>() {
+                access::webhook(&state.app, who, id).await?;
+            }
+        }
+        (Some("deliveries"), Some(id)) => {
+            if let Ok(id) = id.parse::<carehook_core::ids::DeliveryId>() {
+                access::delivery(&state.app, who, id).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A form post from a logged-in admin, with its CSRF token checked: the
@@ -308,36 +423,6 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "carehook"), None);
-    }
-
-    #[test]
-    fn sessions_expire_and_flashes_show_once() {
-        let sessions = Sessions::default();
-        let id = sessions.open(
-            &Principal {
-                name: "admin".into(),
-            },
-            "h".into(),
-        );
-        let key = hash_token(&id);
-        assert!(sessions.touch(&key).is_some());
-        sessions.flash(&key, "ok", "saved");
-        assert_eq!(sessions.take_flashes(&key).len(), 1);
-        assert!(sessions.take_flashes(&key).is_empty());
-        let w = WebhookId::new();
-        sessions.reveal_once(&key, w, "whsec_x".into());
-        assert_eq!(sessions.take_reveal(&key, WebhookId::new()), None);
-        assert_eq!(sessions.take_reveal(&key, w).as_deref(), Some("whsec_x"));
-        assert_eq!(sessions.take_reveal(&key, w), None);
-        sessions
-            .by_hash
-            .lock()
-            .unwrap()
-            .get_mut(&key)
-            .unwrap()
-            .last_seen -= IDLE_MS;
-        assert!(sessions.touch(&key).is_none(), "idle too long");
-        assert!(sessions.touch(&key).is_none(), "and gone");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub fn router() -> Router<UiState> {
 struct TokenView {
     id: TokenId,
     name: String,
+    role: String,
+    /// `every clinic`, or the clinic ids.
+    clinics: String,
     created: When,
     last_used: String,
     revoked: bool,
@@ -66,6 +69,14 @@ async fn tokens_view(
         .map(|t| TokenView {
             id: t.id,
             name: t.name,
+            role: if t.bodies || t.role != "viewer" {
+                t.role
+            } else {
+                format!("{} (no bodies)", t.role)
+            },
+            clinics: t
+                .clinics
+                .map_or_else(|| "every clinic".into(), |c| c.join(", ")),
             created: When::new(t.created_at, now, zone),
             last_used: t
                 .last_used_at
@@ -74,7 +85,7 @@ async fn tokens_view(
         })
         .collect();
     let mut resp = html(&TokensPage {
-        page: Page::new(state, admin, "API tokens", "tokens"),
+        page: Page::new(state, admin, "API tokens", "tokens").await,
         rows,
         made,
         name,
@@ -95,7 +106,27 @@ async fn tokens_page(State(state): State<UiState>, admin: Admin) -> Result<Respo
 async fn create_token(State(state): State<UiState>, posted: Posted) -> Result<Response, UiError> {
     let Posted { admin, form } = posted;
     let name = form.text("name");
-    match tokens::create(&state.app, &admin.actor(), &name).await {
+    let clinics: Vec<String> = form
+        .text("clinics")
+        .split([',', ' '])
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    let role = form.text("role");
+    let access = tokens::check_access(
+        Some(if role.is_empty() {
+            "owner"
+        } else {
+            role.as_str()
+        }),
+        Some(clinics),
+        Some(form.get("bodies") == Some("on") || role != "viewer"),
+    );
+    let made = match access {
+        Ok(access) => tokens::create(&state.app, &admin.actor(), &name, &access).await,
+        Err(e) => Err(e),
+    };
+    match made {
         Ok((row, token)) => {
             tokens_view(
                 &state,
@@ -123,12 +154,16 @@ async fn revoke_token(State(state): State<UiState>, posted: Posted) -> Result<Re
                 state
                     .sessions
                     .flash(&admin.key, "ok", "Token revoked: it stops working at once.")
+                    .await
             }
-            Err(e) => state.sessions.flash(&admin.key, "error", e.message()),
+            Err(e) => state.sessions.flash(&admin.key, "error", e.message()).await,
         },
-        None => state
-            .sessions
-            .flash(&admin.key, "error", "That token id is not valid."),
+        None => {
+            state
+                .sessions
+                .flash(&admin.key, "error", "That token id is not valid.")
+                .await
+        }
     }
     Ok(Redirect::to("/ui/tokens").into_response())
 }
@@ -212,7 +247,7 @@ async fn try_view(
         })
         .collect();
     Ok(html(&TryPage {
-        page: Page::new(state, admin, "Test events", "try"),
+        page: Page::new(state, admin, "Test events", "try").await,
         patients: names(state, Kind::Patient).await?,
         doctors: names(state, Kind::Doctor).await?,
         clinic,
@@ -264,7 +299,8 @@ async fn book(State(state): State<UiState>, posted: Posted) -> Result<Response, 
         Ok(v) => {
             state
                 .sessions
-                .flash(&admin.key, "ok", fired(&v, "Appointment booked"));
+                .flash(&admin.key, "ok", fired(&v, "Appointment booked"))
+                .await;
             Ok(Redirect::to("/ui/deliveries").into_response())
         }
         Err(e) => {
@@ -332,18 +368,21 @@ async fn send(State(state): State<UiState>, posted: Posted) -> Result<Response, 
                     p.name
                 );
             }
-            state.sessions.flash(&admin.key, "ok", text);
+            state.sessions.flash(&admin.key, "ok", text).await;
             for m in p.missing {
-                state.sessions.flash(
-                    &admin.key,
-                    "warn",
-                    format!(
-                        "{} was empty; {} send{} it blank.",
-                        m.variable,
-                        m.webhooks.join(", "),
-                        if m.webhooks.len() == 1 { "s" } else { "" }
-                    ),
-                );
+                state
+                    .sessions
+                    .flash(
+                        &admin.key,
+                        "warn",
+                        format!(
+                            "{} was empty; {} send{} it blank.",
+                            m.variable,
+                            m.webhooks.join(", "),
+                            if m.webhooks.len() == 1 { "s" } else { "" }
+                        ),
+                    )
+                    .await;
             }
             Ok(Redirect::to("/ui/deliveries").into_response())
         }

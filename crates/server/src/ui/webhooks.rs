@@ -45,6 +45,7 @@ fn field_error(e: Error) -> FieldError {
 /// secret (shown once).
 async fn create_webhook(state: &UiState, admin: &Admin, body: Value) -> Result<Value, Error> {
     let spec = webhooks::spec_from_json(body)?;
+    crate::service::access::check_spec_clinics(&admin.caller, &spec.clinics)?;
     webhooks::create(&state.app, &admin.actor(), spec).await
 }
 
@@ -87,6 +88,9 @@ struct ListPage {
 async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, UiError> {
     let mut rows = Vec::new();
     for w in webhooks::list(&state.app).await? {
+        if !admin.caller.sees_webhook(&w) {
+            continue;
+        }
         let row = &w.row;
         let last = last_delivery(&state, row.id).await?;
         let spec = &w.compiled.spec;
@@ -117,7 +121,7 @@ async fn list(State(state): State<UiState>, admin: Admin) -> Result<Response, Ui
         });
     }
     Ok(html(&ListPage {
-        page: Page::new(&state, &admin, "Webhooks", "webhooks"),
+        page: Page::new(&state, &admin, "Webhooks", "webhooks").await,
         rows,
     }))
 }
@@ -238,7 +242,7 @@ async fn new_page(
 ) -> Result<Response, UiError> {
     if let Some(id) = q.preset.as_deref() {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
-        let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks");
+        let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks").await;
         return Ok(html(&preset_page(
             page,
             preset,
@@ -247,11 +251,11 @@ async fn new_page(
         )));
     }
     if q.blank.is_some() {
-        let page = Page::new(&state, &admin, "New webhook", "webhooks");
+        let page = Page::new(&state, &admin, "New webhook", "webhooks").await;
         return Ok(html(&EditPage::new(page, None, Editor::blank(), None)));
     }
     Ok(html(&ChoosePage {
-        page: Page::new(&state, &admin, "New webhook", "webhooks"),
+        page: Page::new(&state, &admin, "New webhook", "webhooks").await,
         presets: presets::presets(),
     }))
 }
@@ -463,7 +467,7 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
     if let Some(id) = form.get("preset") {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
         return match create_webhook(&state, &admin, preset_body(preset, &form)).await {
-            Ok(view) => Ok(created(&state, &admin, view)),
+            Ok(view) => Ok(created(&state, &admin, view).await),
             Err(e) => {
                 let missing = match &e {
                     Error::Invalid { details, .. } => details.get("missing"),
@@ -481,7 +485,8 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
                         .collect(),
                     _ => vec![field_error(e)],
                 };
-                let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks");
+                let page =
+                    Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks").await;
                 let mut resp = html(&preset_page(page, preset, &form, errors));
                 *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                 Ok(resp)
@@ -496,9 +501,9 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
         Err(e) => Err(e),
     };
     match result {
-        Ok(view) => Ok(created(&state, &admin, view)),
+        Ok(view) => Ok(created(&state, &admin, view).await),
         Err(e) => {
-            let page = Page::new(&state, &admin, "New webhook", "webhooks");
+            let page = Page::new(&state, &admin, "New webhook", "webhooks").await;
             let mut resp = html(&EditPage::new(page, None, editor, Some(e)));
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(resp)
@@ -507,7 +512,7 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
 }
 
 /// After a create: the secret to show once, and on to the editor.
-fn created(state: &UiState, admin: &Admin, view: Value) -> Response {
+async fn created(state: &UiState, admin: &Admin, view: Value) -> Response {
     let id = view["id"]
         .as_str()
         .and_then(|s| s.parse::<WebhookId>().ok())
@@ -515,33 +520,40 @@ fn created(state: &UiState, admin: &Admin, view: Value) -> Response {
     if let Some(secret) = view["signing_secret"].as_str() {
         state
             .sessions
-            .reveal_once(&admin.key, id, secret.to_string());
+            .reveal_once(&admin.key, id, secret.to_string())
+            .await;
     }
     let enabled = view["enabled"].as_bool().unwrap_or(false);
-    state.sessions.flash(
-        &admin.key,
-        "ok",
-        if enabled {
-            "Webhook created and enabled. Press \"Send test\" to see it arrive."
-        } else {
-            "Webhook created, switched off: send a test, then enable it."
-        },
-    );
-    flash_warnings(state, admin, &view);
+    state
+        .sessions
+        .flash(
+            &admin.key,
+            "ok",
+            if enabled {
+                "Webhook created and enabled. Press \"Send test\" to see it arrive."
+            } else {
+                "Webhook created, switched off: send a test, then enable it."
+            },
+        )
+        .await;
+    flash_warnings(state, admin, &view).await;
     Redirect::to(&format!("/ui/webhooks/{id}")).into_response()
 }
 
-fn flash_warnings(state: &UiState, admin: &Admin, view: &Value) {
+async fn flash_warnings(state: &UiState, admin: &Admin, view: &Value) {
     for w in view["warnings"].as_array().into_iter().flatten() {
-        state.sessions.flash(
-            &admin.key,
-            "warn",
-            format!(
-                "Warning, {}: {}",
-                w["field"].as_str().unwrap_or(""),
-                w["message"].as_str().unwrap_or("")
-            ),
-        );
+        state
+            .sessions
+            .flash(
+                &admin.key,
+                "warn",
+                format!(
+                    "Warning, {}: {}",
+                    w["field"].as_str().unwrap_or(""),
+                    w["message"].as_str().unwrap_or("")
+                ),
+            )
+            .await;
     }
 }
 
@@ -864,7 +876,7 @@ async fn edit_for(
 ) -> Result<EditPage, UiError> {
     let w = webhooks::loaded(&state.app, id).await?;
     let has_secret = w.compiled.spec.auth.secret().is_some_and(|s| !s.is_empty());
-    let page = Page::new(state, admin, w.row.name.clone(), "webhooks");
+    let page = Page::new(state, admin, w.row.name.clone(), "webhooks").await;
     let (editor, error) = match posted {
         Some((e, err)) => (e, Some(err)),
         None => (Editor::from_spec(&w.compiled.spec, has_secret), None),
@@ -873,7 +885,7 @@ async fn edit_for(
     p.enabled_saved = w.row.enabled;
     p.disabled_reason = super::disabled_note(&w);
     p.broken = w.broken.clone().unwrap_or_default();
-    p.reveal = state.sessions.take_reveal(&admin.key, id);
+    p.reveal = state.sessions.take_reveal(&admin.key, id).await;
     p.signing_receiver = service_without_signatures(&w.compiled.spec.url);
     if w.signing.len() > 1 {
         p.signing_rotated =
@@ -899,8 +911,8 @@ async fn save(
     };
     match result {
         Ok(view) => {
-            state.sessions.flash(&admin.key, "ok", "Saved.");
-            flash_warnings(&state, &admin, &view);
+            state.sessions.flash(&admin.key, "ok", "Saved.").await;
+            flash_warnings(&state, &admin, &view).await;
             Ok(Redirect::to(&format!("/ui/webhooks/{id}")).into_response())
         }
         Err(e) => {
@@ -976,15 +988,18 @@ async fn toggle(
     } else {
         webhooks::disable(&state.app, &actor, id, None).await?
     };
-    state.sessions.flash(
-        &posted.admin.key,
-        "ok",
-        format!(
-            "{} is now {}.",
-            w.row.name,
-            if on { "enabled" } else { "disabled" }
-        ),
-    );
+    state
+        .sessions
+        .flash(
+            &posted.admin.key,
+            "ok",
+            format!(
+                "{} is now {}.",
+                w.row.name,
+                if on { "enabled" } else { "disabled" }
+            ),
+        )
+        .await;
     Ok(Redirect::to(&back(&posted.form, id)).into_response())
 }
 
@@ -994,7 +1009,7 @@ async fn clone(
     posted: Posted,
 ) -> Result<Response, UiError> {
     let view = webhooks::clone(&state.app, &posted.admin.actor(), id).await?;
-    Ok(created(&state, &posted.admin, view))
+    Ok(created(&state, &posted.admin, view).await)
 }
 
 async fn delete(
@@ -1004,11 +1019,14 @@ async fn delete(
 ) -> Result<Response, UiError> {
     let name = webhooks::loaded(&state.app, id).await?.row.name.clone();
     webhooks::delete(&state.app, &posted.admin.actor(), id).await?;
-    state.sessions.flash(
-        &posted.admin.key,
-        "ok",
-        format!("Deleted {name}. Its deliveries stay in the log."),
-    );
+    state
+        .sessions
+        .flash(
+            &posted.admin.key,
+            "ok",
+            format!("Deleted {name}. Its deliveries stay in the log."),
+        )
+        .await;
     Ok(Redirect::to("/ui/webhooks").into_response())
 }
 
@@ -1021,13 +1039,14 @@ async fn rotate(
     if let Some(secret) = view["signing_secret"].as_str() {
         state
             .sessions
-            .reveal_once(&posted.admin.key, id, secret.to_string());
+            .reveal_once(&posted.admin.key, id, secret.to_string())
+            .await;
     }
     state.sessions.flash(
         &posted.admin.key,
         "ok",
         "New signing secret made; the old one keeps signing for 24 hours so receivers can switch.",
-    );
+    ).await;
     Ok(Redirect::to(&format!("/ui/webhooks/{id}")).into_response())
 }
 

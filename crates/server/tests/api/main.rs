@@ -5,10 +5,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod accounts;
+mod clinics;
 mod metrics;
 mod openapi;
 mod openapi_tools;
 mod patient_data;
+mod policy;
 mod retries;
 mod secrets;
 mod signature_docs;
