@@ -18,8 +18,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Scope;
-use crate::template::{Compiled, Context, compile};
-use crate::webhook::ValidationError;
+use crate::template::{Compiled, Context, ErrorKind, Position, TemplateError, compile};
 
 /// The header with the key's id, the same for every delivery of that key.
 pub const KEY_HEADER: &str = "carehook-ordering-key";
@@ -31,19 +30,21 @@ pub const MAX_TEMPLATE: usize = 200;
 /// Compiles an `ordering_key` template: text that renders the key from an
 /// event's variables (`{{patient_id}}`, `{{clinic_id}}-{{appointment_id}}`).
 /// `Ok(None)` for a blank one: no ordering.
-pub fn compile_key(text: &str, scope: &Scope) -> Result<Option<Compiled>, ValidationError> {
+pub fn compile_key(text: &str, scope: &Scope) -> Result<Option<Compiled>, TemplateError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
     if text.len() > MAX_TEMPLATE {
-        return Err(ValidationError::new(
+        return Err(TemplateError::new(
             "ordering_key",
+            Position { line: 1, column: 1 },
+            ErrorKind::TooLarge,
             format!(
                 "the ordering key template is longer than {MAX_TEMPLATE} bytes; a variable or two is enough, e.g. {{{{patient_id}}}}"
             ),
         ));
     }
-    Ok(Some(compile(text, Context::Text, "ordering_key", scope)?))
+    compile(text, Context::Text, "ordering_key", scope).map(Some)
 }
 
 /// The id a rendered key is stored and sent as: 32 hex digits of its

@@ -164,6 +164,42 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
+/// A JSON body read now and parsed when the handler asks: a handler that names a webhook or
+/// delivery by its path first checks the caller may see it, so another clinic's is a 404
+/// whatever the body holds (a 400 or 422 about the body would confirm that it exists).
+#[derive(Debug)]
+pub struct LaterJson {
+    is_json: bool,
+    bytes: axum::body::Bytes,
+}
+
+impl LaterJson {
+    /// The body, parsed as [`ApiJson`] does.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if !self.is_json {
+            return Err(not_json());
+        }
+        parse_json(&self.bytes)
+    }
+
+    /// The body, parsed as [`OptionalJson`] does: none at all is `T::default()`.
+    pub fn parse_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
+        if self.bytes.is_empty() {
+            return Ok(T::default());
+        }
+        self.parse()
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for LaterJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (is_json, bytes) = read_body(req, state).await?;
+        Ok(LaterJson { is_json, bytes })
+    }
+}
+
 fn not_json() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -8,7 +8,7 @@ use carehook_core::ids::WebhookId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::{ApiJson, ApiPath, ApiResult, ErrorBody, OptionalJson};
+use super::error::{ApiJson, ApiPath, ApiResult, ErrorBody, LaterJson};
 use super::{AppState, Caller};
 use crate::service::access;
 use crate::service::webhooks::{self, Draft, Preview, TestResult, TryOut};
@@ -33,9 +33,10 @@ async fn test_send(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
-    OptionalJson(body): OptionalJson<TryOut>,
+    body: LaterJson,
 ) -> ApiResult<Json<TestResult>> {
     access::webhook(&state, &caller, id).await?;
+    let body: TryOut = body.parse_or_default()?;
     Ok(Json(
         webhooks::test_send(&state, &caller.actor(), id, body).await?,
     ))
@@ -50,9 +51,10 @@ async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
-    OptionalJson(body): OptionalJson<TryOut>,
+    body: LaterJson,
 ) -> ApiResult<Json<Preview>> {
     access::webhook(&state, &caller, id).await?;
+    let body: TryOut = body.parse_or_default()?;
     Ok(Json(webhooks::preview(&state, id, body).await?))
 }
 

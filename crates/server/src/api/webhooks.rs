@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody, LaterJson};
 use super::{AppState, Caller};
 use crate::service::access;
 use crate::service::webhooks;
@@ -269,9 +269,10 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
-    ApiJson(patch): ApiJson<Value>,
+    patch: LaterJson,
 ) -> ApiResult<Json<Value>> {
     access::webhook(&state, &caller, id).await?;
+    let patch: Value = patch.parse()?;
     if let Some(clinics) = patch.get("clinics") {
         access::check_spec_clinics(&caller, &access::clinics_of_json(clinics))?;
     }
@@ -336,9 +337,10 @@ async fn retry_failed(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
-    ApiJson(body): ApiJson<RetryFailed>,
+    body: LaterJson,
 ) -> ApiResult<Json<Retried>> {
     access::webhook(&state, &caller, id).await?;
+    let body: RetryFailed = body.parse()?;
     let time = |field: &str, v: Option<String>, default: i64| -> ApiResult<i64> {
         match v {
             None => Ok(default),
@@ -532,9 +534,10 @@ async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<WebhookId>,
-    ApiJson(body): ApiJson<ReplayBody>,
+    body: LaterJson,
 ) -> ApiResult<Json<ReplayAnswer>> {
     access::webhook(&state, &caller, id).await?;
+    let body: ReplayBody = body.parse()?;
     let time = |field: &str, t: &str| -> ApiResult<i64> {
         parse_time(t).ok_or_else(|| {
             ApiError::invalid(
