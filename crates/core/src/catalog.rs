@@ -1200,7 +1200,7 @@ static EVENTS: &[EventType] = &[
     ),
     event(
         "carehook_webhook_failing",
-        "A webhook that was delivering started failing (at most one a hour per webhook).",
+        "A webhook that was delivering started failing (at most one an hour per webhook).",
         OPERATIONAL_DELIVERY_GROUPS,
     ),
     event(

@@ -563,8 +563,79 @@ async fn the_ui_counts_a_replay_before_it_sends_and_the_dashboard_shows_alerts(b
     server.stop().await;
 }
 
+/// An ordered webhook's replayed deliveries join their keys after what the keys already
+/// hold, numbered on from there, and arrive in event order.
+async fn replayed_deliveries_of_an_ordered_webhook_keep_their_order(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    rx.answer(move |_, _| {
+        if f.load(Ordering::SeqCst) {
+            Answer::status(500)
+        } else {
+            Answer::ok()
+        }
+    });
+    let since = before_the_test();
+    let mut spec = common::hook(&rx.url("/pharmacy"));
+    spec["retry"] = json!({"max_attempts": 1});
+    spec["ordering_key"] = json!("{{patient_id}}");
+    let w = server.create_webhook(spec).await;
+    let id = w["id"].as_str().unwrap();
+    let with_id = |name: &str| {
+        let mut a = appointment(name);
+        a["patient_id"] = json!(7);
+        a
+    };
+    server.push("kc_appointment_book", with_id("Ann One")).await;
+    server.settled(WAIT).await;
+    failing.store(true, Ordering::SeqCst);
+    for p in ["Cat Three", "Dan Four", "Eve Five"] {
+        server.push("kc_appointment_book", with_id(p)).await;
+    }
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.iter().filter(|d| d["status"] == "failed").count(), 3);
+    failing.store(false, Ordering::SeqCst);
+
+    let made = replay(&server, id, json!({"since": since})).await;
+    assert_eq!(made["created"], 3, "{made}");
+    server.settled(WAIT).await;
+    let got = rx.received();
+    assert_eq!(
+        got.len(),
+        4 + 3,
+        "one success, three failures, three replays"
+    );
+    let replayed: Vec<(String, Option<String>, Option<String>)> = got[4..]
+        .iter()
+        .map(|r| {
+            let text = r.json()["text"].as_str().unwrap().to_string();
+            (
+                text.split(" with ").next().unwrap().to_string(),
+                r.header("carehook-ordering-sequence").map(str::to_string),
+                r.header("carehook-ordering-key").map(str::to_string),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = replayed.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["Cat Three", "Dan Four", "Eve Five"], "event order");
+    let seqs: Vec<Option<&str>> = replayed.iter().map(|(_, s, _)| s.as_deref()).collect();
+    assert_eq!(
+        seqs,
+        [Some("5"), Some("6"), Some("7")],
+        "numbered after the key's four"
+    );
+    let key = got[0].header("carehook-ordering-key").map(str::to_string);
+    assert!(key.is_some());
+    assert!(replayed.iter().all(|(_, _, k)| *k == key), "the same key");
+}
+
 on_both!(
     replay_with_only_missing_sends_exactly_the_missed_events_once,
+    replayed_deliveries_of_an_ordered_webhook_keep_their_order,
     replay_keeps_the_webhooks_rate_limit,
     a_410_disables_the_webhook_and_a_slack_alert_says_so_without_patient_data,
     alert_webhooks_never_alert_about_themselves_or_each_other,

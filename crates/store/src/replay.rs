@@ -45,11 +45,13 @@ pub trait ReplayStore: Send + Sync {
     /// In one transaction (the webhook's row locked on PostgreSQL; SQLite has one writer): a
     /// pending delivery, due `now` and created `now`, of each `(delivery id, event id)` to
     /// `webhook_id`, unless the event already has a pending delivery to it or, `only_missing`,
-    /// a succeeded one. Answers the deliveries created; wakes the dispatchers.
+    /// a succeeded one. Each item's ordering key (its id, as at intake) numbers the delivery
+    /// after the key's others, in the order given. Answers the deliveries created; wakes the
+    /// dispatchers.
     async fn insert_replay(
         &self,
         webhook_id: WebhookId,
-        items: &[(DeliveryId, EventId)],
+        items: &[(DeliveryId, EventId, Option<String>)],
         only_missing: bool,
         now: i64,
     ) -> Result<Vec<DeliveryId>>;
@@ -82,6 +84,10 @@ pub(crate) const INSERT_REPLAY: &str = "INSERT INTO deliveries (id, event_id, we
      SELECT $1, $2, $3, 'pending', 0, $4, $4, $4, FALSE \
      WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = $2 AND d.webhook_id = $3 \
        AND (d.status = 'pending' OR ($5 AND d.status = 'succeeded')))";
+
+/// `$1` the key, `$2` its number, `$3` the delivery: a replayed delivery joins its ordering key.
+pub(crate) const SET_ORDERING: &str =
+    "UPDATE deliveries SET ordering_key = $1, ordering_seq = $2 WHERE id = $3";
 
 /// Takes the webhook's row lock (PostgreSQL) for the transaction.
 pub(crate) const LOCK_WEBHOOK: &str = "SELECT id FROM webhooks WHERE id = $1 FOR UPDATE";

@@ -1129,7 +1129,7 @@ impl<D: Dialect> crate::ReplayStore for SqlStore<D> {
     async fn insert_replay(
         &self,
         webhook_id: WebhookId,
-        items: &[(DeliveryId, EventId)],
+        items: &[(DeliveryId, EventId, Option<String>)],
         only_missing: bool,
         now: i64,
     ) -> Result<Vec<DeliveryId>> {
@@ -1146,7 +1146,7 @@ impl<D: Dialect> crate::ReplayStore for SqlStore<D> {
             .await?;
         }
         let mut created = Vec::new();
-        for (delivery, event) in items {
+        for (delivery, event, key) in items {
             let args = vec![
                 Arg::Text(delivery.to_string()),
                 Arg::Text(event.to_string()),
@@ -1156,6 +1156,21 @@ impl<D: Dialect> crate::ReplayStore for SqlStore<D> {
             ];
             if D::execute(&mut tx, crate::replay::INSERT_REPLAY, args).await? == 1 {
                 created.push(*delivery);
+                // Ordered: the next number of its key, after the deliveries already there.
+                if let Some(key) = key {
+                    let lasts =
+                        D::bump_ordering_keys(&mut tx, &[(webhook_id.to_string(), key.clone(), 1)])
+                            .await?;
+                    let seq = lasts.first().map(|(_, _, last)| *last).ok_or_else(|| {
+                        StoreError::Corrupt("an ordering key's counter was not written".into())
+                    })?;
+                    D::execute(
+                        &mut tx,
+                        crate::replay::SET_ORDERING,
+                        args![key.clone(), seq, delivery.to_string()],
+                    )
+                    .await?;
+                }
             }
         }
         tx.commit().await?;

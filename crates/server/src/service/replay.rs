@@ -205,7 +205,7 @@ pub async fn replay(ctx: &Context, actor: &Actor, id: WebhookId, r: Replay) -> R
         after = Some((last.created_at, last.event_id));
         let full = page.len() as u32 == limit;
         out.scanned += page.len() as u64;
-        let mut create: Vec<(DeliveryId, EventId)> = Vec::new();
+        let mut create: Vec<(DeliveryId, EventId, Option<String>)> = Vec::new();
         for c in page {
             if c.pending {
                 out.skipped_in_flight += 1;
@@ -217,7 +217,9 @@ pub async fn replay(ctx: &Context, actor: &Actor, id: WebhookId, r: Replay) -> R
                 out.skipped_expired += 1;
             } else if let Some(vars) = &c.vars {
                 if w.compiled.wants(&c.event_type, vars) {
-                    create.push((DeliveryId::new(), c.event_id));
+                    // An ordered webhook's replays keep its order: event order, each after
+                    // what its key already has.
+                    create.push((DeliveryId::new(), c.event_id, w.compiled.ordering_key(vars)));
                 } else {
                     out.skipped_conditions += 1;
                 }

@@ -55,7 +55,9 @@ pub struct Health {
 /// One operational event (`carehook_*`) as the dashboard lists it.
 pub struct AlertLine {
     pub event: String,
-    pub at: String,
+    /// The event in words, from the catalog ("A webhook started failing").
+    pub event_human: &'static str,
+    pub at: super::When,
     pub webhook_id: String,
     pub webhook_name: String,
     pub reason: String,
@@ -208,6 +210,7 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
     } else {
         None
     };
+    let (now, zone) = (crate::time::now_ms(), super::clinic_zone(&state).await);
     let alerts = crate::alerts::latest(&*app.store, ALERTS_SHOWN)
         .await?
         .into_iter()
@@ -221,7 +224,9 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
         .map(|e| {
             let get = |k: &str| e.vars.get(k).cloned().unwrap_or_default();
             AlertLine {
-                at: super::show_time(e.created_at),
+                at: super::When::new(e.created_at, now, zone),
+                event_human: carehook_core::catalog::lookup(&e.event_type)
+                    .map_or("", |c| c.description.trim_end_matches('.')),
                 webhook_id: get("webhook_id"),
                 webhook_name: get("webhook_name"),
                 reason: get("reason"),
