@@ -174,6 +174,11 @@ impl Server {
             .env("CAREHOOK_DATABASE_URL", url)
             .env("CAREHOOK_ADMIN_TOKEN", TOKEN)
             .env("CAREHOOK_ALLOWED_DESTINATIONS", "127.0.0.1/32")
+            // Every client of the load generator comes from 127.0.0.1, as through a proxy.
+            .env(
+                "CAREHOOK_MAX_CONNECTIONS_PER_CLIENT",
+                (args.concurrency.saturating_mul(2) + 16).to_string(),
+            )
             .env("CAREHOOK_KEY_FILE", dir.join("bench.key"))
             .env("RUST_LOG", "warn,carehook::service::privacy=info")
             .env("CAREHOOK_SEAL_PAYLOADS", args.seal_payloads.to_string())

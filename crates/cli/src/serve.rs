@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// Most requests in flight at once, across all webhooks.
     #[arg(long, env = "CAREHOOK_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
+    /// Most connections open at once from one client address (more are refused, so one
+    /// client cannot hold every connection). Behind a reverse proxy every request comes from
+    /// the proxy's address: raise it to what the proxy may open.
+    #[arg(long, env = "CAREHOOK_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections_per_client: u32,
     /// Seconds a claimed delivery stays leased while its node lives (a dead node's leases are
     /// freed once its heartbeat is stale; see --node-stale-secs).
     #[arg(long, env = "CAREHOOK_LEASE_SECS", default_value_t = 150)]
@@ -181,6 +187,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         node,
         ..DispatcherConfig::default()
     });
+    settings.connections.per_client = args.max_connections_per_client as usize;
     settings.auto_disable_after = args.auto_disable_after;
     settings.metrics_listen = args.metrics_listen;
     settings.seal_payloads = args.seal_payloads;

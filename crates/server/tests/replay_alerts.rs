@@ -36,6 +36,21 @@ async fn replay(server: &TestServer, id: &str, body: Value) -> Value {
     v
 }
 
+/// A receiver that answers 200, or 500 while its switch is on.
+async fn breakable_receiver() -> (Receiver, Arc<AtomicBool>) {
+    let rx = Receiver::start().await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    rx.answer(move |_, _| {
+        if f.load(Ordering::SeqCst) {
+            Answer::status(500)
+        } else {
+            Answer::ok()
+        }
+    });
+    (rx, failing)
+}
+
 /// The patient names the receiver got, in arrival order.
 fn patients(rx: &Receiver) -> Vec<String> {
     rx.received()
@@ -51,16 +66,7 @@ async fn replay_with_only_missing_sends_exactly_the_missed_events_once(backend: 
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
-    let rx = Receiver::start().await;
-    let failing = Arc::new(AtomicBool::new(false));
-    let f = failing.clone();
-    rx.answer(move |_, _| {
-        if f.load(Ordering::SeqCst) {
-            Answer::status(500)
-        } else {
-            Answer::ok()
-        }
-    });
+    let (rx, failing) = breakable_receiver().await;
     let since = before_the_test();
     let mut spec = common::hook(&rx.url("/crm"));
     spec["retry"] = json!({"max_attempts": 1});
@@ -569,16 +575,7 @@ async fn replayed_deliveries_of_an_ordered_webhook_keep_their_order(backend: Bac
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
-    let rx = Receiver::start().await;
-    let failing = Arc::new(AtomicBool::new(false));
-    let f = failing.clone();
-    rx.answer(move |_, _| {
-        if f.load(Ordering::SeqCst) {
-            Answer::status(500)
-        } else {
-            Answer::ok()
-        }
-    });
+    let (rx, failing) = breakable_receiver().await;
     let since = before_the_test();
     let mut spec = common::hook(&rx.url("/pharmacy"));
     spec["retry"] = json!({"max_attempts": 1});
