@@ -143,7 +143,12 @@ async fn the_first_start_says_where_the_ui_is_how_to_log_in_and_what_to_try() {
         .unwrap_or_else(|| panic!("no token printed: {said}"))
         .to_string();
     assert!(
-        said.contains(&format!("{}/ui", server.url)) && said.contains("log in by pasting"),
+        said.contains(&format!("{}/ui", server.url)) && said.contains("paste the token above"),
+        "{said}"
+    );
+    // The first start also makes the owner's account for the UI and says how to log in.
+    assert!(
+        said.contains("owner@localhost") && said.contains("password"),
         "{said}"
     );
     assert!(said.contains(&format!("{}/api/docs", server.url)), "{said}");

@@ -21,7 +21,7 @@ pub fn text(listen: std::net::SocketAddr, new_token: Option<&str>, demo: bool) -
     match new_token {
         Some(token) => out.push_str(&format!(
             "carehook made an admin API token; it is shown only this once, so keep it:\n\n    {token}\n\n\
-             Admin UI       {url}/ui  (log in by pasting the token above)\n"
+             Admin UI       {url}/ui  (paste the token above, or log in with an account)\n"
         )),
         None => out.push_str(&format!(
             "Admin UI       {url}/ui  (log in with the admin token, CAREHOOK_ADMIN_TOKEN, or any API token)\n"
