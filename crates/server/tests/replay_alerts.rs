@@ -51,6 +51,22 @@ async fn breakable_receiver() -> (Receiver, Arc<AtomicBool>) {
     (rx, failing)
 }
 
+/// Pushes `events` (appointment bookings) while the receiver answers 500, waits until each has
+/// failed for good, and mends the receiver.
+async fn push_while_broken<const N: usize>(
+    server: &TestServer,
+    failing: &AtomicBool,
+    events: [Value; N],
+) {
+    failing.store(true, Ordering::SeqCst);
+    for e in events {
+        server.push("kc_appointment_book", e).await;
+    }
+    let log = server.settled(WAIT).await;
+    assert_eq!(log.iter().filter(|d| d["status"] == "failed").count(), N);
+    failing.store(false, Ordering::SeqCst);
+}
+
 /// The patient names the receiver got, in arrival order.
 fn patients(rx: &Receiver) -> Vec<String> {
     rx.received()
@@ -78,13 +94,12 @@ async fn replay_with_only_missing_sends_exactly_the_missed_events_once(backend: 
     }
     server.settled(WAIT).await;
     // The receiver breaks for a while: these three fail for good.
-    failing.store(true, Ordering::SeqCst);
-    for p in ["Cat Three", "Dan Four", "Eve Five"] {
-        server.push("kc_appointment_book", appointment(p)).await;
-    }
-    let log = server.settled(WAIT).await;
-    assert_eq!(log.iter().filter(|d| d["status"] == "failed").count(), 3);
-    failing.store(false, Ordering::SeqCst);
+    push_while_broken(
+        &server,
+        &failing,
+        ["Cat Three", "Dan Four", "Eve Five"].map(appointment),
+    )
+    .await;
     assert_eq!(rx.count(), 5);
 
     // A dry run counts and creates nothing.
@@ -589,13 +604,12 @@ async fn replayed_deliveries_of_an_ordered_webhook_keep_their_order(backend: Bac
     };
     server.push("kc_appointment_book", with_id("Ann One")).await;
     server.settled(WAIT).await;
-    failing.store(true, Ordering::SeqCst);
-    for p in ["Cat Three", "Dan Four", "Eve Five"] {
-        server.push("kc_appointment_book", with_id(p)).await;
-    }
-    let log = server.settled(WAIT).await;
-    assert_eq!(log.iter().filter(|d| d["status"] == "failed").count(), 3);
-    failing.store(false, Ordering::SeqCst);
+    push_while_broken(
+        &server,
+        &failing,
+        ["Cat Three", "Dan Four", "Eve Five"].map(with_id),
+    )
+    .await;
 
     let made = replay(&server, id, json!({"since": since})).await;
     assert_eq!(made["created"], 3, "{made}");
