@@ -94,8 +94,8 @@ pub use privacy::{PurgeCursor, PurgeStep};
 pub use records::{Applied, Changed, Fired, Linked, RecordFilter, RecordLogic, Target};
 pub use replay::{ReplayCandidate, ReplayQuery, ReplayStore};
 pub use stats::{
-    ATTEMPT_LOOKBACK_MS, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS, StatsWindow,
-    WebhookStats, percentile,
+    ATTEMPT_LOOKBACK_MS, FailedCount, LastDelivery, QueueDepth, STATS_SAMPLE, STATS_WINDOWS,
+    StatsWindow, WebhookStats, percentile,
 };
 pub use types::*;
 
@@ -194,6 +194,15 @@ pub trait QueueStore: Send + Sync {
     async fn queue_depth(&self, now: i64) -> Result<QueueDepth>;
     /// Any status → `pending`, due `now`, lease cleared. `None` if there is no such delivery.
     async fn retry_delivery(&self, id: DeliveryId, now: i64) -> Result<Option<DeliveryRow>>;
+    /// How many of the webhook's `failed` deliveries created in `[since, until)`
+    /// [`retry_failed`](Self::retry_failed) would send again, reading at most `cap` of them.
+    async fn count_failed(
+        &self,
+        webhook_id: WebhookId,
+        since: i64,
+        until: i64,
+        cap: u32,
+    ) -> Result<FailedCount>;
     /// The webhook's `failed` deliveries created in `[since, until)` → `pending`, due `now`.
     async fn retry_failed(
         &self,

@@ -79,6 +79,14 @@ pub(crate) const RETRY_FAILED: &str = "UPDATE deliveries SET status = 'pending',
     AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.purged_at IS NOT NULL) \
     RETURNING id";
 
+/// What [`RETRY_FAILED`] would do, counted first: `(failed, of them with a purged event)`,
+/// over at most `$4` failed deliveries, so the count a person confirms is the count sent.
+pub(crate) const COUNT_FAILED: &str = "SELECT count(*), \
+    COALESCE(sum(CASE WHEN gone THEN 1 ELSE 0 END), 0) FROM (SELECT EXISTS (SELECT 1 FROM events e \
+    WHERE e.id = deliveries.event_id AND e.purged_at IS NOT NULL) AS gone FROM deliveries \
+    WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3 \
+    LIMIT $4) AS f";
+
 /// Two index ranges, one per partial index; see the migrations.
 pub(crate) const NEXT_DUE: &str = "SELECT \
     (SELECT min(next_attempt_at) FROM deliveries \

@@ -23,7 +23,7 @@ use crate::records::{self, Changed, RecordFilter, RecordLogic, RecordTuple, Reco
 use crate::rows::{self, earliest, to_json};
 use crate::schedule;
 use crate::sql::{self, Arg, args};
-use crate::stats::{self, QueueDepth, WebhookStats};
+use crate::stats::{self, FailedCount, QueueDepth, WebhookStats};
 use crate::types::*;
 use crate::{
     AuditStore, LogStore, NodeStore, PrivacyStore, QueueStore, RecordStore, SettingsStore, Store,
@@ -543,6 +543,26 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             self.announce(Channel::Deliveries).await;
         }
         t.map(rows::delivery).transpose()
+    }
+
+    async fn count_failed(
+        &self,
+        webhook_id: WebhookId,
+        since: i64,
+        until: i64,
+        cap: u32,
+    ) -> Result<FailedCount> {
+        let args = args![webhook_id.to_string(), since, until, i64::from(cap)];
+        let row: Option<(i64, i64)> =
+            D::fetch_optional(&mut *self.reader().await?, sql::COUNT_FAILED, args).await?;
+        let (read, purged) = one(row)?;
+        let read = u64::try_from(read).unwrap_or(0);
+        let purged = u64::try_from(purged).unwrap_or(0);
+        Ok(FailedCount {
+            retryable: read.saturating_sub(purged),
+            purged,
+            more: read >= u64::from(cap),
+        })
     }
 
     async fn retry_failed(

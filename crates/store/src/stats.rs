@@ -65,6 +65,17 @@ pub(crate) const QUEUE_DEPTH: &str = "SELECT \
 pub(crate) type CountTuple = (String, i64, i64, i64);
 pub(crate) type LastTuple = (String, String, Option<i64>, Option<String>, i64);
 
+/// A webhook's failed deliveries in a time range, as a bulk retry would find them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FailedCount {
+    /// Those a retry sends again.
+    pub retryable: u64,
+    /// Those it skips: their event's data was purged (retention or erasure).
+    pub purged: u64,
+    /// The count stopped at its cap: there are more.
+    pub more: bool,
+}
+
 /// Pending deliveries: due now, due later, and leased to a worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueDepth {

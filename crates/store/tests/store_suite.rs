@@ -919,6 +919,37 @@ async fn retry_delivery_and_retry_failed_make_deliveries_due_now(db: &TestDataba
         (failed_a[0], 1)
     );
 
+    // A failed delivery whose event was erased is counted apart: a retry skips it.
+    let mut erased = event(&[a], T + 2_500);
+    erased.vars.insert("patient_id".into(), "p-7".into());
+    let erased = record_one(&*store, erased).await[0];
+    store.erase_patient("p-7", T + 15_000).await.unwrap();
+    assert_eq!(
+        delivery(&*store, erased).await.status,
+        DeliveryStatus::Failed
+    );
+    let count = store
+        .count_failed(a, T + 1_000, T + 3_000, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (count.retryable, count.purged, count.more),
+        (2, 1, false),
+        "what a bulk retry of [T+1s, T+3s) would send, and skip"
+    );
+    assert!(
+        store
+            .count_failed(a, T + 1_000, T + 3_000, 3)
+            .await
+            .unwrap()
+            .more
+    );
+    let none = store
+        .count_failed(b, T + 5_000, T + 9_000, 1_000)
+        .await
+        .unwrap();
+    assert_eq!((none.retryable, none.purged, none.more), (0, 0, false));
+
     // All failed ones of webhook a created in [T+1s, T+3s): the 2nd and 3rd events.
     let mut expected = vec![failed_a[1], failed_a[2]];
     expected.sort();

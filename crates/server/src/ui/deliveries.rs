@@ -129,9 +129,9 @@ struct LogPage {
     here: String,
     /// The clinic's time zone, as the times are shown.
     zone: String,
-    /// With the log filtered by a webhook: its name and how many failed
-    /// deliveries a bulk retry of the range would send (capped).
-    retry_target: Option<(String, String)>,
+    /// With the log filtered by a webhook: its name, how many failed deliveries a bulk
+    /// retry of the range would send (capped), and how many it would skip (event purged).
+    retry_target: Option<(String, String, u64)>,
 }
 
 impl LogPage {
@@ -272,27 +272,25 @@ async fn list(
             let failed = state
                 .app
                 .store
-                .list_deliveries(DeliveryFilter {
-                    webhook_id: Some(*id),
-                    status: Some(DeliveryStatus::Failed),
-                    since: filter.since,
-                    until: filter.until,
-                    limit: RETRY_COUNT_CAP,
-                    ..DeliveryFilter::default()
-                })
+                .count_failed(
+                    *id,
+                    filter.since.unwrap_or(0),
+                    filter.until.unwrap_or(i64::MAX),
+                    RETRY_COUNT_CAP,
+                )
                 .await
                 .map_err(UiError::internal)?;
-            let n = failed.items.len();
-            let count = if failed.next_cursor.is_some() {
-                format!("more than {n}")
+            let count = if failed.more {
+                format!("at least {}", failed.retryable)
             } else {
-                n.to_string()
+                failed.retryable.to_string()
             };
+            let skipped = failed.purged;
             let name = webhooks
                 .iter()
                 .find(|(w, _)| w == id)
                 .map_or_else(|| "(deleted)".to_string(), |(_, n)| n.clone());
-            Some((name, count))
+            Some((name, count, skipped))
         }
         _ => None,
     };
