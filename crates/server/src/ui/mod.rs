@@ -10,7 +10,8 @@
 //! - [`session`]: login with an API token (checked by
 //!   [`crate::service::tokens::authenticate`]), the session cookie, CSRF.
 //! - [`form`]: the webhook editor's fields to and from the API's JSON.
-//! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`].
+//! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`], and [`users`] (the
+//!   owners' Users page and everyone's "Your account").
 
 mod audit;
 mod catalog;
@@ -20,6 +21,7 @@ pub mod form;
 mod replay;
 pub mod session;
 mod tools;
+mod users;
 mod webhooks;
 
 use std::sync::Arc;
@@ -62,6 +64,7 @@ pub fn router(app: AppState) -> Router {
         .merge(webhooks::router())
         .merge(deliveries::router())
         .merge(tools::router())
+        .merge(users::router())
         .merge(replay::router());
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
