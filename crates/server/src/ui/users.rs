@@ -56,10 +56,11 @@ fn user_view(u: &UserRow, now: i64) -> UserView {
         email: u.email.clone(),
         name: u.display_name.clone(),
         role: u.role.clone(),
-        clinics: u
-            .clinics
-            .as_ref()
-            .map_or_else(|| "every clinic".into(), |c| c.join(", ")),
+        clinics: match u.clinics.as_deref() {
+            None | Some([]) => "every clinic".into(),
+            Some([one]) => format!("clinic {one}"),
+            Some(many) => format!("clinics {}", many.join(", ")),
+        },
         clinics_field: u
             .clinics
             .as_ref()
@@ -373,6 +374,16 @@ async fn reset_second_factor(
 
 // --- your account ---------------------------------------------------------------------------
 
+/// A base32 key in groups of four, as a person types it into an app (apps ignore the spaces).
+fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[derive(Template)]
 #[template(path = "ui/account.html")]
 struct AccountPage {
@@ -488,7 +499,7 @@ async fn start_second_factor(
     account_view(
         &state,
         &admin,
-        Some((e.secret, e.uri, e.sealed)),
+        Some((grouped(&e.secret), e.uri, e.sealed)),
         "",
         String::new(),
     )
@@ -535,7 +546,7 @@ async fn confirm_second_factor(
                 .and_then(|s| {
                     let key = carehook_core::totp::from_base32(&s)?;
                     Some((
-                        s,
+                        grouped(&s),
                         carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
                         sealed.clone(),
                     ))
