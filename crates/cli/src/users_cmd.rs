@@ -214,11 +214,20 @@ fn print(cmd: &UsersCommand, v: &Value) {
                             "disabled"
                         }
                         .into(),
+                        u["last_login_at"].as_str().unwrap_or("never").into(),
                     ]
                 })
                 .collect();
             print_table(
-                &["E-MAIL", "NAME", "ROLE", "CLINICS", "2FA", "STATUS"],
+                &[
+                    "E-MAIL",
+                    "NAME",
+                    "ROLE",
+                    "CLINICS",
+                    "2FA",
+                    "STATUS",
+                    "LAST LOGIN",
+                ],
                 &rows,
             );
         }

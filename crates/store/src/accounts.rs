@@ -8,8 +8,9 @@ use crate::error::{Result, StoreError};
 use crate::sql::args;
 use crate::sql_store::SqlStore;
 
-/// An account. `password_hash` is an argon2id PHC string; `totp_secret` is sealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An account. `password_hash` is an argon2id PHC string; `totp_secret` is sealed. Its
+/// `Debug` leaves both out, so a logged row carries neither.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: String,
     /// Lower-case.
@@ -25,6 +26,25 @@ pub struct UserRow {
     pub updated_at: i64,
     /// The last successful login to the admin UI; `None`: never.
     pub last_login_at: Option<i64>,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("password_hash", &"***")
+            .field("totp_secret", &self.totp_secret.as_ref().map(|_| "***"))
+            .field("role", &self.role)
+            .field("clinics", &self.clinics)
+            .field("bodies", &self.bodies)
+            .field("disabled_at", &self.disabled_at)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("last_login_at", &self.last_login_at)
+            .finish()
+    }
 }
 
 /// What an owner may change of an account (all of it at once: read, change, write).

@@ -335,6 +335,10 @@ pub async fn update(store: &dyn Store, actor: &Actor, id: &str, c: Change) -> Re
     after.role = change.role.clone();
     after.clinics = change.clinics.clone();
     after.bodies = change.bodies;
+    if after == before {
+        // Nothing to change, nothing to record.
+        return Ok(before);
+    }
     keep_an_owner(store, &before, &after).await?;
     let now = now_ms();
     if !store.update_user(id, &change, now).await? {

@@ -160,7 +160,7 @@ pub struct Page {
     pub role: &'static str,
     /// Whether the caller may change anything (a viewer may not: no edit buttons).
     pub can_edit: bool,
-    /// Whether the caller may see owners' pages (API tokens).
+    /// Whether the caller may see owners' pages (users, API tokens).
     pub owner: bool,
     pub flashes: Vec<Flash>,
 }
@@ -179,7 +179,10 @@ impl Page {
             caller: admin.caller.name.clone(),
             role: admin.caller.role.as_str(),
             can_edit: admin.caller.role != crate::service::access::Role::Viewer,
-            owner: admin.caller.role == crate::service::access::Role::Owner,
+            // Users and tokens belong to the whole install: an owner limited to clinics
+            // is refused them, so gets no link either.
+            owner: admin.caller.role == crate::service::access::Role::Owner
+                && !admin.caller.is_limited(),
             flashes: state.sessions.take_flashes(&admin.key).await,
         }
     }

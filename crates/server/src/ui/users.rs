@@ -586,3 +586,25 @@ async fn second_factor_off(
         Err(e) => account_view(&state, &admin, None, "off", error_text(&e)).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_shown_in_groups_of_four_and_reads_back() {
+        let key = "V3TXNBEEC62N335KZRKH6APMJEKBLII5";
+        let shown = grouped(key);
+        assert_eq!(shown, "V3TX NBEE C62N 335K ZRKH 6APM JEKB LII5");
+        assert_eq!(
+            carehook_core::totp::from_base32(&shown),
+            carehook_core::totp::from_base32(key)
+        );
+    }
+
+    #[test]
+    fn clinics_are_typed_with_commas_or_spaces() {
+        assert_eq!(clinics_of(" 2, 3 4,,"), ["2", "3", "4"]);
+        assert!(clinics_of("  ").is_empty());
+    }
+}

@@ -465,9 +465,10 @@ async fn a_second_factor_is_set_up_from_the_shown_secret_and_then_asked_for() {
 }
 
 /// Changing one's own password needs the current one, and ends the other sessions.
-#[tokio::test]
-async fn changing_your_password_ends_your_other_sessions() {
-    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+async fn changing_your_password_ends_your_other_sessions(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     add_user(&*server.store, "max@clinic.example", Role::Editor, None).await;
     let (_, here) = log_in(&server.base, "max@clinic.example", PASSWORD, "").await;
     let (_, there) = log_in(&server.base, "max@clinic.example", PASSWORD, "").await;
@@ -516,3 +517,5 @@ async fn changing_your_password_ends_your_other_sessions() {
     assert_eq!(page(&server.base, &here, "/ui/users").await, 403);
     server.stop().await;
 }
+
+crate::on_both!(changing_your_password_ends_your_other_sessions);
