@@ -367,6 +367,10 @@ pub async fn set_disabled_of(
     disabled: bool,
 ) -> Result<UserRow> {
     let before = get(store, id).await?;
+    if before.disabled_at.is_some() == disabled {
+        // Already so: nothing to change, nothing to record.
+        return Ok(before);
+    }
     let now = now_ms();
     let mut after = before.clone();
     after.disabled_at = if disabled {
