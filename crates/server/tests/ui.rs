@@ -1143,6 +1143,12 @@ async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing()
         ui.click("#start-2fa-button").await;
         ui.wait_text("#totp-secret", "the key", |t| t.len() >= 32)
             .await;
+        assert!(
+            ui.c.find(Locator::Css("img#totp-qr[src^='data:image/svg+xml']"))
+                .await
+                .is_ok(),
+            "a QR code to scan"
+        );
         fits(&ui, &format!("people/{width}-account-2fa")).await;
     }
     ui.c.set_window_size(1280, 1000).await.unwrap();

@@ -390,17 +390,55 @@ struct AccountPage {
     page: Page,
     /// `None`: the session was opened with an API token, which has no account.
     u: Option<UserView>,
-    /// A second factor being set up: (secret in base32, otpauth URI, sealed secret).
-    enrolling: Option<(String, String, String)>,
+    /// A second factor being set up.
+    enrolling: Option<Enrolling>,
     /// Which form the error belongs to: `password`, `enrol` or `off`.
     error_in: &'static str,
     error: String,
 }
 
+/// A second factor being set up, as the page shows it.
+struct Enrolling {
+    /// Base32, in groups of four.
+    key: String,
+    uri: String,
+    /// The URI as a QR code: an SVG `data:` URI for an `<img>` (the page's CSP allows
+    /// `data:` images and nothing inline).
+    qr: Option<String>,
+    /// The secret sealed, for the confirming form.
+    sealed: String,
+}
+
+impl Enrolling {
+    fn new(secret: &str, uri: String, sealed: String) -> Enrolling {
+        Enrolling {
+            key: grouped(secret),
+            qr: qr_data_uri(&uri),
+            uri,
+            sealed,
+        }
+    }
+}
+
+/// `text` as a QR code, an SVG in a `data:` URI; `None` if it does not fit in one.
+fn qr_data_uri(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build();
+    Some(format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    ))
+}
+
 async fn account_view(
     state: &UiState,
     admin: &Admin,
-    enrolling: Option<(String, String, String)>,
+    enrolling: Option<Enrolling>,
     error_in: &'static str,
     error: String,
 ) -> Result<Response, UiError> {
@@ -499,7 +537,7 @@ async fn start_second_factor(
     account_view(
         &state,
         &admin,
-        Some((grouped(&e.secret), e.uri, e.sealed)),
+        Some(Enrolling::new(&e.secret, e.uri, e.sealed)),
         "",
         String::new(),
     )
@@ -545,8 +583,8 @@ async fn confirm_second_factor(
                 .ok()
                 .and_then(|s| {
                     let key = carehook_core::totp::from_base32(&s)?;
-                    Some((
-                        grouped(&s),
+                    Some(Enrolling::new(
+                        &s,
                         carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
                         sealed.clone(),
                     ))
@@ -600,6 +638,19 @@ mod tests {
             carehook_core::totp::from_base32(&shown),
             carehook_core::totp::from_base32(key)
         );
+    }
+
+    #[test]
+    fn the_qr_code_is_an_svg_image() {
+        use base64::Engine as _;
+        let uri = carehook_core::totp::otpauth_uri("carehook", "ada@clinic.example", &[7; 20]);
+        let qr = qr_data_uri(&uri).unwrap();
+        let svg = qr.strip_prefix("data:image/svg+xml;base64,").unwrap();
+        let svg = base64::engine::general_purpose::STANDARD
+            .decode(svg)
+            .unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("<path"), "{svg}");
     }
 
     #[test]
