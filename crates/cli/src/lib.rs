@@ -132,6 +132,9 @@ pub enum Command {
     /// Examples:
     ///   carehook users add --email ada@clinic.example --name "Ada" --role editor --clinic 2
     ///   carehook users reset-password --email ada@clinic.example
+    ///
+    /// Owners can do the same, and change a role or clinics, on the admin UI's Users page or
+    /// through /api/v1/users; each person sets up two-step login on "Your account".
     #[command(verbatim_doc_comment)]
     Users(users_cmd::UsersArgs),
     /// A webhook's statistics: outcomes, success rate, p50/p95 over 1 h, 24 h, 7 d.

@@ -1,7 +1,9 @@
 //! `carehook users …`: the people who log in to the admin UI, kept in the database. These
 //! work on the database directly (`--database-url`, or `CAREHOOK_DATABASE_URL`), as `tokens
 //! … --database-url` does: whoever can open the database can already do anything carehook
-//! can, and this is how the first people are added.
+//! can, and this is how the first people are added. Owners can do the same (and change a
+//! role or clinics) on the admin UI's Users page or through `/api/v1/users`; every change,
+//! from here too, is in the audit trail.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -99,6 +101,7 @@ fn view(u: &carehook_store::UserRow) -> Value {
         "bodies": u.bodies,
         "second_factor": u.totp_secret.is_some(),
         "disabled_at": u.disabled_at.map(rfc3339),
+        "last_login_at": u.last_login_at.map(rfc3339),
         "created_at": rfc3339(u.created_at),
     })
 }
@@ -128,8 +131,9 @@ async fn act(store: &dyn carehook_store::Store, cmd: &UsersCommand) -> anyhow::R
             }
             let made = password.is_none();
             let password = password.clone().unwrap_or_else(users::random_password);
-            let u = users::add(
+            let u = users::create(
                 store,
+                &users::CLI,
                 NewUser {
                     email: email.clone(),
                     display_name: name.clone(),
@@ -210,11 +214,20 @@ fn print(cmd: &UsersCommand, v: &Value) {
                             "disabled"
                         }
                         .into(),
+                        u["last_login_at"].as_str().unwrap_or("never").into(),
                     ]
                 })
                 .collect();
             print_table(
-                &["E-MAIL", "NAME", "ROLE", "CLINICS", "2FA", "STATUS"],
+                &[
+                    "E-MAIL",
+                    "NAME",
+                    "ROLE",
+                    "CLINICS",
+                    "2FA",
+                    "STATUS",
+                    "LAST LOGIN",
+                ],
                 &rows,
             );
         }

@@ -1029,9 +1029,12 @@ async fn a_new_admin_follows_the_printed_instructions_at_desktop_and_phone_width
     server.stop().await;
 }
 
-/// Clinics and people (issue 17): an editor of clinic 2 logs in with a password and sees only
-/// clinic 2's webhooks and log; clinic 1's by URL is a 404; the session outlives a restart of
-/// carehook. A viewer has no edit buttons, and a crafted POST is refused and changes nothing.
+/// Clinics and people (issue 17): the owner adds an editor of clinic 2 on the Users page, and
+/// the editor logs in with the password shown there once; they see only clinic 2's webhooks
+/// and log; clinic 1's by URL is a 404; the session outlives a restart of carehook. The Users
+/// page is not theirs (no link, 403). A viewer has no edit buttons, and a crafted POST is
+/// refused and changes nothing. The people pages are photographed at 1280 and 390 px
+/// (`target/ui-screenshots/people/`), and neither scrolls sideways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing() {
     use carehook::service::access::Role;
@@ -1044,11 +1047,7 @@ async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing()
     let receiver = Receiver::start().await;
     let password = "correct horse battery staple";
     for (email, role, clinics) in [
-        (
-            "north@clinic.example",
-            Role::Editor,
-            Some(vec!["2".to_string()]),
-        ),
+        ("owner@clinic.example", Role::Owner, None),
         (
             "viewer@clinic.example",
             Role::Viewer,
@@ -1095,8 +1094,82 @@ async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing()
         base: server.base.clone(),
         shots: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots"),
     };
-    log_in(&ui, "north@clinic.example", password).await;
+    // The owner adds the editor on the Users page, reached from the menu.
+    log_in(&ui, "owner@clinic.example", password).await;
     ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    ui.click("nav a[href='/ui/users']").await;
+    ui.wait_text("h1", "the users page", |t| t == "Users").await;
+    ui.fill("#u-email", "north@clinic.example").await;
+    ui.fill("#u-name", "North desk").await;
+    ui.c.find(Locator::Css("#u-role option[value='editor']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    ui.fill("#u-clinics", "2").await;
+    ui.click("#add-user").await;
+    let shown = ui
+        .wait_text("#new-password", "the new password", |t| t.len() >= 20)
+        .await;
+    fits(&ui, "people/desktop-users-added").await;
+    let row = ui.text("#users tbody").await;
+    assert!(
+        row.contains("North desk") && row.contains("editor") && row.contains("never"),
+        "{row}"
+    );
+    let stored = server
+        .store
+        .user_by_email("north@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.role.as_str(), stored.clinics.clone()),
+        ("editor", Some(vec!["2".to_string()]))
+    );
+    // The people pages at desktop and phone width: nothing scrolls sideways.
+    for (width, (w, h)) in [("desktop", (1280, 1000)), ("phone", (390, 844))] {
+        ui.c.set_window_size(w, h).await.unwrap();
+        for (name, path) in [
+            ("users", "/ui/users".to_string()),
+            ("user", format!("/ui/users/{}", stored.id)),
+            ("account", "/ui/account".to_string()),
+        ] {
+            ui.go(&path).await;
+            fits(&ui, &format!("people/{width}-{name}")).await;
+        }
+        // Setting up two-step login shows the key and the link; nothing is on until confirmed.
+        ui.click("#start-2fa-button").await;
+        ui.wait_text("#totp-secret", "the key", |t| t.len() >= 32)
+            .await;
+        assert!(
+            ui.c.find(Locator::Css("img#totp-qr[src^='data:image/svg+xml']"))
+                .await
+                .is_ok(),
+            "a QR code to scan"
+        );
+        fits(&ui, &format!("people/{width}-account-2fa")).await;
+    }
+    ui.c.set_window_size(1280, 1000).await.unwrap();
+    // The password was shown once: the list no longer shows it.
+    ui.go("/ui/users").await;
+    assert!(ui.c.find(Locator::Css("#new-password")).await.is_err());
+
+    ui.c.delete_all_cookies().await.unwrap();
+    log_in(&ui, "north@clinic.example", &shown).await;
+    ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    assert!(
+        ui.c.find(Locator::Css("nav a[href='/ui/users']"))
+            .await
+            .is_err(),
+        "an editor has no Users link"
+    );
+    ui.click("#who-am-i").await;
+    ui.wait_text("h1", "their account", |t| t == "Your account")
+        .await;
+    assert!(ui.text("#account-facts").await.contains("clinic 2"));
+    ui.go("/ui/webhooks").await;
     let list = ui.text("main").await;
     assert!(list.contains("Clinic 2 Slack"), "{list}");
     assert!(!list.contains("Clinic 1 Slack"), "{list}");
@@ -1121,6 +1194,9 @@ async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing()
     ui.go(&format!("/ui/webhooks/{two_hook}")).await;
     ui.wait_text("h1", "its own webhook", |t| t.starts_with("Clinic 2 Slack"))
         .await;
+    // The Users page by URL: refused.
+    ui.go("/ui/users").await;
+    ui.wait_text("h1", "refused", |t| t == "Not allowed").await;
 
     // A restart of carehook (a new process on the same database) keeps the session.
     server.stop().await;
@@ -1190,6 +1266,24 @@ async fn an_editor_of_clinic_2_sees_only_clinic_2_and_a_viewer_changes_nothing()
     );
     browser.stop().await;
     server.stop().await;
+}
+
+/// The page does not scroll sideways; a screenshot of it is saved as `name`.
+async fn fits(ui: &Ui<'_>, name: &str) {
+    let (scroll, inner): (u64, u64) = serde_json::from_value(
+        ui.c.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    ui.screenshot(name).await;
+    assert!(
+        scroll <= inner,
+        "{name}: {scroll} px wide in a {inner} px window"
+    );
 }
 
 /// Logs in on the login page with an e-mail address and password.

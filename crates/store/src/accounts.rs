@@ -8,8 +8,9 @@ use crate::error::{Result, StoreError};
 use crate::sql::args;
 use crate::sql_store::SqlStore;
 
-/// An account. `password_hash` is an argon2id PHC string; `totp_secret` is sealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An account. `password_hash` is an argon2id PHC string; `totp_secret` is sealed. Its
+/// `Debug` leaves both out, so a logged row carries neither.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: String,
     /// Lower-case.
@@ -23,6 +24,36 @@ pub struct UserRow {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The last successful login to the admin UI; `None`: never.
+    pub last_login_at: Option<i64>,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("password_hash", &"***")
+            .field("totp_secret", &self.totp_secret.as_ref().map(|_| "***"))
+            .field("role", &self.role)
+            .field("clinics", &self.clinics)
+            .field("bodies", &self.bodies)
+            .field("disabled_at", &self.disabled_at)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("last_login_at", &self.last_login_at)
+            .finish()
+    }
+}
+
+/// What an owner may change of an account (all of it at once: read, change, write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChange {
+    pub display_name: String,
+    pub role: String,
+    pub clinics: Option<Vec<String>>,
+    pub bodies: bool,
 }
 
 /// An admin-UI session. `key` is the SHA-256 of the cookie's value.
@@ -67,6 +98,10 @@ pub trait AccountStore: Send + Sync {
     -> Result<bool>;
     /// `None` removes the second factor. False if there is no such user.
     async fn set_user_totp(&self, id: &str, totp_secret: Option<&str>, now: i64) -> Result<bool>;
+    /// Sets the display name, role, clinics and bodies. False if there is no such user.
+    async fn update_user(&self, id: &str, change: &UserChange, now: i64) -> Result<bool>;
+    /// Records a successful login.
+    async fn set_user_last_login(&self, id: &str, at: i64) -> Result<()>;
 
     async fn insert_session(&self, s: &SessionRow) -> Result<()>;
     /// The session, with `last_seen` set to `now`, if it was created after `created_after`
@@ -81,6 +116,9 @@ pub trait AccountStore: Send + Sync {
     async fn delete_session(&self, key: &str) -> Result<()>;
     /// Ends every session of a user (disabled, new password). Answers how many.
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64>;
+    /// Ends every session of a user but the one keyed `keep` (the password or second factor
+    /// changed from that session). Answers how many.
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &str) -> Result<u64>;
     /// Replaces the session's flashes and reveal. False if the session is gone.
     async fn set_session_extras(
         &self,
@@ -108,7 +146,7 @@ pub trait AccountStore: Send + Sync {
 }
 
 const USER_COLS: &str = "id, email, display_name, password_hash, totp_secret, role, clinics, \
-    bodies, disabled_at, created_at, updated_at";
+    bodies, disabled_at, created_at, updated_at, last_login_at";
 
 type UserTuple = (
     String,
@@ -122,6 +160,7 @@ type UserTuple = (
     Option<i64>,
     i64,
     i64,
+    Option<i64>,
 );
 
 fn user(t: UserTuple) -> Result<UserRow> {
@@ -140,6 +179,7 @@ fn user(t: UserTuple) -> Result<UserRow> {
         disabled_at: t.8,
         created_at: t.9,
         updated_at: t.10,
+        last_login_at: t.11,
     })
 }
 
@@ -173,7 +213,8 @@ fn session(t: SessionTuple) -> SessionRow {
 impl<D: Dialect> AccountStore for SqlStore<D> {
     async fn insert_user(&self, u: &UserRow) -> Result<()> {
         let sql = format!(
-            "INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO users ({USER_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         let clinics = u.clinics.as_ref().map(crate::rows::to_json);
         D::execute(
@@ -190,7 +231,8 @@ impl<D: Dialect> AccountStore for SqlStore<D> {
                 u.bodies,
                 u.disabled_at,
                 u.created_at,
-                u.updated_at
+                u.updated_at,
+                u.last_login_at
             ],
         )
         .await
@@ -268,6 +310,35 @@ impl<D: Dialect> AccountStore for SqlStore<D> {
         Ok(n == 1)
     }
 
+    async fn update_user(&self, id: &str, change: &UserChange, now: i64) -> Result<bool> {
+        let clinics = change.clinics.as_ref().map(crate::rows::to_json);
+        let n = D::execute(
+            &mut *self.writer().await?,
+            "UPDATE users SET display_name = $2, role = $3, clinics = $4, bodies = $5, \
+             updated_at = $6 WHERE id = $1",
+            args![
+                id,
+                change.display_name.as_str(),
+                change.role.as_str(),
+                clinics,
+                change.bodies,
+                now
+            ],
+        )
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn set_user_last_login(&self, id: &str, at: i64) -> Result<()> {
+        D::execute(
+            &mut *self.writer().await?,
+            "UPDATE users SET last_login_at = $2 WHERE id = $1",
+            args![id, at],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn insert_session(&self, s: &SessionRow) -> Result<()> {
         let sql = format!(
             "INSERT INTO ui_sessions ({SESSION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -330,6 +401,15 @@ impl<D: Dialect> AccountStore for SqlStore<D> {
             &mut *self.writer().await?,
             "DELETE FROM ui_sessions WHERE user_id = $1",
             args![user_id],
+        )
+        .await
+    }
+
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &str) -> Result<u64> {
+        D::execute(
+            &mut *self.writer().await?,
+            "DELETE FROM ui_sessions WHERE user_id = $1 AND key <> $2",
+            args![user_id, keep],
         )
         .await
     }

@@ -274,6 +274,11 @@ macro_rules! embedded_migrations {
                     "/0013_event_search_terms.sql"
                 )),
             ),
+            (
+                16,
+                "user_last_login",
+                include_str!(concat!("../migrations/", $dir, "/0016_user_last_login.sql")),
+            ),
         ])
     };
 }

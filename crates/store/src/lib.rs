@@ -85,7 +85,7 @@ mod types;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use accounts::{AccountStore, LoginFailures, SessionRow, UserRow};
+pub use accounts::{AccountStore, LoginFailures, SessionRow, UserChange, UserRow};
 pub use error::{Result, StoreError};
 pub use oauth::{OAuthTokenRow, OAuthTokenSave, OAuthTokenStore};
 pub use payload::{SEALED_PREFIX, Sealer};

@@ -20,6 +20,7 @@ pub(crate) mod previews;
 pub(crate) mod privacy;
 mod reference;
 pub mod tokens;
+pub mod users;
 pub(crate) mod webhooks;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(previews::router())
         .merge(deliveries::router())
         .merge(tokens::router())
+        .merge(users::router())
         .merge(presets::router())
         .merge(privacy::router())
         .merge(alerts::router())

@@ -96,6 +96,20 @@ pub const POLICY: &[(&str, Rule)] = &[
     ("listTokens", Rule::Install(OWNERS)),
     ("createToken", Rule::Install(OWNERS)),
     ("revokeToken", Rule::Install(OWNERS)),
+    // Any valid token may ask who it is.
+    (
+        "whoAmI",
+        Rule::Scoped(&[Owner, Admin, Editor, Viewer, Ingest]),
+    ),
+    // People: the accounts of the admin UI, kept by owners (as tokens are).
+    ("listUsers", Rule::Install(OWNERS)),
+    ("createUser", Rule::Install(OWNERS)),
+    ("getUser", Rule::Install(OWNERS)),
+    ("updateUser", Rule::Install(OWNERS)),
+    ("disableUser", Rule::Install(OWNERS)),
+    ("enableUser", Rule::Install(OWNERS)),
+    ("resetUserPassword", Rule::Install(OWNERS)),
+    ("resetUserSecondFactor", Rule::Install(OWNERS)),
     // Patient data and the audit trail.
     ("listAuditRecords", Rule::Install(ADMINS)),
     ("erasePatient", Rule::Install(ADMINS)),

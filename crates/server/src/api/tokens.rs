@@ -48,7 +48,9 @@ struct NewToken {
 }
 
 /// Clinic ids as text or numbers; `null` is the same as none (every clinic).
-fn clinic_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(super) fn clinic_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(v) => carehook_core::clinics::deserialize(v)

@@ -3,21 +3,33 @@
 //! token has. Made by `carehook users add` (and, on first start, one owner account), listed,
 //! disabled, given a new password.
 //!
+//! Owners manage accounts through the API and the admin UI's users page (list, add, change
+//! role and clinics, disable, new password, second factor off); each person manages their own
+//! password and second factor on the "Your account" page. Every change is in the audit trail,
+//! never with a password, a hash or a TOTP secret.
+//!
 //! Decisions a reader might otherwise undo:
 //! - Failed logins are counted per account and per client address, in the database (so every
 //!   node counts them): after [`LoginLimits::lock_after`] failures in a row, that account and
 //!   that address are refused for [`LoginLimits::cooldown`], the right password included. An
 //!   unknown address gets the same answer, after the same work, as a wrong password.
+//! - The last active owner account cannot be demoted or disabled (a 409): nobody would be
+//!   left to manage people from the UI. (Checked by reading the accounts first; two owners
+//!   demoting each other in the same instant could both pass. The admin token and
+//!   `carehook users` on the database remain the way back in.)
+//! - A new password or a second factor turned on or off ends the account's other sessions:
+//!   whoever else held one (a stolen cookie) is out.
 //! - Hashing is argon2id with its recommended parameters (19 MiB, 2 passes), on a blocking
 //!   thread: about 20–50 ms, which the limits above keep from becoming a way to load the server.
 
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use carehook_store::{Store, UserRow};
+use carehook_store::{Store, UserChange, UserRow};
+use serde_json::json;
 
 use super::access::{Principal, Role};
-use super::{Context, Error, Result};
+use super::{Actor, Context, Error, Result};
 use crate::time::now_ms;
 
 /// The fewest characters of a password.
@@ -125,6 +137,12 @@ pub async fn add(store: &dyn Store, u: NewUser) -> Result<UserRow> {
         ));
     }
     check_password(&u.password)?;
+    if u.role == Role::Ingest {
+        return Err(Error::invalid(
+            "role",
+            "an ingest role is for API tokens; a person is an owner, admin, editor or viewer",
+        ));
+    }
     let access = super::tokens::check_access(Some(u.role.as_str()), u.clinics, u.bodies)?;
     let password = u.password;
     let password_hash = blocking(move || hash_password(&password))
@@ -143,6 +161,7 @@ pub async fn add(store: &dyn Store, u: NewUser) -> Result<UserRow> {
         disabled_at: None,
         created_at: now,
         updated_at: now,
+        last_login_at: None,
     };
     store.insert_user(&row).await?;
     Ok(row)
@@ -177,36 +196,446 @@ pub async fn first_owner(store: &dyn Store, email: &str) -> Result<Option<String
     Ok(Some(password))
 }
 
-/// A new password; the account's sessions end.
-pub async fn reset_password(store: &dyn Store, email: &str, password: &str) -> Result<UserRow> {
-    let u = store
+/// How the CLI's offline commands are written in the audit trail.
+pub const CLI: Actor = Actor::System("carehook users (command line)");
+
+async fn by_email(store: &dyn Store, email: &str) -> Result<UserRow> {
+    store
         .user_by_email(&check_email(email)?)
         .await?
-        .ok_or(Error::NotFound("account"))?;
+        .ok_or(Error::NotFound("account"))
+}
+
+/// A new password, by e-mail address (`carehook users reset-password`); its sessions end.
+pub async fn reset_password(store: &dyn Store, email: &str, password: &str) -> Result<UserRow> {
+    let u = by_email(store, email).await?;
+    reset_password_of(store, &CLI, &u.id, password).await
+}
+
+/// Disables (or enables again), by e-mail address (`carehook users disable`).
+pub async fn set_disabled(store: &dyn Store, email: &str, disabled: bool) -> Result<UserRow> {
+    let u = by_email(store, email).await?;
+    set_disabled_of(store, &CLI, &u.id, disabled).await
+}
+
+/// The account with this id.
+pub async fn get(store: &dyn Store, id: &str) -> Result<UserRow> {
+    store.get_user(id).await?.ok_or(Error::NotFound("account"))
+}
+
+pub async fn list(store: &dyn Store) -> Result<Vec<UserRow>> {
+    Ok(store.list_users().await?)
+}
+
+fn resource(u: &UserRow) -> String {
+    format!("user/{}", u.id)
+}
+
+/// What the trail keeps of an account: who and what it may do, never a secret.
+fn audit_view(u: &UserRow) -> serde_json::Value {
+    json!({
+        "email": u.email,
+        "display_name": u.display_name,
+        "role": u.role,
+        "clinics": u.clinics,
+        "bodies": u.bodies,
+        "disabled": u.disabled_at.is_some(),
+        "second_factor": u.totp_secret.is_some(),
+    })
+}
+
+fn is_active_owner(u: &UserRow) -> bool {
+    u.role == Role::Owner.as_str() && u.disabled_at.is_none()
+}
+
+/// Refuses a change that would leave no active owner account: `after` is the account as the
+/// change would leave it.
+async fn keep_an_owner(store: &dyn Store, before: &UserRow, after: &UserRow) -> Result<()> {
+    if !is_active_owner(before) || is_active_owner(after) {
+        return Ok(());
+    }
+    let others = store
+        .list_users()
+        .await?
+        .iter()
+        .filter(|u| u.id != before.id && is_active_owner(u))
+        .count();
+    if others == 0 {
+        return Err(Error::Conflict(format!(
+            "{} is the last active owner; make another account an owner first",
+            before.email
+        )));
+    }
+    Ok(())
+}
+
+/// Makes an account; recorded in the audit trail (the password is not).
+pub async fn create(store: &dyn Store, actor: &Actor, u: NewUser) -> Result<UserRow> {
+    let row = add(store, u).await?;
+    tracing::info!(user = %row.id, role = %row.role, by = %actor, "account made");
+    let details = json!({ "after": audit_view(&row) });
+    super::audit::record(store, actor, "user.create", &resource(&row), "ok", details).await;
+    Ok(row)
+}
+
+/// What an owner changes of an account; `None`: left as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    /// `Some(None)` or `Some(Some(empty))`: every clinic.
+    pub clinics: Option<Option<Vec<String>>>,
+    pub bodies: Option<bool>,
+}
+
+/// Changes an account's display name, role, clinics or bodies; a changed role or clinics
+/// applies to its sessions at their next request.
+pub async fn update(store: &dyn Store, actor: &Actor, id: &str, c: Change) -> Result<UserRow> {
+    let before = get(store, id).await?;
+    let display_name = match c.display_name {
+        Some(n) => {
+            let n = n.trim().to_string();
+            if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "display_name",
+                    "a display name is 1 to 100 characters",
+                ));
+            }
+            n
+        }
+        None => before.display_name.clone(),
+    };
+    let role = match c.role {
+        Some(Role::Ingest) => {
+            return Err(Error::invalid(
+                "role",
+                "an ingest role is for API tokens; a person is an owner, admin, editor or viewer",
+            ));
+        }
+        Some(r) => r,
+        None => Role::parse(&before.role).unwrap_or(Role::Viewer),
+    };
+    let clinics = match c.clinics {
+        Some(c) => c.filter(|c| !c.is_empty()),
+        None => before.clinics.clone(),
+    };
+    let access = super::tokens::check_access(
+        Some(role.as_str()),
+        clinics,
+        Some(c.bodies.unwrap_or(before.bodies)),
+    )?;
+    let change = UserChange {
+        display_name,
+        role: access.role,
+        clinics: access.clinics,
+        bodies: access.bodies,
+    };
+    let mut after = before.clone();
+    after.display_name = change.display_name.clone();
+    after.role = change.role.clone();
+    after.clinics = change.clinics.clone();
+    after.bodies = change.bodies;
+    if after == before {
+        // Nothing to change, nothing to record.
+        return Ok(before);
+    }
+    keep_an_owner(store, &before, &after).await?;
+    let now = now_ms();
+    if !store.update_user(id, &change, now).await? {
+        return Err(Error::NotFound("account"));
+    }
+    after.updated_at = now;
+    tracing::info!(user = %id, role = %after.role, by = %actor, "account changed");
+    let details = json!({ "before": audit_view(&before), "after": audit_view(&after) });
+    super::audit::record(
+        store,
+        actor,
+        "user.update",
+        &resource(&after),
+        "ok",
+        details,
+    )
+    .await;
+    Ok(after)
+}
+
+/// Disables (or enables again) an account; a disabled one's sessions end at once.
+pub async fn set_disabled_of(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &str,
+    disabled: bool,
+) -> Result<UserRow> {
+    let before = get(store, id).await?;
+    if before.disabled_at.is_some() == disabled {
+        // Already so: nothing to change, nothing to record.
+        return Ok(before);
+    }
+    let now = now_ms();
+    let mut after = before.clone();
+    after.disabled_at = if disabled {
+        before.disabled_at.or(Some(now))
+    } else {
+        None
+    };
+    keep_an_owner(store, &before, &after).await?;
+    store.set_user_disabled(id, after.disabled_at, now).await?;
+    if disabled {
+        store.delete_user_sessions(id).await?;
+    }
+    let action = if disabled {
+        "user.disable"
+    } else {
+        "user.enable"
+    };
+    tracing::info!(user = %id, by = %actor, action, "account status changed");
+    let details = json!({
+        "before": { "disabled": before.disabled_at.is_some() },
+        "after": { "disabled": disabled },
+    });
+    super::audit::record(store, actor, action, &resource(&before), "ok", details).await;
+    Ok(after)
+}
+
+async fn hash(password: &str) -> Result<String> {
     check_password(password)?;
     let password = password.to_string();
-    let hash = blocking(move || hash_password(&password))
+    blocking(move || hash_password(&password))
         .await?
-        .map_err(Error::internal)?;
+        .map_err(Error::internal)
+}
+
+/// Gives an account a new password (an owner's reset); all its sessions end.
+pub async fn reset_password_of(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &str,
+    password: &str,
+) -> Result<UserRow> {
+    let u = get(store, id).await?;
+    let hash = hash(password).await?;
     store.set_user_password(&u.id, &hash, now_ms()).await?;
-    store.delete_user_sessions(&u.id).await?;
+    let ended = store.delete_user_sessions(&u.id).await?;
+    tracing::info!(user = %u.id, by = %actor, "account given a new password");
+    let details = json!({ "sessions_ended": ended });
+    super::audit::record(
+        store,
+        actor,
+        "user.reset_password",
+        &resource(&u),
+        "ok",
+        details,
+    )
+    .await;
     Ok(u)
 }
 
-/// Disables (or enables again) an account; a disabled one's sessions end.
-pub async fn set_disabled(store: &dyn Store, email: &str, disabled: bool) -> Result<UserRow> {
-    let u = store
-        .user_by_email(&check_email(email)?)
-        .await?
-        .ok_or(Error::NotFound("account"))?;
-    let now = now_ms();
-    store
-        .set_user_disabled(&u.id, disabled.then_some(now), now)
-        .await?;
-    if disabled {
-        store.delete_user_sessions(&u.id).await?;
-    }
+/// Turns an account's second factor off (an owner's reset, for a lost phone); its sessions
+/// end, and it logs in with its password alone until it sets one up again.
+pub async fn reset_second_factor(store: &dyn Store, actor: &Actor, id: &str) -> Result<UserRow> {
+    let mut u = get(store, id).await?;
+    let had = u.totp_secret.is_some();
+    store.set_user_totp(&u.id, None, now_ms()).await?;
+    let ended = store.delete_user_sessions(&u.id).await?;
+    u.totp_secret = None;
+    tracing::info!(user = %u.id, by = %actor, "account's second factor reset");
+    let details = json!({
+        "before": { "second_factor": had },
+        "after": { "second_factor": false },
+        "sessions_ended": ended,
+    });
+    super::audit::record(store, actor, "user.reset_2fa", &resource(&u), "ok", details).await;
     Ok(u)
+}
+
+// --- one's own account ----------------------------------------------------------------------
+
+/// Checks the password of a logged-in person before a change to their own account; a wrong
+/// one counts as a failed login of the account (a stolen session cannot guess it freely).
+async fn confirm_own_password(ctx: &Context, u: &UserRow, password: &str) -> Result<()> {
+    let key = format!("account:{}", u.email);
+    let now = now_ms();
+    if let Some(f) = ctx.store.login_failures(&key).await?
+        && f.locked_until.is_some_and(|until| until > now)
+    {
+        return Err(Error::Forbidden(
+            "too many wrong passwords; try again later".into(),
+        ));
+    }
+    let phc = u.password_hash.clone();
+    let password = password.chars().take(MAX_PASSWORD).collect::<String>();
+    if blocking(move || verify_password(&phc, &password)).await? {
+        return Ok(());
+    }
+    let limits = ctx.login_limits;
+    let cooldown = limits.cooldown.as_millis() as i64;
+    ctx.store
+        .record_login_failure(
+            &key,
+            now,
+            now - cooldown,
+            i64::from(limits.lock_after),
+            now + cooldown,
+        )
+        .await?;
+    Err(Error::invalid(
+        "current_password",
+        "that is not your current password",
+    ))
+}
+
+/// A logged-in person changes their own password; their other sessions end (`session`, the
+/// one they did it from, stays).
+pub async fn change_own_password(
+    ctx: &Context,
+    actor: &Actor,
+    user_id: &str,
+    session: &str,
+    current: &str,
+    new: &str,
+) -> Result<()> {
+    let u = get(&*ctx.store, user_id).await?;
+    confirm_own_password(ctx, &u, current).await?;
+    let hash = hash(new).await?;
+    ctx.store.set_user_password(&u.id, &hash, now_ms()).await?;
+    let ended = ctx.store.delete_other_user_sessions(&u.id, session).await?;
+    let details = json!({ "sessions_ended": ended });
+    super::audit::record(
+        &*ctx.store,
+        actor,
+        "user.change_password",
+        &resource(&u),
+        "ok",
+        details,
+    )
+    .await;
+    Ok(())
+}
+
+/// A second factor being set up: shown to its person, not yet in force.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    /// The `otpauth://` URI an authenticator app reads.
+    pub uri: String,
+    /// The secret sealed with the master key: the confirming form carries it back, so the
+    /// enrolment needs no server state (and works on any node).
+    pub sealed: String,
+}
+
+/// Starts setting up a second factor: a new random key, shown once.
+pub fn start_enrolment(ctx: &Context, u: &UserRow) -> Result<Enrolment> {
+    let mut key = [0u8; 20];
+    getrandom::fill(&mut key).map_err(Error::internal)?;
+    let secret = carehook_core::totp::base32(&key);
+    Ok(Enrolment {
+        uri: carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
+        sealed: ctx.registry.vault().seal(&secret),
+        secret,
+    })
+}
+
+fn now_secs() -> u64 {
+    (now_ms() / 1000).max(0) as u64
+}
+
+/// Puts a second factor in force once its person typed a current code of it; their other
+/// sessions end.
+pub async fn confirm_enrolment(
+    ctx: &Context,
+    actor: &Actor,
+    user_id: &str,
+    session: &str,
+    sealed: &str,
+    code: &str,
+) -> Result<()> {
+    let u = get(&*ctx.store, user_id).await?;
+    if u.totp_secret.is_some() {
+        return Err(Error::Conflict(
+            "a second factor is already on; turn it off first to set up another".into(),
+        ));
+    }
+    let secret = ctx
+        .registry
+        .vault()
+        .open_secret(sealed)
+        .ok()
+        .filter(|s| carehook_core::totp::from_base32(s).is_some_and(|k| k.len() >= 10))
+        .ok_or_else(|| Error::invalid("secret", "start setting up the second factor again"))?;
+    let key = carehook_core::totp::from_base32(&secret).unwrap_or_default();
+    if !carehook_core::totp::verify(&key, code, now_secs()) {
+        return Err(Error::invalid(
+            "code",
+            "that code is not right; enter the current six digits from your authenticator app",
+        ));
+    }
+    let sealed = ctx.registry.vault().seal(&secret);
+    ctx.store
+        .set_user_totp(&u.id, Some(&sealed), now_ms())
+        .await?;
+    let ended = ctx.store.delete_other_user_sessions(&u.id, session).await?;
+    let details = json!({
+        "before": { "second_factor": false },
+        "after": { "second_factor": true },
+        "sessions_ended": ended,
+    });
+    super::audit::record(
+        &*ctx.store,
+        actor,
+        "user.enable_2fa",
+        &resource(&u),
+        "ok",
+        details,
+    )
+    .await;
+    Ok(())
+}
+
+/// Turns one's own second factor off, with the password and a current code; the other
+/// sessions end.
+pub async fn disable_own_second_factor(
+    ctx: &Context,
+    actor: &Actor,
+    user_id: &str,
+    session: &str,
+    password: &str,
+    code: &str,
+) -> Result<()> {
+    let u = get(&*ctx.store, user_id).await?;
+    let Some(sealed) = &u.totp_secret else {
+        return Err(Error::Conflict("no second factor is on".into()));
+    };
+    confirm_own_password(ctx, &u, password).await?;
+    let key = ctx
+        .registry
+        .vault()
+        .open_secret(sealed)
+        .map_err(Error::internal)?;
+    let key = carehook_core::totp::from_base32(&key).unwrap_or_default();
+    if !carehook_core::totp::verify(&key, code, now_secs()) {
+        return Err(Error::invalid(
+            "code",
+            "that code is not right; enter the current six digits from your authenticator app",
+        ));
+    }
+    ctx.store.set_user_totp(&u.id, None, now_ms()).await?;
+    let ended = ctx.store.delete_other_user_sessions(&u.id, session).await?;
+    let details = json!({
+        "before": { "second_factor": true },
+        "after": { "second_factor": false },
+        "sessions_ended": ended,
+    });
+    super::audit::record(
+        &*ctx.store,
+        actor,
+        "user.disable_2fa",
+        &resource(&u),
+        "ok",
+        details,
+    )
+    .await;
+    Ok(())
 }
 
 /// The account as a caller: its role and clinics.
@@ -296,7 +725,8 @@ pub async fn login(
         },
     };
     match &verdict {
-        Ok(_) => {
+        Ok(u) => {
+            ctx.store.set_user_last_login(&u.id, now).await?;
             for key in &keys {
                 ctx.store.clear_login_failures(key).await?;
             }

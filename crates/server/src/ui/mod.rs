@@ -10,7 +10,8 @@
 //! - [`session`]: login with an API token (checked by
 //!   [`crate::service::tokens::authenticate`]), the session cookie, CSRF.
 //! - [`form`]: the webhook editor's fields to and from the API's JSON.
-//! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`].
+//! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`], and [`users`] (the
+//!   owners' Users page and everyone's "Your account").
 
 mod audit;
 mod catalog;
@@ -20,6 +21,7 @@ pub mod form;
 mod replay;
 pub mod session;
 mod tools;
+mod users;
 mod webhooks;
 
 use std::sync::Arc;
@@ -62,6 +64,7 @@ pub fn router(app: AppState) -> Router {
         .merge(webhooks::router())
         .merge(deliveries::router())
         .merge(tools::router())
+        .merge(users::router())
         .merge(replay::router());
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
@@ -157,7 +160,7 @@ pub struct Page {
     pub role: &'static str,
     /// Whether the caller may change anything (a viewer may not: no edit buttons).
     pub can_edit: bool,
-    /// Whether the caller may see owners' pages (API tokens).
+    /// Whether the caller may see owners' pages (users, API tokens).
     pub owner: bool,
     pub flashes: Vec<Flash>,
 }
@@ -176,7 +179,10 @@ impl Page {
             caller: admin.caller.name.clone(),
             role: admin.caller.role.as_str(),
             can_edit: admin.caller.role != crate::service::access::Role::Viewer,
-            owner: admin.caller.role == crate::service::access::Role::Owner,
+            // Users and tokens belong to the whole install: an owner limited to clinics
+            // is refused them, so gets no link either.
+            owner: admin.caller.role == crate::service::access::Role::Owner
+                && !admin.caller.is_limited(),
             flashes: state.sessions.take_flashes(&admin.key).await,
         }
     }

@@ -242,6 +242,8 @@ pub struct Admin {
     /// `admin`, or the API token's name.
     pub caller: Principal,
     pub csrf: String,
+    /// The account the session belongs to; `None` for one opened with an API token.
+    pub user_id: Option<String>,
 }
 
 /// Without a session: to the login page, coming back here afterwards.
@@ -297,12 +299,18 @@ impl FromRequestParts<UiState> for Admin {
             Err(e) => return Err(e.into_response()),
         };
         let csrf = session.csrf;
+        let user_id = session.user_id;
         let post =
             parts.method != axum::http::Method::GET && parts.method != axum::http::Method::HEAD;
         if let Err(e) = allowed(state, &caller, parts.uri.path(), post).await {
             return Err(e.into_response());
         }
-        Ok(Admin { key, caller, csrf })
+        Ok(Admin {
+            key,
+            caller,
+            csrf,
+            user_id,
+        })
     }
 }
 
@@ -327,13 +335,15 @@ async fn holder(state: &UiState, s: &SessionRow) -> Result<Option<Principal>, Ui
 }
 
 /// Which roles may open a page (GET) or send a form (POST) of the admin UI: the UI's part
-/// of the policy (the API's is `api/policy.rs`). Tokens and the audit trail as in the API;
+/// of the policy (the API's is `api/policy.rs`). Tokens, users and the audit trail as in the API;
 /// the "try it" page writes clinic records, which belong to owners and admins.
 pub fn ui_rule(path: &str, post: bool) -> Rule {
     const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Editor, Role::Viewer];
     const EDITORS: &[Role] = &[Role::Owner, Role::Admin, Role::Editor];
     match path.trim_start_matches('/').split('/').next().unwrap_or("") {
-        "tokens" => Rule::Install(&[Role::Owner]),
+        "tokens" | "users" => Rule::Install(&[Role::Owner]),
+        // Everyone's own password and second factor (a viewer too).
+        "account" => Rule::Scoped(READERS),
         "audit" | "try" => Rule::Install(&[Role::Owner, Role::Admin]),
         "logout" => Rule::Scoped(READERS),
         _ if post => Rule::Scoped(EDITORS),

@@ -238,3 +238,284 @@ async fn a_second_factor_asks_for_the_current_code() {
     assert!(session.is_some());
     server.stop().await;
 }
+
+/// A page's `value` of the input named `name` (the first), or the text of the element with
+/// this `id`.
+fn input_value(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no input {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn element_text(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let rest = &html[at..];
+    let rest = &rest[rest.find('>').unwrap() + 1..];
+    rest[..rest.find('<').unwrap()].to_string()
+}
+
+/// GETs a page with a session: its status and text.
+async fn get_page(base: &str, cookie: &str, path: &str) -> (u16, String) {
+    let resp = no_redirects()
+        .get(format!("{base}{path}"))
+        .header("cookie", format!("carehook_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Posts a form of a page with a session (the CSRF token read from `/ui/account`).
+async fn post_form(base: &str, cookie: &str, path: &str, pairs: &[(&str, &str)]) -> (u16, String) {
+    let (_, account) = get_page(base, cookie, "/ui/account").await;
+    let csrf = input_value(&account, "csrf");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .extend_pairs(pairs)
+        .finish();
+    let resp = no_redirects()
+        .post(format!("{base}{path}"))
+        .header("cookie", format!("carehook_session={cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The code an authenticator app would show now for a base32 secret.
+fn code_of(secret: &str, at: u64) -> String {
+    let key = carehook_core::totp::from_base32(secret).unwrap();
+    carehook_core::totp::code_at(carehook_core::totp::Algorithm::Sha1, &key, at, 6)
+}
+
+/// A code that is not the current one (nor the step before or after).
+fn wrong_code(secret: &str) -> String {
+    let now = now_secs();
+    let near: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|t| code_of(secret, *t))
+        .collect();
+    (0..)
+        .map(|i| format!("{:06}", (123_456 + i * 7_919) % 1_000_000))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+/// Setting up a second factor on "Your account": the page shows the secret and the
+/// `otpauth://` URI; a wrong code leaves it off; the current code (computed from the shown
+/// secret) turns it on and ends the account's other sessions; from then on login asks for
+/// the code, refuses a wrong one and takes the right one; turning it off needs the password
+/// and a code.
+#[tokio::test]
+async fn a_second_factor_is_set_up_from_the_shown_secret_and_then_asked_for() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    add_user(&*server.store, "lin@clinic.example", Role::Viewer, None).await;
+    let (status, session) = log_in(&server.base, "lin@clinic.example", PASSWORD, "").await;
+    assert_eq!(status, 303);
+    let session = session.unwrap();
+    let (_, other) = log_in(&server.base, "lin@clinic.example", PASSWORD, "").await;
+    let other = other.unwrap();
+
+    let (status, html) = get_page(&server.base, &session, "/ui/account").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"start-2fa-button\""), "{html}");
+    let (status, html) = post_form(&server.base, &session, "/ui/account/2fa", &[]).await;
+    assert_eq!(status, 200, "{html}");
+    // Shown in groups of four, for typing; an app ignores the spaces.
+    let secret = element_text(&html, "totp-secret").replace(' ', "");
+    let uri = element_text(&html, "totp-uri").replace("&amp;", "&");
+    assert!(
+        uri.starts_with("otpauth://totp/carehook:lin%40clinic%2Eexample?secret=")
+            && uri.contains(&format!("secret={secret}&")),
+        "{uri}"
+    );
+    let pending = input_value(&html, "pending");
+    assert!(
+        !pending.contains(&secret),
+        "the form carries the secret sealed"
+    );
+
+    // A wrong code: refused, still off.
+    let (status, html) = post_form(
+        &server.base,
+        &session,
+        "/ui/account/2fa/confirm",
+        &[("pending", &pending), ("code", &wrong_code(&secret))],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("not right"), "{html}");
+    assert_eq!(
+        element_text(&html, "totp-secret").replace(' ', ""),
+        secret,
+        "the same secret again"
+    );
+    let u = server
+        .store
+        .user_by_email("lin@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.totp_secret, None);
+
+    // The current code: on. This session stays, the other one ends.
+    let (status, _) = post_form(
+        &server.base,
+        &session,
+        "/ui/account/2fa/confirm",
+        &[
+            ("pending", &pending),
+            ("code", &code_of(&secret, now_secs())),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let u = server
+        .store
+        .user_by_email("lin@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = u.totp_secret.clone().expect("a second factor is stored");
+    assert!(!sealed.contains(&secret), "stored sealed");
+    assert_eq!(page(&server.base, &session, "/ui/account").await, 200);
+    assert_eq!(page(&server.base, &other, "/ui/account").await, 303);
+    let (_, shown) = get_page(&server.base, &session, "/ui/account").await;
+    assert!(
+        !shown.contains(&secret),
+        "the secret is shown only while setting up"
+    );
+
+    // Login now needs the code: none, a wrong one, then the right one.
+    let (status, none) = log_in(&server.base, "lin@clinic.example", PASSWORD, "").await;
+    assert_eq!((status, none), (401, None));
+    let (status, none) = log_in(
+        &server.base,
+        "lin@clinic.example",
+        PASSWORD,
+        &wrong_code(&secret),
+    )
+    .await;
+    assert_eq!((status, none), (401, None));
+    let (status, fresh) = log_in(
+        &server.base,
+        "lin@clinic.example",
+        PASSWORD,
+        &code_of(&secret, now_secs()),
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(fresh.is_some());
+
+    // Turning it off needs the password and a code.
+    let (status, _) = post_form(
+        &server.base,
+        &session,
+        "/ui/account/2fa/off",
+        &[
+            ("password", "not my password"),
+            ("code", &code_of(&secret, now_secs())),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = post_form(
+        &server.base,
+        &session,
+        "/ui/account/2fa/off",
+        &[
+            ("password", PASSWORD),
+            ("code", &code_of(&secret, now_secs())),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let u = server.store.get_user(&u.id).await.unwrap().unwrap();
+    assert_eq!(u.totp_secret, None);
+    let rows = server
+        .store
+        .list_audit(carehook_store::AuditFilter {
+            action: Some("user.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["user.disable_2fa", "user.enable_2fa"]);
+    for r in &rows {
+        assert!(!r.details.to_string().contains(&secret));
+        assert!(!r.details.to_string().contains(&sealed));
+    }
+    server.stop().await;
+}
+
+/// Changing one's own password needs the current one, and ends the other sessions.
+async fn changing_your_password_ends_your_other_sessions(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    add_user(&*server.store, "max@clinic.example", Role::Editor, None).await;
+    let (_, here) = log_in(&server.base, "max@clinic.example", PASSWORD, "").await;
+    let (_, there) = log_in(&server.base, "max@clinic.example", PASSWORD, "").await;
+    let (here, there) = (here.unwrap(), there.unwrap());
+    let new = "a brand new password";
+    let (status, html) = post_form(
+        &server.base,
+        &here,
+        "/ui/account/password",
+        &[
+            ("current_password", "wrong current one"),
+            ("new_password", new),
+            ("repeat_password", new),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("Current password"), "{html}");
+    let (status, _) = post_form(
+        &server.base,
+        &here,
+        "/ui/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", new),
+            ("repeat_password", new),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(page(&server.base, &here, "/ui/account").await, 200);
+    assert_eq!(page(&server.base, &there, "/ui/account").await, 303);
+    assert_eq!(
+        log_in(&server.base, "max@clinic.example", PASSWORD, "")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        log_in(&server.base, "max@clinic.example", new, "").await.0,
+        303
+    );
+    // The account page and the users page: a non-owner gets no link and a 403.
+    let (_, account) = get_page(&server.base, &here, "/ui/account").await;
+    assert!(!account.contains("href=\"/ui/users\""), "{account}");
+    assert_eq!(page(&server.base, &here, "/ui/users").await, 403);
+    server.stop().await;
+}
+
+crate::on_both!(changing_your_password_ends_your_other_sessions);

@@ -17,5 +17,6 @@ mod secrets;
 mod signature_docs;
 mod tokens;
 mod try_out;
+mod users;
 
 pub use common::{WAIT, hook};
