@@ -274,6 +274,15 @@ macro_rules! embedded_migrations {
                     "/0013_event_search_terms.sql"
                 )),
             ),
+            (
+                14,
+                "ordering_key_lookup",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0014_ordering_key_lookup.sql"
+                )),
+            ),
         ])
     };
 }
