@@ -275,6 +275,15 @@ macro_rules! embedded_migrations {
                 )),
             ),
             (
+                14,
+                "ordering_key_lookup",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0014_ordering_key_lookup.sql"
+                )),
+            ),
+            (
                 16,
                 "user_last_login",
                 include_str!(concat!("../migrations/", $dir, "/0016_user_last_login.sql")),

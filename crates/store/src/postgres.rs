@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::batch;
 use crate::dialect::{Channel, Claim, Dialect, run_shared_sql};
 use crate::error::Result;
-use crate::ordering::first_of_its_key;
+use crate::ordering::first_of_its_key_pg;
 use crate::payload::{StoredAttempt, StoredEvent};
 use crate::rows::{self, assemble_claims};
 use crate::sql_store::SqlStore;
@@ -122,7 +122,7 @@ const CLAIM_WEBHOOKS: &str = concat!(
         SELECT d.id FROM deliveries d WHERE d.webhook_id = w.webhook_id \
         AND d.status = 'pending' AND d.next_attempt_at <= $1 \
         AND (d.lease_until IS NULL OR d.lease_until < $1) ",
-    first_of_its_key!("d"),
+    first_of_its_key_pg!("d"),
     "ORDER BY d.next_attempt_at LIMIT w.want FOR UPDATE SKIP LOCKED) p), \
     claimed AS ( \
       UPDATE deliveries d SET lease_until = $2, lease_owner = $5 FROM picked \
@@ -141,13 +141,13 @@ const CLAIM_OTHERS: &str = concat!(
       SELECT id, webhook_id, next_attempt_at FROM deliveries \
       WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= $1 \
       AND webhook_id <> ALL($4::text[]) ",
-    first_of_its_key!("deliveries"),
+    first_of_its_key_pg!("deliveries"),
     "ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED), \
     expired AS ( \
       SELECT id, webhook_id, next_attempt_at FROM deliveries \
       WHERE status = 'pending' AND lease_until IS NOT NULL AND lease_until < $1 \
       AND next_attempt_at <= $1 AND webhook_id <> ALL($4::text[]) ",
-    first_of_its_key!("deliveries"),
+    first_of_its_key_pg!("deliveries"),
     "ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED), \
     picked AS ( \
       SELECT id FROM ( \
