@@ -274,6 +274,11 @@ macro_rules! embedded_migrations {
                     "/0013_event_search_terms.sql"
                 )),
             ),
+            (
+                17,
+                "partner_links",
+                include_str!(concat!("../migrations/", $dir, "/0017_partner_links.sql")),
+            ),
         ])
     };
 }

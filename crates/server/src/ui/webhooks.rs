@@ -33,6 +33,11 @@ pub fn router() -> Router<UiState> {
         .route("/webhooks/{id}/delete", post(delete))
         .route("/webhooks/{id}/rotate-secret", post(rotate))
         .route("/webhooks/{id}/test", post(test_send))
+        .route("/webhooks/{id}/partner-links", post(share))
+        .route(
+            "/webhooks/{id}/partner-links/{link}/revoke",
+            post(revoke_share),
+        )
 }
 
 /// A service error as an error beside a field.
@@ -780,6 +785,28 @@ pub struct EditPage {
     disabled_reason: String,
     broken: String,
     signing_rotated: String,
+    /// "Share log with partner", for an owner or admin on a saved webhook.
+    share: Option<ShareView>,
+}
+
+/// The webhook page's partner links: the list, the form, and a new link shown once.
+pub struct ShareView {
+    pub links: Vec<ShareLink>,
+    /// Whether the caller may make a link that shows bodies.
+    pub can_bodies: bool,
+    /// The link just made: shown this once.
+    pub new_url: Option<String>,
+    pub error: String,
+}
+
+pub struct ShareLink {
+    pub id: uuid::Uuid,
+    pub label: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: &'static str,
+    pub expires: super::When,
+    pub created_by: String,
+    pub show_bodies: bool,
 }
 
 impl EditPage {
@@ -816,6 +843,7 @@ impl EditPage {
             disabled_reason: String::new(),
             broken: String::new(),
             signing_rotated: String::new(),
+            share: None,
         }
     }
 
@@ -891,7 +919,107 @@ async fn edit_for(
         p.signing_rotated =
             "A previous secret still signs too, for up to 24 hours after the rotation.".into();
     }
+    p.share = share_view(state, admin, id).await?;
     Ok(p)
+}
+
+/// The partner links of a webhook, for an owner or admin; `None` for other roles.
+async fn share_view(
+    state: &UiState,
+    admin: &Admin,
+    id: WebhookId,
+) -> Result<Option<ShareView>, UiError> {
+    use crate::service::access::Role;
+    if !matches!(admin.caller.role, Role::Owner | Role::Admin) {
+        return Ok(None);
+    }
+    let rows = crate::service::partner::list(&state.app, &admin.caller, id).await?;
+    let zone = super::clinic_zone(state).await;
+    let now = crate::time::now_ms();
+    Ok(Some(ShareView {
+        links: rows
+            .into_iter()
+            .map(|l| ShareLink {
+                id: l.id,
+                label: l.label.unwrap_or_default(),
+                state: if l.revoked_at.is_some() {
+                    "revoked"
+                } else if l.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                },
+                expires: super::When::new(l.expires_at, now, zone),
+                created_by: l.created_by,
+                show_bodies: l.show_bodies,
+            })
+            .collect(),
+        can_bodies: admin.caller.bodies,
+        new_url: None,
+        error: String::new(),
+    }))
+}
+
+/// Makes a partner link and shows the page with it, once (not after a redirect: the link is
+/// never written to the session).
+async fn share(
+    State(state): State<UiState>,
+    headers: axum::http::HeaderMap,
+    super::Id(id): super::Id<WebhookId>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let Posted { admin, form } = posted;
+    let days = form.get("expires_in_days").unwrap_or("").trim();
+    let new = crate::service::partner::NewLink {
+        expires_in_days: if days.is_empty() {
+            None
+        } else {
+            Some(days.parse::<i64>().unwrap_or(0))
+        },
+        label: form.get("label").map(str::to_string),
+        show_bodies: Some(form.checked("show_bodies")),
+    };
+    let made =
+        crate::service::partner::create(&state.app, &admin.caller, &admin.actor(), id, new).await;
+    let (url, error) = match made {
+        Ok((_, secret)) => (
+            Some(crate::service::partner::link_url(&headers, &secret)),
+            String::new(),
+        ),
+        Err(e @ (Error::Invalid { .. } | Error::BadRequest(_))) => (None, e.message()),
+        Err(e) => return Err(e.into()),
+    };
+    let failed = url.is_none();
+    let mut page = edit_for(&state, &admin, id, None).await?;
+    if let Some(share) = page.share.as_mut() {
+        share.new_url = url;
+        share.error = error;
+    }
+    let mut resp = html(&page);
+    if failed {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+async fn revoke_share(
+    State(state): State<UiState>,
+    axum::extract::Path((id, link)): axum::extract::Path<(String, String)>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let id: WebhookId = id.parse().map_err(|_| UiError::NotFound)?;
+    let link: uuid::Uuid = link.parse().map_err(|_| UiError::NotFound)?;
+    let admin = &posted.admin;
+    crate::service::partner::revoke(&state.app, &admin.caller, &admin.actor(), id, link).await?;
+    state
+        .sessions
+        .flash(
+            &admin.key,
+            "ok",
+            "Partner link revoked: it no longer opens the log.",
+        )
+        .await;
+    Ok(Redirect::to(&format!("/ui/webhooks/{id}#share-h")).into_response())
 }
 
 async fn save(
