@@ -13,7 +13,7 @@
 //!   creator allowed bodies may set: a link never shows more than its maker could see.
 //! - Another clinic's webhook is a 404 here too, and only owners and admins may share (an
 //!   editor may change a webhook but not hand its log to someone outside carehook).
-//! - Every opening of a link is audited (`partner_link.open`), as a read of bodies is.
+//! - Every opening of a link is audited (`partner.open`), as a read of bodies is.
 
 use carehook_core::ids::WebhookId;
 use carehook_store::PartnerLinkRow;
@@ -178,7 +178,7 @@ pub async fn create(
     super::audit::record(
         &*ctx.store,
         actor,
-        "partner_link.create",
+        "partner.create",
         &format!("webhook/{id}"),
         "ok",
         details,
@@ -219,7 +219,7 @@ pub async fn revoke(
     super::audit::record(
         &*ctx.store,
         actor,
-        "partner_link.revoke",
+        "partner.revoke",
         &format!("webhook/{id}"),
         super::audit::outcome_of(&done),
         serde_json::json!({ "id": link }),
@@ -259,7 +259,7 @@ pub async fn open(ctx: &Context, secret: &str, now: i64) -> Result<Opened> {
         super::audit::record(
             &*ctx.store,
             &Actor::Partner(link.id.to_string()),
-            "partner_link.open",
+            "partner.open",
             &format!("webhook/{}", link.webhook_id),
             "denied",
             serde_json::json!({ "link": link.id, "why": if link.revoked_at.is_some() { "revoked" } else if webhook_gone { "webhook deleted" } else { "expired" } }),
@@ -280,7 +280,7 @@ pub async fn audit_open(ctx: &Context, link: &PartnerLinkRow, page: &str) -> Res
         super::audit::must_record(
             &*ctx.store,
             &actor,
-            "partner_link.open",
+            "partner.open",
             &resource,
             "ok",
             details,
@@ -290,7 +290,7 @@ pub async fn audit_open(ctx: &Context, link: &PartnerLinkRow, page: &str) -> Res
         super::audit::record(
             &*ctx.store,
             &actor,
-            "partner_link.open",
+            "partner.open",
             &resource,
             "ok",
             details,

@@ -19,6 +19,7 @@ mod dashboard;
 mod deliveries;
 pub mod form;
 mod partner;
+pub use partner::FAILURES_PER_MINUTE as PARTNER_FAILURES_PER_MINUTE;
 mod replay;
 pub mod session;
 mod tools;
