@@ -1199,3 +1199,182 @@ async fn log_in(ui: &Ui<'_>, email: &str, password: &str) {
     ui.fill("#password", password).await;
     ui.click("#login-button").await;
 }
+
+/// Partner links in a browser: an admin (a named account) shares a webhook's log from its
+/// page, copies the link shown once, and the partner opens it in a fresh browser (no cookie,
+/// no login) and reads the log, bodies and the patient's name hidden, at 1280 and 390 px.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_shares_a_webhooks_log_and_the_partner_reads_it_without_logging_in() {
+    use carehook::service::access::Role;
+    use carehook::service::users::{self, NewUser};
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let server = demo_server().await;
+    let receiver = Receiver::start().await;
+    receiver.answer(|_, _| Answer::ok().body("pharmacy says ok"));
+    let password = "correct horse battery staple";
+    users::add(
+        &*server.store,
+        NewUser {
+            email: "admin@clinic.example".into(),
+            display_name: "Clinic admin".into(),
+            password: password.into(),
+            role: Role::Admin,
+            clinics: None,
+            bodies: None,
+        },
+    )
+    .await
+    .unwrap();
+    let mut spec = hook(&receiver.url("/hooks/pharmacy?api_key=k-Never-Shown"));
+    spec["name"] = "Pharmacy: new appointment".into();
+    let webhook = api(&server, "POST", "/api/v1/webhooks", Some(spec)).await;
+    let webhook_id = webhook["id"].as_str().unwrap().to_string();
+    let patient = demo_patient(&server).await;
+    let last_name = patient["last_name"].as_str().unwrap().to_string();
+    book(&server, &patient, "2026-12-01").await;
+    book(&server, &patient, "2026-12-02").await;
+    server.settled(WAIT).await;
+
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    let ui = Ui {
+        c: &browser.client,
+        base: server.base.clone(),
+        shots: shots.clone(),
+    };
+    log_in(&ui, "admin@clinic.example", password).await;
+    ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    ui.go(&format!("/ui/webhooks/{webhook_id}")).await;
+    ui.fill("#share-label", "Pharmacy IT team").await;
+    ui.c.find(Locator::Css("#share-days"))
+        .await
+        .unwrap()
+        .select_by_value("30")
+        .await
+        .unwrap();
+    ui.click("#share-create").await;
+    let url = ui
+        .wait_text("#share-url", "the link, once", |t| {
+            t.contains("/partner/chp_")
+        })
+        .await;
+    // The page opens where the link is, not at its top (the section is far down the page).
+    let seen = ui
+        .c
+        .execute(
+            "const r = document.querySelector('#share-url').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, json!(true), "the new link is out of sight");
+    assert!(
+        ui.c.find(Locator::Css("button[data-copy='#share-url']"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "a Copy button"
+    );
+    ui.screenshot("partner/share-created").await;
+    assert!(ui.text("#share-links").await.contains("Pharmacy IT team"));
+    // Shown once: the webhook's page again does not show it.
+    ui.go(&format!("/ui/webhooks/{webhook_id}")).await;
+    assert!(!ui.c.source().await.unwrap().contains(&url));
+    assert!(ui.text("#share-links").await.contains("active"));
+
+    // The partner: a fresh browser, no cookie, straight to the link.
+    let partner_browser = Browser::start().await.expect("a second browser");
+    let partner = Ui {
+        c: &partner_browser.client,
+        base: server.base.clone(),
+        shots,
+    };
+    partner.c.goto(&url).await.unwrap();
+    partner.no_outside_resources().await;
+    assert!(partner.c.get_all_cookies().await.unwrap().is_empty());
+    assert_eq!(partner.text("h1").await, "Pharmacy: new appointment");
+    let page = partner.text("main").await;
+    assert!(
+        page.contains("Pharmacy IT team") && page.contains("127.0.0.1"),
+        "{page}"
+    );
+    for hidden in [
+        last_name.as_str(),
+        "k-Never-Shown",
+        "/hooks/pharmacy",
+        "Retry",
+    ] {
+        assert!(
+            !page.contains(hidden),
+            "{hidden} on the partner's page: {page}"
+        );
+    }
+    assert_eq!(
+        partner
+            .c
+            .find_all(Locator::Css(
+                "#partner-log tbody tr[data-status='succeeded']"
+            ))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "two bookings"
+    );
+    assert!(
+        partner
+            .c
+            .find_all(Locator::Css("form"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (name, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        partner.c.set_window_size(w, h).await.unwrap();
+        partner.c.goto(&url).await.unwrap();
+        let (scroll, inner): (u64, u64) = serde_json::from_value(
+            partner
+                .c
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    vec![],
+                )
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        partner.screenshot(&format!("partner/{name}-log")).await;
+        assert!(
+            scroll <= inner,
+            "the partner's log at {name}: {scroll} px in {inner}"
+        );
+        partner.click("#partner-log tbody tr a").await;
+        partner
+            .wait_text("#partner-status", "the delivery", |t| {
+                t.contains("succeeded")
+            })
+            .await;
+        let detail = partner.text("main").await;
+        assert!(detail.contains("Not shown"), "{detail}");
+        assert!(!detail.contains(&last_name), "{detail}");
+        partner
+            .screenshot(&format!("partner/{name}-delivery"))
+            .await;
+    }
+
+    // Revoked from the webhook's page: the partner's next look says so.
+    ui.click("#share-links form button").await;
+    ui.c.accept_alert().await.unwrap();
+    ui.wait_text(".flash.ok", "the revocation", |t| t.contains("revoked"))
+        .await;
+    partner.c.goto(&url).await.unwrap();
+    assert_eq!(partner.text("h1").await, "This link is no longer valid");
+    assert!(!partner.text("main").await.contains("Pharmacy"));
+    partner.screenshot("partner/phone-revoked").await;
+    partner_browser.stop().await;
+    browser.stop().await;
+    server.stop().await;
+}

@@ -211,6 +211,8 @@ struct PartnerRow {
     row: Row,
     code: String,
     latency: String,
+    /// The last result when the code does not say it all (an error, the next try).
+    note: String,
 }
 
 #[derive(Template)]
@@ -286,12 +288,18 @@ async fn render_log(
             .await
             .map_err(|e| UiError::internal(e).into_response())?
             .and_then(|(_, attempts)| attempts.into_iter().last());
+        let code = last
+            .as_ref()
+            .and_then(|a| a.response_status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         out.push(PartnerRow {
-            code: last
-                .as_ref()
-                .and_then(|a| a.response_status)
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
+            note: if row.last == format!("HTTP {code}") {
+                String::new()
+            } else {
+                row.last.clone()
+            },
+            code,
             latency: last
                 .as_ref()
                 .map(|a| format!("{} ms", a.duration_ms))
