@@ -215,3 +215,11 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+
+// "Which clinic?": ticking a clinic means "only these clinics".
+document.addEventListener("change", function (ev) {
+  var t = ev.target;
+  if (t.name !== "clinics" || !t.checked) return;
+  var some = document.getElementById("p-clinic-some");
+  if (some) some.checked = true;
+});

@@ -1378,3 +1378,200 @@ async fn an_admin_shares_a_webhooks_log_and_the_partner_reads_it_without_logging
     browser.stop().await;
     server.stop().await;
 }
+
+/// A UI session opened with `token` (as the login form does); answers the session's cookie
+/// and its CSRF token (read from a page).
+async fn ui_session(server: &TestServer, token: &str) -> (String, String) {
+    let http = no_redirects();
+    let login = http
+        .get(format!("{}/ui/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let csrf = login_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    let resp = http
+        .post(format!("{}/ui/login", server.base))
+        .header("cookie", format!("carehook_login={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&csrf={csrf}&next=%2Fui%2Fwebhooks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("carehook_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{}/ui/webhooks", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    (cookie, csrf)
+}
+
+/// With several clinics, the preset form asks which clinic; a caller limited to one clinic
+/// has it ticked, is not offered "all clinics" nor another clinic, and a crafted form naming
+/// another clinic (or every clinic) is refused with the error beside "Which clinic?".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preset_form_asks_which_clinic_and_a_limited_caller_keeps_to_its_own() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let receiver = Receiver::start().await;
+    let mut clinic_ids = Vec::new();
+    for name in ["North Clinic", "South Clinic"] {
+        let c = api(
+            &server,
+            "POST",
+            "/api/v1/clinics",
+            Some(json!({"name": name, "email": "desk@clinic.example", "currency": "EUR"})),
+        )
+        .await;
+        clinic_ids.push(c["id"].to_string());
+    }
+    let (north, south) = (clinic_ids[0].clone(), clinic_ids[1].clone());
+    let (status, t) = server
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "south-editor", "role": "editor", "clinics": [south]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{t}");
+    let south_token = t["token"].as_str().unwrap().to_string();
+    let http = no_redirects();
+    let form_page = async |cookie: &str| {
+        http.get(format!(
+            "{}/ui/webhooks/new?preset=slack_new_appointment",
+            server.base
+        ))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+    };
+    let post = async |cookie: &str, body: String| {
+        let resp = http
+            .post(format!("{}/ui/webhooks", server.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (status, location, resp.text().await.unwrap())
+    };
+    let url =
+        form_urlencoded::byte_serialize(receiver.url("/slack").as_bytes()).collect::<String>();
+    let fields = |csrf: &str, clinics: &str| {
+        format!(
+            "csrf={csrf}&preset=slack_new_appointment&name=Slack&enabled=on&url={url}&value.site_url=https%3A%2F%2Fclinic.example&{clinics}"
+        )
+    };
+
+    // The owner: both clinics offered, "all clinics" chosen unless changed.
+    let (owner, owner_csrf) = ui_session(&server, TOKEN).await;
+    let page = form_page(&owner).await;
+    assert!(page.contains("Which clinic?"), "{page}");
+    assert!(page.contains("North Clinic") && page.contains("South Clinic"));
+    assert!(page.contains("id=\"p-clinic-all\" name=\"clinic_scope\" value=\"all\" checked"));
+    let (status, location, _) = post(
+        &owner,
+        fields(&owner_csrf, &format!("clinic_scope=some&clinics={north}")),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let id = location
+        .unwrap()
+        .trim_start_matches("/ui/webhooks/")
+        .to_string();
+    let w = api(&server, "GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_eq!(w["clinics"], json!([north]), "{w}");
+    // Clinics chosen, none ticked: said beside the question.
+    let (status, _, page) = post(&owner, fields(&owner_csrf, "clinic_scope=some")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("Tick the clinics"), "{page}");
+
+    // The clinic-2 editor: only its clinic, ticked; no "all clinics".
+    let (limited, csrf) = ui_session(&server, &south_token).await;
+    let page = form_page(&limited).await;
+    assert!(page.contains("Which clinic?"));
+    assert!(
+        page.contains("South Clinic") && !page.contains("North Clinic"),
+        "{page}"
+    );
+    assert!(!page.contains("p-clinic-all"));
+    assert!(
+        page.contains(&format!("value=\"{south}\" checked")),
+        "{page}"
+    );
+    for crafted in [
+        format!("clinic_scope=some&clinics={north}"),
+        format!("clinic_scope=some&clinics={south}&clinics={north}"),
+        "clinic_scope=all".to_string(),
+    ] {
+        let (status, _, page) = post(&limited, fields(&csrf, &crafted)).await;
+        assert_eq!(status, 422, "{crafted}");
+        let error = page
+            .split("id=\"error-clinics\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no clinics error slot: {page}"))
+            .split("</p>")
+            .next()
+            .unwrap();
+        assert!(
+            error.contains("may not use clinic") || error.contains("name the clinics"),
+            "{crafted}: {error}"
+        );
+    }
+    let (status, location, _) = post(
+        &limited,
+        fields(&csrf, &format!("clinic_scope=some&clinics={south}")),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let id = location
+        .unwrap()
+        .trim_start_matches("/ui/webhooks/")
+        .to_string();
+    let w = api(&server, "GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_eq!(w["clinics"], json!([south]), "{w}");
+    let all = api(&server, "GET", "/api/v1/webhooks", None).await;
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        2,
+        "nothing else was made"
+    );
+    server.stop().await;
+}

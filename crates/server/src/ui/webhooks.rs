@@ -175,6 +175,79 @@ struct PresetPage {
     preview_error: String,
     /// What patient data it sends, in words.
     sends: &'static str,
+    /// "Which clinic?": for an install of several clinics, or a caller limited to some.
+    clinics: Option<ClinicChoice>,
+}
+
+/// "Which clinic?" on the preset form.
+pub struct ClinicChoice {
+    /// (clinic id, name, ticked)
+    pub options: Vec<(String, String, bool)>,
+    /// Whether "all clinics" may be chosen (only by a caller of every clinic).
+    pub all_allowed: bool,
+    /// `all` or `some`.
+    pub scope: String,
+    pub error: String,
+}
+
+/// The clinics the preset form offers, or `None` when there is nothing to ask: one clinic
+/// (or none) on the install and a caller of every clinic. A limited caller is offered only
+/// its own clinics, and those are ticked when it has one (the server checks again).
+async fn clinic_choice(
+    state: &UiState,
+    admin: &Admin,
+    f: &FormData,
+) -> Result<Option<ClinicChoice>, UiError> {
+    let records = state
+        .app
+        .store
+        .list_records(
+            carehook_core::clinic::Kind::Clinic,
+            carehook_store::RecordFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(UiError::internal)?
+        .items;
+    let name_of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.id.to_string() == id)
+            .map(|r| r.text("name").to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("Clinic {id}"))
+    };
+    let ids: Vec<String> = match &admin.caller.clinics {
+        Some(mine) => mine.clone(),
+        None if records.len() > 1 => records.iter().map(|r| r.id.to_string()).collect(),
+        None => return Ok(None),
+    };
+    let posted = f.get("csrf").is_some();
+    let ticked = f.all("clinics");
+    let limited_to_one = ids.len() == 1 && admin.caller.is_limited();
+    Ok(Some(ClinicChoice {
+        options: ids
+            .iter()
+            .map(|id| {
+                let on = if posted {
+                    ticked.contains(id)
+                } else {
+                    limited_to_one
+                };
+                (id.clone(), name_of(id), on)
+            })
+            .collect(),
+        all_allowed: !admin.caller.is_limited(),
+        scope: match f.get("clinic_scope") {
+            Some("some") => "some".into(),
+            Some("all") => "all".into(),
+            _ if admin.caller.is_limited() => "some".into(),
+            _ => "all".into(),
+        },
+        error: String::new(),
+    }))
 }
 
 impl PresetPage {
@@ -248,12 +321,9 @@ async fn new_page(
     if let Some(id) = q.preset.as_deref() {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
         let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks").await;
-        return Ok(html(&preset_page(
-            page,
-            preset,
-            &FormData::default(),
-            Vec::new(),
-        )));
+        let form = FormData::default();
+        let clinics = clinic_choice(&state, &admin, &form).await?;
+        return Ok(html(&preset_page(page, preset, &form, Vec::new(), clinics)));
     }
     if q.blank.is_some() {
         let page = Page::new(&state, &admin, "New webhook", "webhooks").await;
@@ -357,8 +427,17 @@ fn preset_page(
     preset: &'static Preset,
     f: &FormData,
     errors: Vec<FieldError>,
+    mut clinics: Option<ClinicChoice>,
 ) -> PresetPage {
     let mut placed = vec![false; errors.len()];
+    if let Some(c) = clinics.as_mut() {
+        for (i, e) in errors.iter().enumerate() {
+            if e.field.starts_with("clinics") {
+                placed[i] = true;
+                c.error = e.message.clone();
+            }
+        }
+    }
     let fields = preset_inputs(preset)
         .into_iter()
         .map(|(input, label, help, example, secret)| {
@@ -419,6 +498,7 @@ fn preset_page(
             (false, true) => "health information (phi)",
             (true, true) => "identifying patient data and health information (phi)",
         },
+        clinics,
     }
 }
 
@@ -439,6 +519,11 @@ fn preset_body(preset: &Preset, f: &FormData) -> Value {
     });
     if let Some(url) = f.get("url").filter(|u| !u.trim().is_empty()) {
         body["url"] = url.trim().into();
+    }
+    // "Which clinic?": only the ticked ones; "all" (or no question asked) leaves the list
+    // empty, every clinic, which the service refuses for a caller limited to some.
+    if f.get("clinic_scope") == Some("some") {
+        body["clinics"] = json!(f.all("clinics"));
     }
     let auth = match preset.auth {
         PresetAuth::None => None,
@@ -471,7 +556,16 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
     let Posted { admin, form } = posted;
     if let Some(id) = form.get("preset") {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
-        return match create_webhook(&state, &admin, preset_body(preset, &form)).await {
+        let body = preset_body(preset, &form);
+        let made = if form.get("clinic_scope") == Some("some") && form.all("clinics").is_empty() {
+            Err(Error::invalid(
+                "clinics",
+                "Tick the clinics whose events this webhook sends (or choose all clinics).",
+            ))
+        } else {
+            create_webhook(&state, &admin, body).await
+        };
+        return match made {
             Ok(view) => Ok(created(&state, &admin, view).await),
             Err(e) => {
                 let missing = match &e {
@@ -492,7 +586,8 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
                 };
                 let page =
                     Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks").await;
-                let mut resp = html(&preset_page(page, preset, &form, errors));
+                let clinics = clinic_choice(&state, &admin, &form).await?;
+                let mut resp = html(&preset_page(page, preset, &form, errors, clinics));
                 *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                 Ok(resp)
             }
