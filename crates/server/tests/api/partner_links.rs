@@ -288,7 +288,7 @@ async fn the_partner_page_shows_one_webhooks_log_masked_until_revoked_or_expired
     assert_eq!(status, 404, "revoked already");
 
     // Expired: a link whose time is up (written with an expiry in the past).
-    let expired = &format!("chp_{}", "Expired".repeat(7)[..43].to_string());
+    let expired = &format!("chp_{}", &"Expired".repeat(7)[..43]);
     server
         .store
         .insert_partner_link(&carehook_store::PartnerLinkRow {
