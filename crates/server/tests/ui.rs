@@ -1375,6 +1375,42 @@ async fn an_admin_shares_a_webhooks_log_and_the_partner_reads_it_without_logging
     assert!(!partner.text("main").await.contains("Pharmacy"));
     partner.screenshot("partner/phone-revoked").await;
     partner_browser.stop().await;
+
+    // With a second clinic, the preset form asks which clinic (at desktop and phone width).
+    api(
+        &server,
+        "POST",
+        "/api/v1/clinics",
+        Some(json!({"name": "Northside Clinic", "email": "north@clinic.example"})),
+    )
+    .await;
+    for (name, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        ui.c.set_window_size(w, h).await.unwrap();
+        ui.go("/ui/webhooks/new?preset=slack_new_appointment").await;
+        assert!(ui.text("#p-clinics").await.contains("Northside Clinic"));
+        ui.click("#p-clinics input[name=clinics]").await;
+        let some = ui.c.find(Locator::Css("#p-clinic-some")).await.unwrap();
+        assert_eq!(
+            some.prop("checked").await.unwrap().as_deref(),
+            Some("true"),
+            "ticking a clinic chooses \"only these\""
+        );
+        let (scroll, inner): (u64, u64) = serde_json::from_value(
+            ui.c.execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        ui.screenshot(&format!("partner/{name}-preset-which-clinic"))
+            .await;
+        assert!(
+            scroll <= inner,
+            "the preset form at {name}: {scroll} px in {inner}"
+        );
+    }
     browser.stop().await;
     server.stop().await;
 }
