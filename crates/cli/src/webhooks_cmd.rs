@@ -43,6 +43,8 @@ pub enum WebhooksCommand {
     ///     --value site_url=https://clinic.example.com
     ///   carehook webhooks create --from-preset twilio_sms_confirmation --value from_number=+15017122661 \
     ///       --auth-username AC123 --auth-secret "$TWILIO_TOKEN"
+    ///   carehook webhooks create --from-preset slack_new_appointment --url https://hooks.slack.com/services/T/B/X \
+    ///     --value site_url=https://north.example.com --clinic 2
     #[command(verbatim_doc_comment)]
     Create {
         /// The webhook as JSON (the body of POST /api/v1/webhooks).
@@ -67,6 +69,10 @@ pub enum WebhooksCommand {
         /// With --from-preset: a preset value, as KEY=VALUE (repeatable).
         #[arg(long = "value", requires = "from_preset", conflicts_with = "file")]
         values: Vec<String>,
+        /// With --from-preset: a clinic (its clinic_id) whose events it sends (repeatable);
+        /// left out, every clinic's. A token limited to clinics must name its own.
+        #[arg(long = "clinic", requires = "from_preset", conflicts_with = "file")]
+        clinics: Vec<String>,
         /// With --from-preset: the basic-auth username.
         #[arg(long, requires = "from_preset", conflicts_with = "file")]
         auth_username: Option<String>,
@@ -268,6 +274,7 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
             from_preset,
             url,
             values,
+            clinics,
             auth_username,
             auth_secret,
             refresh_token,
@@ -281,7 +288,11 @@ async fn run_async(c: Client, cmd: WebhooksCommand) -> anyhow::Result<()> {
                         secret: auth_secret,
                         refresh_token,
                     };
-                    preset_body(&preset, url, &values, auth)?
+                    let mut body = preset_body(&preset, url, &values, auth)?;
+                    if !clinics.is_empty() {
+                        body["clinics"] = clinics.into();
+                    }
+                    body
                 }
                 (None, None) => unreachable!("clap requires --file or --from-preset"),
             };

@@ -975,6 +975,12 @@ static OPERATIONAL_COMMON: Group = Group {
             "Pharmacy: new prescription",
         ),
         var(
+            "webhook_clinics",
+            Text,
+            "The clinics (their clinic_id, comma-separated) the webhook concerned serves; empty when it serves every clinic",
+            "2",
+        ),
+        var(
             "reason",
             Text,
             "Why, in carehook's words (never a patient value)",

@@ -56,6 +56,15 @@ pub fn admits(clinics: &[String], vars: &Vars) -> bool {
             .is_some_and(|c| clinics.iter().any(|k| k == c.trim()))
 }
 
+/// Whether a webhook of `clinics` (empty: every clinic) hears about something that belongs
+/// to `about` (an operational alert about a webhook of those clinics). A webhook of every
+/// clinic hears about everything; a webhook of some clinics hears about what serves one of
+/// them — a shared webhook concerns each clinic it serves — and never about what serves every
+/// clinic or none it knows of (it could be any clinic's).
+pub fn admits_about(clinics: &[String], about: &[String]) -> bool {
+    clinics.is_empty() || about.iter().any(|c| clinics.contains(c))
+}
+
 /// Whether a caller limited to `allowed` (`None`: every clinic) may see something that
 /// belongs to `clinics` (empty: every clinic). Something of every clinic is only for callers
 /// of every clinic: it may carry any clinic's data.
@@ -103,6 +112,20 @@ mod tests {
         assert!(!admits(&two, &vars(Some("1"))));
         assert!(!admits(&two, &vars(Some("22"))));
         assert!(!admits(&two, &vars(None)), "an event without a clinic");
+    }
+
+    #[test]
+    fn an_alert_reaches_the_webhooks_of_its_clinics_and_of_every_clinic() {
+        let (one, two) = (vec!["1".to_string()], vec!["2".to_string()]);
+        let both = vec!["1".to_string(), "2".to_string()];
+        assert!(admits_about(&[], &two), "an alert webhook of every clinic");
+        assert!(admits_about(&two, &two));
+        assert!(!admits_about(&one, &two), "never another clinic's");
+        assert!(admits_about(&one, &both) && admits_about(&two, &both));
+        assert!(
+            !admits_about(&two, &[]),
+            "a webhook of every clinic is no one clinic's"
+        );
     }
 
     #[test]

@@ -1023,6 +1023,15 @@ impl CompiledWebhook {
             && conditions::matches(&self.spec.conditions, vars)
     }
 
+    /// Whether it takes an operational event (`carehook_*`) about something of the clinics
+    /// `about` (empty: every clinic): an alert about a webhook goes to the alert webhooks of
+    /// that webhook's clinics and of every clinic ([`crate::clinics::admits_about`]).
+    pub fn wants_about(&self, event_name: &str, vars: &Vars, about: &[String]) -> bool {
+        self.scope.includes(event_name)
+            && crate::clinics::admits_about(&self.spec.clinics, about)
+            && conditions::matches(&self.spec.conditions, vars)
+    }
+
     /// The id of the ordering key this snapshot's delivery goes under
     /// ([`crate::ordering::key_id`]); `None` when the webhook sets no
     /// `ordering_key`, or the key renders blank (or not at all) for it.

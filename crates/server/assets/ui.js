@@ -199,3 +199,27 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 });
+
+// "Copy" beside a value shown once (a partner link): hidden without a script or a clipboard.
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("button[data-copy]").forEach(function (b) {
+    var source = document.querySelector(b.getAttribute("data-copy"));
+    if (!source || !navigator.clipboard) return;
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+        b.textContent = "Copied";
+      }, function () {
+        b.textContent = "Copy failed: select it and press Ctrl+C";
+      });
+    });
+  });
+});
+
+// "Which clinic?": ticking a clinic means "only these clinics".
+document.addEventListener("change", function (ev) {
+  var t = ev.target;
+  if (t.name !== "clinics" || !t.checked) return;
+  var some = document.getElementById("p-clinic-some");
+  if (some) some.checked = true;
+});

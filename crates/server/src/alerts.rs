@@ -7,6 +7,9 @@
 //! event it carried, an HTTP status and carehook's own reason text (reasons are written by
 //! carehook, never a receiver's answer body, which could echo patient data).
 //!
+//! An alert about a webhook goes to the alert webhooks of that webhook's clinics and to those
+//! of every clinic, never to another clinic's (`webhook_clinics` in the event names them).
+//!
 //! Loops are prevented by two rules (docs/alerts.md):
 //! 1. An operational event about webhook X is never delivered to X (an alert webhook is not
 //!    told about itself through itself).
@@ -161,11 +164,19 @@ pub async fn emit(intake: &Intake, registry: &Registry, alert: &Alert) -> Result
     let id = EventId::new();
     let vars = alert.vars(id, now);
     let subject = alert.subject();
-    let mut deliveries: Vec<NewDelivery> = registry
-        .snapshot()
+    let snapshot = registry.snapshot();
+    // The clinics of the webhook it is about (a deleted one's are unknown: every clinic's
+    // alert webhooks only).
+    let about: Vec<String> = snapshot
+        .get(&subject)
+        .map(|w| w.compiled.spec.clinics.clone())
+        .unwrap_or_default();
+    let mut vars = vars;
+    vars.insert("webhook_clinics".into(), about.join(","));
+    let mut deliveries: Vec<NewDelivery> = snapshot
         .values()
         .filter(|w| w.row.id != subject)
-        .filter(|w| w.row.enabled && w.compiled.wants(event.name, &vars))
+        .filter(|w| w.row.enabled && w.compiled.wants_about(event.name, &vars, &about))
         .map(|w| NewDelivery {
             id: DeliveryId::new(),
             webhook_id: w.row.id,

@@ -17,6 +17,8 @@ pub enum Actor {
     Ui(String),
     /// carehook itself: the dispatcher, the auto-disable job, the demo.
     System(&'static str),
+    /// Someone who opened a partner link (by the link's id): no account, no token.
+    Partner(String),
 }
 
 impl std::fmt::Display for Actor {
@@ -25,8 +27,11 @@ impl std::fmt::Display for Actor {
             Actor::Api(name) if name == "admin" => f.write_str("api: the admin token"),
             Actor::Api(name) => write!(f, "api token {name}"),
             Actor::Ui(name) if name == "admin" => f.write_str("admin UI: the admin token"),
+            // A person's account is named by its e-mail address; a token by its name.
+            Actor::Ui(name) if name.contains('@') => write!(f, "admin UI: {name}"),
             Actor::Ui(name) => write!(f, "admin UI: token {name}"),
             Actor::System(what) => f.write_str(what),
+            Actor::Partner(link) => write!(f, "partner link {link}"),
         }
     }
 }

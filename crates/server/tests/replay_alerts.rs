@@ -651,4 +651,91 @@ on_both!(
     a_410_disables_the_webhook_and_a_slack_alert_says_so_without_patient_data,
     alert_webhooks_never_alert_about_themselves_or_each_other,
     the_ui_counts_a_replay_before_it_sends_and_the_dashboard_shows_alerts,
+    an_alert_reaches_the_alert_webhooks_of_its_webhooks_clinic_only,
 );
+
+/// An alert about a webhook of clinic 2 reaches clinic 2's alert webhooks and those of every
+/// clinic, never clinic 1's; and the event names the webhook's clinics.
+async fn an_alert_reaches_the_alert_webhooks_of_its_webhooks_clinic_only(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let mut ids = std::collections::HashMap::new();
+    for (name, clinics) in [
+        ("Alerts clinic 1", json!(["1"])),
+        ("Alerts clinic 2", json!(["2"])),
+        ("Alerts every clinic", json!([])),
+    ] {
+        let mut spec = alert_hook(name, &rx.url("/alerts"));
+        spec["clinics"] = clinics;
+        spec["body"] =
+            json!("{\"alert\": \"{{event_name}}\", \"clinics\": \"{{webhook_clinics}}\"}");
+        let w = server.create_webhook(spec).await;
+        ids.insert(name, w["id"].as_str().unwrap().to_string());
+    }
+    let mut subjects = Vec::new();
+    for clinic in ["1", "2"] {
+        let mut spec = common::hook(&rx.url("/pharmacy"));
+        spec["name"] = json!(format!("Pharmacy of clinic {clinic}"));
+        spec["clinics"] = json!([clinic]);
+        let w = server.create_webhook(spec).await;
+        subjects.push(w["id"].as_str().unwrap().to_string());
+    }
+    for s in &subjects {
+        let (status, _) = server
+            .post(&format!("/api/v1/webhooks/{s}/rotate-secret"), json!({}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let log = server.settled(WAIT).await;
+    // Which alert webhooks got the rotation of each subject, by the event's `webhook_id`.
+    let mut got: Vec<(String, String)> = Vec::new();
+    for d in log
+        .iter()
+        .filter(|d| d["event"] == "carehook_secret_rotated")
+    {
+        let (status, e) = server
+            .get(&format!(
+                "/api/v1/events/{}",
+                d["event_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status, 200, "{e}");
+        let about = e["data"]["webhook_id"].as_str().unwrap().to_string();
+        let clinics = e["data"]["webhook_clinics"].as_str().unwrap().to_string();
+        let clinic = if about == subjects[0] { "1" } else { "2" };
+        assert_eq!(clinics, clinic, "{e}");
+        let to = ids
+            .iter()
+            .find(|(_, id)| **id == d["webhook_id"].as_str().unwrap())
+            .map(|(n, _)| n.to_string())
+            .unwrap();
+        got.push((clinic.to_string(), to));
+        assert_eq!(d["status"], "succeeded", "{d}");
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("1".to_string(), "Alerts clinic 1".to_string()),
+            ("1".to_string(), "Alerts every clinic".to_string()),
+            ("2".to_string(), "Alerts clinic 2".to_string()),
+            ("2".to_string(), "Alerts every clinic".to_string()),
+        ]
+    );
+    let bodies: Vec<Value> = rx
+        .received()
+        .iter()
+        .filter(|r| r.path == "/alerts")
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(bodies.len(), 4);
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["clinics"] == "1" || b["clinics"] == "2"),
+        "{bodies:?}"
+    );
+    server.stop().await;
+}

@@ -1293,3 +1293,415 @@ async fn log_in(ui: &Ui<'_>, email: &str, password: &str) {
     ui.fill("#password", password).await;
     ui.click("#login-button").await;
 }
+
+/// Partner links in a browser: an admin (a named account) shares a webhook's log from its
+/// page, copies the link shown once, and the partner opens it in a fresh browser (no cookie,
+/// no login) and reads the log, bodies and the patient's name hidden, at 1280 and 390 px.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_shares_a_webhooks_log_and_the_partner_reads_it_without_logging_in() {
+    use carehook::service::access::Role;
+    use carehook::service::users::{self, NewUser};
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let server = demo_server().await;
+    let receiver = Receiver::start().await;
+    receiver.answer(|_, _| Answer::ok().body("pharmacy says ok"));
+    let password = "correct horse battery staple";
+    users::add(
+        &*server.store,
+        NewUser {
+            email: "admin@clinic.example".into(),
+            display_name: "Clinic admin".into(),
+            password: password.into(),
+            role: Role::Admin,
+            clinics: None,
+            bodies: None,
+        },
+    )
+    .await
+    .unwrap();
+    let mut spec = hook(&receiver.url("/hooks/pharmacy?api_key=k-Never-Shown"));
+    spec["name"] = "Pharmacy: new appointment".into();
+    let webhook = api(&server, "POST", "/api/v1/webhooks", Some(spec)).await;
+    let webhook_id = webhook["id"].as_str().unwrap().to_string();
+    let patient = demo_patient(&server).await;
+    let last_name = patient["last_name"].as_str().unwrap().to_string();
+    book(&server, &patient, "2026-12-01").await;
+    book(&server, &patient, "2026-12-02").await;
+    server.settled(WAIT).await;
+
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    let ui = Ui {
+        c: &browser.client,
+        base: server.base.clone(),
+        shots: shots.clone(),
+    };
+    log_in(&ui, "admin@clinic.example", password).await;
+    ui.wait_text("h1", "the list", |t| t == "Webhooks").await;
+    ui.go(&format!("/ui/webhooks/{webhook_id}")).await;
+    ui.fill("#share-label", "Pharmacy IT team").await;
+    ui.c.find(Locator::Css("#share-days"))
+        .await
+        .unwrap()
+        .select_by_value("30")
+        .await
+        .unwrap();
+    ui.click("#share-create").await;
+    let url = ui
+        .wait_text("#share-url", "the link, once", |t| {
+            t.contains("/partner/chp_")
+        })
+        .await;
+    // The page opens where the link is, not at its top (the section is far down the page).
+    let seen = ui
+        .c
+        .execute(
+            "const r = document.querySelector('#share-url').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, json!(true), "the new link is out of sight");
+    assert!(
+        ui.c.find(Locator::Css("button[data-copy='#share-url']"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "a Copy button"
+    );
+    ui.screenshot("partner/share-created").await;
+    assert!(ui.text("#share-links").await.contains("Pharmacy IT team"));
+    // Shown once: the webhook's page again does not show it.
+    ui.go(&format!("/ui/webhooks/{webhook_id}")).await;
+    assert!(!ui.c.source().await.unwrap().contains(&url));
+    assert!(ui.text("#share-links").await.contains("active"));
+
+    // The partner: a fresh browser, no cookie, straight to the link.
+    let partner_browser = Browser::start().await.expect("a second browser");
+    let partner = Ui {
+        c: &partner_browser.client,
+        base: server.base.clone(),
+        shots,
+    };
+    partner.c.goto(&url).await.unwrap();
+    partner.no_outside_resources().await;
+    assert!(partner.c.get_all_cookies().await.unwrap().is_empty());
+    assert_eq!(partner.text("h1").await, "Pharmacy: new appointment");
+    let page = partner.text("main").await;
+    assert!(
+        page.contains("Pharmacy IT team") && page.contains("127.0.0.1"),
+        "{page}"
+    );
+    for hidden in [
+        last_name.as_str(),
+        "k-Never-Shown",
+        "/hooks/pharmacy",
+        "Retry",
+    ] {
+        assert!(
+            !page.contains(hidden),
+            "{hidden} on the partner's page: {page}"
+        );
+    }
+    assert_eq!(
+        partner
+            .c
+            .find_all(Locator::Css(
+                "#partner-log tbody tr[data-status='succeeded']"
+            ))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "two bookings"
+    );
+    assert!(
+        partner
+            .c
+            .find_all(Locator::Css("form"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (name, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        partner.c.set_window_size(w, h).await.unwrap();
+        partner.c.goto(&url).await.unwrap();
+        let (scroll, inner): (u64, u64) = serde_json::from_value(
+            partner
+                .c
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    vec![],
+                )
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        partner.screenshot(&format!("partner/{name}-log")).await;
+        assert!(
+            scroll <= inner,
+            "the partner's log at {name}: {scroll} px in {inner}"
+        );
+        partner.click("#partner-log tbody tr a").await;
+        partner
+            .wait_text("#partner-status", "the delivery", |t| {
+                t.contains("succeeded")
+            })
+            .await;
+        let detail = partner.text("main").await;
+        assert!(detail.contains("Not shown"), "{detail}");
+        assert!(!detail.contains(&last_name), "{detail}");
+        partner
+            .screenshot(&format!("partner/{name}-delivery"))
+            .await;
+    }
+
+    // Revoked from the webhook's page: the partner's next look says so.
+    ui.click("#share-links form button").await;
+    ui.c.accept_alert().await.unwrap();
+    ui.wait_text(".flash.ok", "the revocation", |t| t.contains("revoked"))
+        .await;
+    partner.c.goto(&url).await.unwrap();
+    assert_eq!(partner.text("h1").await, "This link is no longer valid");
+    assert!(!partner.text("main").await.contains("Pharmacy"));
+    partner.screenshot("partner/phone-revoked").await;
+    partner_browser.stop().await;
+
+    // With a second clinic, the preset form asks which clinic (at desktop and phone width).
+    api(
+        &server,
+        "POST",
+        "/api/v1/clinics",
+        Some(json!({"name": "Northside Clinic", "email": "north@clinic.example"})),
+    )
+    .await;
+    for (name, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        ui.c.set_window_size(w, h).await.unwrap();
+        ui.go("/ui/webhooks/new?preset=slack_new_appointment").await;
+        assert!(ui.text("#p-clinics").await.contains("Northside Clinic"));
+        ui.click("#p-clinics input[name=clinics]").await;
+        let some = ui.c.find(Locator::Css("#p-clinic-some")).await.unwrap();
+        assert_eq!(
+            some.prop("checked").await.unwrap().as_deref(),
+            Some("true"),
+            "ticking a clinic chooses \"only these\""
+        );
+        let (scroll, inner): (u64, u64) = serde_json::from_value(
+            ui.c.execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        ui.screenshot(&format!("partner/{name}-preset-which-clinic"))
+            .await;
+        assert!(
+            scroll <= inner,
+            "the preset form at {name}: {scroll} px in {inner}"
+        );
+    }
+    browser.stop().await;
+    server.stop().await;
+}
+
+/// A UI session opened with `token` (as the login form does); answers the session's cookie
+/// and its CSRF token (read from a page).
+async fn ui_session(server: &TestServer, token: &str) -> (String, String) {
+    let http = no_redirects();
+    let login = http
+        .get(format!("{}/ui/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let csrf = login_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    let resp = http
+        .post(format!("{}/ui/login", server.base))
+        .header("cookie", format!("carehook_login={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&csrf={csrf}&next=%2Fui%2Fwebhooks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("carehook_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{}/ui/webhooks", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    (cookie, csrf)
+}
+
+/// With several clinics, the preset form asks which clinic; a caller limited to one clinic
+/// has it ticked, is not offered "all clinics" nor another clinic, and a crafted form naming
+/// another clinic (or every clinic) is refused with the error beside "Which clinic?".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preset_form_asks_which_clinic_and_a_limited_caller_keeps_to_its_own() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let receiver = Receiver::start().await;
+    let mut clinic_ids = Vec::new();
+    for name in ["North Clinic", "South Clinic"] {
+        let c = api(
+            &server,
+            "POST",
+            "/api/v1/clinics",
+            Some(json!({"name": name, "email": "desk@clinic.example", "currency": "EUR"})),
+        )
+        .await;
+        clinic_ids.push(c["id"].to_string());
+    }
+    let (north, south) = (clinic_ids[0].clone(), clinic_ids[1].clone());
+    let (status, t) = server
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "south-editor", "role": "editor", "clinics": [south]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{t}");
+    let south_token = t["token"].as_str().unwrap().to_string();
+    let http = no_redirects();
+    let form_page = async |cookie: &str| {
+        http.get(format!(
+            "{}/ui/webhooks/new?preset=slack_new_appointment",
+            server.base
+        ))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+    };
+    let post = async |cookie: &str, body: String| {
+        let resp = http
+            .post(format!("{}/ui/webhooks", server.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (status, location, resp.text().await.unwrap())
+    };
+    let url =
+        form_urlencoded::byte_serialize(receiver.url("/slack").as_bytes()).collect::<String>();
+    let fields = |csrf: &str, clinics: &str| {
+        format!(
+            "csrf={csrf}&preset=slack_new_appointment&name=Slack&enabled=on&url={url}&value.site_url=https%3A%2F%2Fclinic.example&{clinics}"
+        )
+    };
+
+    // The owner: both clinics offered, "all clinics" chosen unless changed.
+    let (owner, owner_csrf) = ui_session(&server, TOKEN).await;
+    let page = form_page(&owner).await;
+    assert!(page.contains("Which clinic?"), "{page}");
+    assert!(page.contains("North Clinic") && page.contains("South Clinic"));
+    assert!(page.contains("id=\"p-clinic-all\" name=\"clinic_scope\" value=\"all\" checked"));
+    let (status, location, _) = post(
+        &owner,
+        fields(&owner_csrf, &format!("clinic_scope=some&clinics={north}")),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let id = location
+        .unwrap()
+        .trim_start_matches("/ui/webhooks/")
+        .to_string();
+    let w = api(&server, "GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_eq!(w["clinics"], json!([north]), "{w}");
+    // Clinics chosen, none ticked: said beside the question.
+    let (status, _, page) = post(&owner, fields(&owner_csrf, "clinic_scope=some")).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("Tick the clinics"), "{page}");
+
+    // The clinic-2 editor: only its clinic, ticked; no "all clinics".
+    let (limited, csrf) = ui_session(&server, &south_token).await;
+    let page = form_page(&limited).await;
+    assert!(page.contains("Which clinic?"));
+    assert!(
+        page.contains("South Clinic") && !page.contains("North Clinic"),
+        "{page}"
+    );
+    assert!(!page.contains("p-clinic-all"));
+    assert!(
+        page.contains(&format!("value=\"{south}\" checked")),
+        "{page}"
+    );
+    for crafted in [
+        format!("clinic_scope=some&clinics={north}"),
+        format!("clinic_scope=some&clinics={south}&clinics={north}"),
+        "clinic_scope=all".to_string(),
+    ] {
+        let (status, _, page) = post(&limited, fields(&csrf, &crafted)).await;
+        assert_eq!(status, 422, "{crafted}");
+        let error = page
+            .split("id=\"error-clinics\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no clinics error slot: {page}"))
+            .split("</p>")
+            .next()
+            .unwrap();
+        assert!(
+            error.contains("may not use clinic") || error.contains("name the clinics"),
+            "{crafted}: {error}"
+        );
+    }
+    let (status, location, _) = post(
+        &limited,
+        fields(&csrf, &format!("clinic_scope=some&clinics={south}")),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let id = location
+        .unwrap()
+        .trim_start_matches("/ui/webhooks/")
+        .to_string();
+    let w = api(&server, "GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    assert_eq!(w["clinics"], json!([south]), "{w}");
+    let all = api(&server, "GET", "/api/v1/webhooks", None).await;
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        2,
+        "nothing else was made"
+    );
+    server.stop().await;
+}

@@ -288,6 +288,11 @@ macro_rules! embedded_migrations {
                 "user_last_login",
                 include_str!(concat!("../migrations/", $dir, "/0016_user_last_login.sql")),
             ),
+            (
+                17,
+                "partner_links",
+                include_str!(concat!("../migrations/", $dir, "/0017_partner_links.sql")),
+            ),
         ])
     };
 }

@@ -7,7 +7,8 @@
 //! [`TokenStore`], [`RecordStore`] (clinic records), [`SettingsStore`] and
 //! [`OAuthTokenStore`] (OAuth 2.0 access tokens shared by the nodes), [`ReplayStore`]
 //! (stored events sent again to a webhook; the latest events of some types) and
-//! [`AccountStore`] (people, admin-UI sessions, failed logins).
+//! [`AccountStore`] (people, admin-UI sessions, failed logins) and [`PartnerLinkStore`]
+//! (read-only links to one webhook's log).
 //!
 //! Layout: the store is written once, in `sql_store` (`SqlStore<D>`), over a small dialect seam
 //! (`dialect`: run a statement, claim, write events and attempts, release, notify) that
@@ -68,6 +69,7 @@ mod dialect;
 mod error;
 mod oauth;
 mod ordering;
+mod partner;
 mod payload;
 mod postgres;
 mod preload;
@@ -88,6 +90,7 @@ pub mod testing;
 pub use accounts::{AccountStore, LoginFailures, SessionRow, UserChange, UserRow};
 pub use error::{Result, StoreError};
 pub use oauth::{OAuthTokenRow, OAuthTokenSave, OAuthTokenStore};
+pub use partner::{PartnerLinkRow, PartnerLinkStore};
 pub use payload::{SEALED_PREFIX, Sealer};
 pub use preload::preload_history;
 pub use privacy::{PurgeCursor, PurgeStep};
@@ -369,6 +372,7 @@ pub trait Store:
     + OAuthTokenStore
     + ReplayStore
     + AccountStore
+    + PartnerLinkStore
     + std::fmt::Debug
 {
     /// Which dialect this is ("sqlite" or "postgres"), for logs and tests.

@@ -21,6 +21,7 @@ fn node() -> NodeId {
 }
 
 on_both_backends!(
+    partner_links_are_found_by_hash_listed_by_webhook_and_revoked_once,
     webhook_crud_bumps_the_version,
     deleting_a_webhook_fails_its_pending_deliveries_and_keeps_the_log,
     recorded_events_have_pending_deliveries,
@@ -1478,4 +1479,61 @@ async fn queue_depth_counts_due_scheduled_and_leased(db: &TestDatabase) {
     assert_eq!(claimed.len(), 1);
     let q = store.queue_depth(T).await.unwrap();
     assert_eq!((q.due, q.scheduled, q.in_flight), (1, 1, 1));
+}
+
+async fn partner_links_are_found_by_hash_listed_by_webhook_and_revoked_once(db: &TestDatabase) {
+    let store = db.connect().await;
+    let (w, other) = (
+        webhook(&*store, "shared").await,
+        webhook(&*store, "other").await,
+    );
+    let link = |hash: &str, webhook_id: WebhookId, at: i64| PartnerLinkRow {
+        id: Uuid::now_v7(),
+        secret_hash: hash.into(),
+        webhook_id,
+        label: Some("Pharmacy IT 🏥".into()),
+        show_bodies: false,
+        created_by: "api token admin".into(),
+        created_at: at,
+        expires_at: at + 1000,
+        revoked_at: None,
+    };
+    let (a, b, c) = (
+        link("h-a", w, T),
+        link("h-b", w, T + 1),
+        link("h-c", other, T),
+    );
+    for l in [&a, &b, &c] {
+        store.insert_partner_link(l).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_partner_link(&link("h-a", w, T)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.partner_link_by_hash("h-a").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.partner_link_by_hash("nope").await.unwrap(), None);
+    let listed = store.list_partner_links(w).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![b.clone(), a.clone()],
+        "newest first, this webhook's only"
+    );
+    // Revoked once, and only through its own webhook.
+    assert!(!store.revoke_partner_link(other, a.id, T + 5).await.unwrap());
+    assert!(store.revoke_partner_link(w, a.id, T + 5).await.unwrap());
+    assert!(!store.revoke_partner_link(w, a.id, T + 6).await.unwrap());
+    let revoked = store.partner_link_by_hash("h-a").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(T + 5));
+    assert_eq!(
+        store
+            .partner_link_by_hash("h-c")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
 }

@@ -386,6 +386,10 @@ async fn webhooks_are_created_from_a_preset_on_the_command_line() {
             "AC9",
             "--auth-secret",
             "tw",
+            "--clinic",
+            "2",
+            "--clinic",
+            "3",
             "--json",
         ],
     )
@@ -393,6 +397,11 @@ async fn webhooks_are_created_from_a_preset_on_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let created = r.json();
     assert_eq!(created["auth"]["username"], "AC9", "{created}");
+    assert_eq!(
+        created["clinics"],
+        serde_json::json!(["2", "3"]),
+        "{created}"
+    );
     assert_eq!(created["auth"]["password"], "********");
     let r = carehook(
         &server,

@@ -14,6 +14,7 @@ pub mod error;
 mod events;
 pub mod guard;
 mod openapi;
+mod partner;
 pub mod policy;
 pub(crate) mod presets;
 pub(crate) mod previews;
@@ -60,6 +61,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(presets::router())
         .merge(privacy::router())
         .merge(alerts::router())
+        .merge(partner::router())
         // Clinic routes are generated per record kind; their paths in the
         // document are generated from the same table (`clinic_doc`).
         .merge(OpenApiRouter::from(clinic::router()));

@@ -159,6 +159,21 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
         "replayWebhookEvents",
     ),
     ("get", "/api/v1/alerts", "listAlerts"),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/partner-links",
+        "createPartnerLink",
+    ),
+    (
+        "get",
+        "/api/v1/webhooks/{id}/partner-links",
+        "listPartnerLinks",
+    ),
+    (
+        "delete",
+        "/api/v1/webhooks/{id}/partner-links/{link_id}",
+        "revokePartnerLink",
+    ),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];

@@ -86,6 +86,11 @@ pub const POLICY: &[(&str, Rule)] = &[
     ("rotateWebhookSecret", Rule::Scoped(EDITORS)),
     ("retryFailedDeliveries", Rule::Scoped(EDITORS)),
     ("replayWebhookEvents", Rule::Scoped(EDITORS)),
+    // Partner links hand a webhook's log to someone outside carehook: owners and admins (of
+    // the webhook's clinics) only.
+    ("createPartnerLink", Rule::Scoped(ADMINS)),
+    ("listPartnerLinks", Rule::Scoped(ADMINS)),
+    ("revokePartnerLink", Rule::Scoped(ADMINS)),
     // The delivery log.
     ("listDeliveries", Rule::Scoped(READERS)),
     ("getDelivery", Rule::Scoped(READERS)),

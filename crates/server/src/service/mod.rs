@@ -17,6 +17,7 @@
 //! - [`deliveries`]: the delivery log and manual retries.
 //! - [`replay`]: a webhook's stored events sent to it again.
 //! - [`access`]: roles, a caller's clinics, and what they may see.
+//! - [`partner`]: read-only links that share one webhook's log with a partner.
 //! - [`privacy`]: retention purges and a patient's erasure; [`audit`]: the audit trail.
 
 pub mod access;
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod clinic;
 pub mod deliveries;
 pub mod events;
+pub mod partner;
 pub mod privacy;
 pub mod replay;
 pub mod tokens;

@@ -95,23 +95,23 @@ impl Filters {
     }
 }
 
-struct Row {
-    id: DeliveryId,
-    created: super::When,
+pub(super) struct Row {
+    pub(super) id: DeliveryId,
+    pub(super) created: super::When,
     /// The patient and the appointment the event was about, if any.
-    patient: String,
-    appointment: String,
-    webhook: String,
-    event: String,
+    pub(super) patient: String,
+    pub(super) appointment: String,
+    pub(super) webhook: String,
+    pub(super) event: String,
     /// The event in words ("An appointment was booked").
-    event_human: &'static str,
-    status: String,
+    pub(super) event_human: &'static str,
+    pub(super) status: String,
     /// The status as shown (`superseded · not sent`).
-    label: &'static str,
-    class: &'static str,
-    attempts: i64,
-    last: String,
-    test: bool,
+    pub(super) label: &'static str,
+    pub(super) class: &'static str,
+    pub(super) attempts: i64,
+    pub(super) last: String,
+    pub(super) test: bool,
 }
 
 #[derive(Template)]
@@ -346,7 +346,7 @@ fn may_see_patient_data(admin: &Admin) -> bool {
 /// The log's rows, as the viewer may see them: with `patient_data`, each row's patient and
 /// appointment from its event's snapshot (one read per event on the page, at most 50);
 /// without, no snapshot is read and the row names only the appointment's number.
-async fn log_rows(
+pub(super) async fn log_rows(
     state: &UiState,
     items: &[carehook_store::DeliveryRow],
     webhooks: &[(WebhookId, String)],
@@ -421,7 +421,7 @@ async fn log_rows(
 }
 
 /// An event's name in words, from the catalog; empty for one it does not know.
-fn human_event(name: &str) -> &'static str {
+pub(super) fn human_event(name: &str) -> &'static str {
     catalog::lookup(name).map_or("", |e| e.description.trim_end_matches('.'))
 }
 

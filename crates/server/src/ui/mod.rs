@@ -12,12 +12,15 @@
 //! - [`form`]: the webhook editor's fields to and from the API's JSON.
 //! - pages: [`dashboard`], [`webhooks`], [`deliveries`], [`catalog`], and [`users`] (the
 //!   owners' Users page and everyone's "Your account").
+//! - [`partner`]: the public, read-only page a partner link opens (`/partner/…`).
 
 mod audit;
 mod catalog;
 mod dashboard;
 mod deliveries;
 pub mod form;
+mod partner;
+pub use partner::FAILURES_PER_MINUTE as PARTNER_FAILURES_PER_MINUTE;
 mod replay;
 pub mod session;
 mod tools;
@@ -54,6 +57,7 @@ pub fn router(app: AppState) -> Router {
         app.registry.vault().clone(),
     ));
     let state = UiState { app, sessions };
+    let partner = partner::router(state.clone());
     let ui = Router::new()
         .route("/", get(dashboard::page))
         .route("/login", get(login_page).post(login))
@@ -72,6 +76,7 @@ pub fn router(app: AppState) -> Router {
         .nest("/ui", ui)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+        .merge(partner)
 }
 
 /// Every UI answer: only this server's own resources, never framed, not

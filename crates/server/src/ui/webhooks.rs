@@ -33,6 +33,11 @@ pub fn router() -> Router<UiState> {
         .route("/webhooks/{id}/delete", post(delete))
         .route("/webhooks/{id}/rotate-secret", post(rotate))
         .route("/webhooks/{id}/test", post(test_send))
+        .route("/webhooks/{id}/partner-links", post(share))
+        .route(
+            "/webhooks/{id}/partner-links/{link}/revoke",
+            post(revoke_share),
+        )
 }
 
 /// A service error as an error beside a field.
@@ -170,6 +175,79 @@ struct PresetPage {
     preview_error: String,
     /// What patient data it sends, in words.
     sends: &'static str,
+    /// "Which clinic?": for an install of several clinics, or a caller limited to some.
+    clinics: Option<ClinicChoice>,
+}
+
+/// "Which clinic?" on the preset form.
+pub struct ClinicChoice {
+    /// (clinic id, name, ticked)
+    pub options: Vec<(String, String, bool)>,
+    /// Whether "all clinics" may be chosen (only by a caller of every clinic).
+    pub all_allowed: bool,
+    /// `all` or `some`.
+    pub scope: String,
+    pub error: String,
+}
+
+/// The clinics the preset form offers, or `None` when there is nothing to ask: one clinic
+/// (or none) on the install and a caller of every clinic. A limited caller is offered only
+/// its own clinics, and those are ticked when it has one (the server checks again).
+async fn clinic_choice(
+    state: &UiState,
+    admin: &Admin,
+    f: &FormData,
+) -> Result<Option<ClinicChoice>, UiError> {
+    let records = state
+        .app
+        .store
+        .list_records(
+            carehook_core::clinic::Kind::Clinic,
+            carehook_store::RecordFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(UiError::internal)?
+        .items;
+    let name_of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.id.to_string() == id)
+            .map(|r| r.text("name").to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("Clinic {id}"))
+    };
+    let ids: Vec<String> = match &admin.caller.clinics {
+        Some(mine) => mine.clone(),
+        None if records.len() > 1 => records.iter().map(|r| r.id.to_string()).collect(),
+        None => return Ok(None),
+    };
+    let posted = f.get("csrf").is_some();
+    let ticked = f.all("clinics");
+    let limited_to_one = ids.len() == 1 && admin.caller.is_limited();
+    Ok(Some(ClinicChoice {
+        options: ids
+            .iter()
+            .map(|id| {
+                let on = if posted {
+                    ticked.contains(id)
+                } else {
+                    limited_to_one
+                };
+                (id.clone(), name_of(id), on)
+            })
+            .collect(),
+        all_allowed: !admin.caller.is_limited(),
+        scope: match f.get("clinic_scope") {
+            Some("some") => "some".into(),
+            Some("all") => "all".into(),
+            _ if admin.caller.is_limited() => "some".into(),
+            _ => "all".into(),
+        },
+        error: String::new(),
+    }))
 }
 
 impl PresetPage {
@@ -243,12 +321,9 @@ async fn new_page(
     if let Some(id) = q.preset.as_deref() {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
         let page = Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks").await;
-        return Ok(html(&preset_page(
-            page,
-            preset,
-            &FormData::default(),
-            Vec::new(),
-        )));
+        let form = FormData::default();
+        let clinics = clinic_choice(&state, &admin, &form).await?;
+        return Ok(html(&preset_page(page, preset, &form, Vec::new(), clinics)));
     }
     if q.blank.is_some() {
         let page = Page::new(&state, &admin, "New webhook", "webhooks").await;
@@ -352,8 +427,17 @@ fn preset_page(
     preset: &'static Preset,
     f: &FormData,
     errors: Vec<FieldError>,
+    mut clinics: Option<ClinicChoice>,
 ) -> PresetPage {
     let mut placed = vec![false; errors.len()];
+    if let Some(c) = clinics.as_mut() {
+        for (i, e) in errors.iter().enumerate() {
+            if e.field.starts_with("clinics") {
+                placed[i] = true;
+                c.error = e.message.clone();
+            }
+        }
+    }
     let fields = preset_inputs(preset)
         .into_iter()
         .map(|(input, label, help, example, secret)| {
@@ -414,6 +498,7 @@ fn preset_page(
             (false, true) => "health information (phi)",
             (true, true) => "identifying patient data and health information (phi)",
         },
+        clinics,
     }
 }
 
@@ -434,6 +519,11 @@ fn preset_body(preset: &Preset, f: &FormData) -> Value {
     });
     if let Some(url) = f.get("url").filter(|u| !u.trim().is_empty()) {
         body["url"] = url.trim().into();
+    }
+    // "Which clinic?": only the ticked ones; "all" (or no question asked) leaves the list
+    // empty, every clinic, which the service refuses for a caller limited to some.
+    if f.get("clinic_scope") == Some("some") {
+        body["clinics"] = json!(f.all("clinics"));
     }
     let auth = match preset.auth {
         PresetAuth::None => None,
@@ -466,7 +556,16 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
     let Posted { admin, form } = posted;
     if let Some(id) = form.get("preset") {
         let preset = presets::lookup(id).ok_or(UiError::NotFound)?;
-        return match create_webhook(&state, &admin, preset_body(preset, &form)).await {
+        let body = preset_body(preset, &form);
+        let made = if form.get("clinic_scope") == Some("some") && form.all("clinics").is_empty() {
+            Err(Error::invalid(
+                "clinics",
+                "Tick the clinics whose events this webhook sends (or choose all clinics).",
+            ))
+        } else {
+            create_webhook(&state, &admin, body).await
+        };
+        return match made {
             Ok(view) => Ok(created(&state, &admin, view).await),
             Err(e) => {
                 let missing = match &e {
@@ -487,7 +586,8 @@ async fn create(State(state): State<UiState>, posted: Posted) -> Result<Response
                 };
                 let page =
                     Page::new(&state, &admin, format!("New: {}", preset.name), "webhooks").await;
-                let mut resp = html(&preset_page(page, preset, &form, errors));
+                let clinics = clinic_choice(&state, &admin, &form).await?;
+                let mut resp = html(&preset_page(page, preset, &form, errors, clinics));
                 *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                 Ok(resp)
             }
@@ -780,6 +880,28 @@ pub struct EditPage {
     disabled_reason: String,
     broken: String,
     signing_rotated: String,
+    /// "Share log with partner", for an owner or admin on a saved webhook.
+    share: Option<ShareView>,
+}
+
+/// The webhook page's partner links: the list, the form, and a new link shown once.
+pub struct ShareView {
+    pub links: Vec<ShareLink>,
+    /// Whether the caller may make a link that shows bodies.
+    pub can_bodies: bool,
+    /// The link just made: shown this once.
+    pub new_url: Option<String>,
+    pub error: String,
+}
+
+pub struct ShareLink {
+    pub id: uuid::Uuid,
+    pub label: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: &'static str,
+    pub expires: super::When,
+    pub created_by: String,
+    pub show_bodies: bool,
 }
 
 impl EditPage {
@@ -816,6 +938,7 @@ impl EditPage {
             disabled_reason: String::new(),
             broken: String::new(),
             signing_rotated: String::new(),
+            share: None,
         }
     }
 
@@ -891,7 +1014,107 @@ async fn edit_for(
         p.signing_rotated =
             "A previous secret still signs too, for up to 24 hours after the rotation.".into();
     }
+    p.share = share_view(state, admin, id).await?;
     Ok(p)
+}
+
+/// The partner links of a webhook, for an owner or admin; `None` for other roles.
+async fn share_view(
+    state: &UiState,
+    admin: &Admin,
+    id: WebhookId,
+) -> Result<Option<ShareView>, UiError> {
+    use crate::service::access::Role;
+    if !matches!(admin.caller.role, Role::Owner | Role::Admin) {
+        return Ok(None);
+    }
+    let rows = crate::service::partner::list(&state.app, &admin.caller, id).await?;
+    let zone = super::clinic_zone(state).await;
+    let now = crate::time::now_ms();
+    Ok(Some(ShareView {
+        links: rows
+            .into_iter()
+            .map(|l| ShareLink {
+                id: l.id,
+                label: l.label.unwrap_or_default(),
+                state: if l.revoked_at.is_some() {
+                    "revoked"
+                } else if l.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                },
+                expires: super::When::new(l.expires_at, now, zone),
+                created_by: l.created_by,
+                show_bodies: l.show_bodies,
+            })
+            .collect(),
+        can_bodies: admin.caller.bodies,
+        new_url: None,
+        error: String::new(),
+    }))
+}
+
+/// Makes a partner link and shows the page with it, once (not after a redirect: the link is
+/// never written to the session).
+async fn share(
+    State(state): State<UiState>,
+    headers: axum::http::HeaderMap,
+    super::Id(id): super::Id<WebhookId>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let Posted { admin, form } = posted;
+    let days = form.get("expires_in_days").unwrap_or("").trim();
+    let new = crate::service::partner::NewLink {
+        expires_in_days: if days.is_empty() {
+            None
+        } else {
+            Some(days.parse::<i64>().unwrap_or(0))
+        },
+        label: form.get("label").map(str::to_string),
+        show_bodies: Some(form.checked("show_bodies")),
+    };
+    let made =
+        crate::service::partner::create(&state.app, &admin.caller, &admin.actor(), id, new).await;
+    let (url, error) = match made {
+        Ok((_, secret)) => (
+            Some(crate::service::partner::link_url(&headers, &secret)),
+            String::new(),
+        ),
+        Err(e @ (Error::Invalid { .. } | Error::BadRequest(_))) => (None, e.message()),
+        Err(e) => return Err(e.into()),
+    };
+    let failed = url.is_none();
+    let mut page = edit_for(&state, &admin, id, None).await?;
+    if let Some(share) = page.share.as_mut() {
+        share.new_url = url;
+        share.error = error;
+    }
+    let mut resp = html(&page);
+    if failed {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+async fn revoke_share(
+    State(state): State<UiState>,
+    axum::extract::Path((id, link)): axum::extract::Path<(String, String)>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    let id: WebhookId = id.parse().map_err(|_| UiError::NotFound)?;
+    let link: uuid::Uuid = link.parse().map_err(|_| UiError::NotFound)?;
+    let admin = &posted.admin;
+    crate::service::partner::revoke(&state.app, &admin.caller, &admin.actor(), id, link).await?;
+    state
+        .sessions
+        .flash(
+            &admin.key,
+            "ok",
+            "Partner link revoked: it no longer opens the log.",
+        )
+        .await;
+    Ok(Redirect::to(&format!("/ui/webhooks/{id}#share-h")).into_response())
 }
 
 async fn save(

@@ -10,6 +10,7 @@ mod clinics;
 mod metrics;
 mod openapi;
 mod openapi_tools;
+mod partner_links;
 mod patient_data;
 mod policy;
 mod retries;

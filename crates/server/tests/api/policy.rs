@@ -172,6 +172,14 @@ async fn request(
             "999999".to_string()
         };
         path = path.replace("{id}", &id);
+        if path.contains("{link_id}") {
+            // A live partner link of that webhook, made by the admin token.
+            let (status, link) = server
+                .post(&format!("/api/v1/webhooks/{id}/partner-links"), json!({}))
+                .await;
+            assert_eq!(status, 201, "{link}");
+            path = path.replace("{link_id}", link["id"].as_str().unwrap());
+        }
     }
     assert!(
         !path.contains('{'),

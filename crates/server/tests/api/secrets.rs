@@ -14,7 +14,7 @@ use crate::{WAIT, on_both};
 on_both!(no_secret_is_stored_logged_or_shown_in_plain_text);
 
 /// Everything logged in this test binary, at debug level and up.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
