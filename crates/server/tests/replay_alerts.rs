@@ -737,5 +737,40 @@ async fn an_alert_reaches_the_alert_webhooks_of_its_webhooks_clinic_only(backend
             .all(|b| b["clinics"] == "1" || b["clinics"] == "2"),
         "{bodies:?}"
     );
+
+    // `GET /alerts`: a token of every clinic reads both rotations, one limited to clinic 2
+    // only its own webhook's; the dashboard asks the same function.
+    let alerts_about = |v: &Value| -> Vec<String> {
+        let mut about: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["webhook_id"].as_str().unwrap().to_string())
+            .collect();
+        about.sort();
+        about
+    };
+    let (status, all) = server.get("/api/v1/alerts").await;
+    assert_eq!(status, 200, "{all}");
+    let mut both = subjects.clone();
+    both.sort();
+    assert_eq!(alerts_about(&all), both);
+    let (status, token) = server
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "north viewer", "role": "viewer", "clinics": ["2"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{token}");
+    let limited = server
+        .http
+        .get(format!("{}/api/v1/alerts", server.base))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status().as_u16(), 200);
+    let limited: Value = serde_json::from_str(&limited.text().await.unwrap()).unwrap();
+    assert_eq!(alerts_about(&limited), [subjects[1].clone()], "{limited}");
     server.stop().await;
 }

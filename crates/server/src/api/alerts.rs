@@ -49,16 +49,17 @@ struct AlertView {
 }
 
 /// The latest operational events carehook emitted (a webhook disabled, a delivery given up, a
-/// webhook starting to fail, a secret rotated). They carry no patient data.
+/// webhook starting to fail, a secret rotated). They carry no patient data. A token limited to
+/// clinics sees those about its clinics' webhooks only.
 #[utoipa::path(get, path = "/alerts", tag = "events", params(AlertsQuery),
     responses((status = 200, body = Alerts), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_alerts(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Caller,
     ApiQuery(q): ApiQuery<AlertsQuery>,
 ) -> ApiResult<Json<Alerts>> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
-    let rows = crate::alerts::latest(&*state.store, limit).await?;
+    let rows = crate::service::access::alerts(&state, &caller, limit).await?;
     let items = rows
         .into_iter()
         .map(|e| {

@@ -95,8 +95,8 @@ pub const POLICY: &[(&str, Rule)] = &[
     ("listDeliveries", Rule::Scoped(READERS)),
     ("getDelivery", Rule::Scoped(READERS)),
     ("retryDelivery", Rule::Scoped(EDITORS)),
-    // Operational alerts name any clinic's webhooks.
-    ("listAlerts", Rule::Install(READERS)),
+    // Operational alerts: a limited caller sees those about its clinics' webhooks.
+    ("listAlerts", Rule::Scoped(READERS)),
     // Tokens: the keys to everything.
     ("listTokens", Rule::Install(OWNERS)),
     ("createToken", Rule::Install(OWNERS)),

@@ -198,29 +198,10 @@ pub async fn page(State(state): State<UiState>, admin: Admin) -> Result<Response
         .collect();
 
     // A caller limited to clinics sees the alerts of its clinics' webhooks only.
-    let visible: Option<std::collections::HashSet<String>> = if admin.caller.is_limited() {
-        Some(
-            crate::service::webhooks::list(app)
-                .await?
-                .iter()
-                .filter(|w| admin.caller.sees_webhook(w))
-                .map(|w| w.row.id.to_string())
-                .collect(),
-        )
-    } else {
-        None
-    };
     let (now, zone) = (crate::time::now_ms(), super::clinic_zone(&state).await);
-    let alerts = crate::alerts::latest(&*app.store, ALERTS_SHOWN)
+    let alerts = crate::service::access::alerts(app, &admin.caller, ALERTS_SHOWN)
         .await?
         .into_iter()
-        .filter(|e| {
-            visible.as_ref().is_none_or(|v| {
-                e.vars
-                    .get("webhook_id")
-                    .is_some_and(|id| v.contains(id.as_str()))
-            })
-        })
         .map(|e| {
             let get = |k: &str| e.vars.get(k).cloned().unwrap_or_default();
             AlertLine {
