@@ -231,6 +231,32 @@ pub fn check_push_clinic(who: &Principal, clinic: Option<&serde_json::Value>) ->
     }
 }
 
+/// How many alerts a limited caller's filter reads at most, newest first, to find its own.
+const ALERTS_READ_FOR_LIMITED: u32 = 1_000;
+
+/// The latest operational alerts (`carehook_*` events) the caller may see, newest first, at
+/// most `limit`: all of them for a caller of every clinic; for one limited to clinics, those
+/// about a webhook it sees (found among the latest [`ALERTS_READ_FOR_LIMITED`]).
+pub async fn alerts(
+    ctx: &Context,
+    who: &Principal,
+    limit: u32,
+) -> Result<Vec<carehook_store::EventRow>> {
+    let Some(visible) = visible_webhooks(ctx, who).await? else {
+        return crate::alerts::latest(&*ctx.store, limit).await;
+    };
+    let visible: std::collections::HashSet<String> =
+        visible.iter().map(ToString::to_string).collect();
+    let mut rows = crate::alerts::latest(&*ctx.store, ALERTS_READ_FOR_LIMITED.max(limit)).await?;
+    rows.retain(|e| {
+        e.vars
+            .get("webhook_id")
+            .is_some_and(|id| visible.contains(id.as_str()))
+    });
+    rows.truncate(limit as usize);
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,30 +301,4 @@ mod tests {
         assert!(two.has_clinic("2") && !two.has_clinic("1"));
         assert!(Principal::admin().has_clinic("1"));
     }
-}
-
-/// How many alerts a limited caller's filter reads at most, newest first, to find its own.
-const ALERTS_READ_FOR_LIMITED: u32 = 1_000;
-
-/// The latest operational alerts (`carehook_*` events) the caller may see, newest first, at
-/// most `limit`: all of them for a caller of every clinic; for one limited to clinics, those
-/// about a webhook it sees (found among the latest [`ALERTS_READ_FOR_LIMITED`]).
-pub async fn alerts(
-    ctx: &Context,
-    who: &Principal,
-    limit: u32,
-) -> Result<Vec<carehook_store::EventRow>> {
-    let Some(visible) = visible_webhooks(ctx, who).await? else {
-        return Ok(crate::alerts::latest(&*ctx.store, limit).await?);
-    };
-    let visible: std::collections::HashSet<String> =
-        visible.iter().map(ToString::to_string).collect();
-    let mut rows = crate::alerts::latest(&*ctx.store, ALERTS_READ_FOR_LIMITED.max(limit)).await?;
-    rows.retain(|e| {
-        e.vars
-            .get("webhook_id")
-            .is_some_and(|id| visible.contains(id.as_str()))
-    });
-    rows.truncate(limit as usize);
-    Ok(rows)
 }
