@@ -551,8 +551,12 @@ impl Dispatcher {
                     // Looked: a wake-up from now on asks for another look.
                     look = false;
                 }
-                claim_started = Instant::now();
-                claiming = Some(Box::pin(self.fetch_claim(plan)));
+                // Nothing to ask (the webhooks low on work are broken): no claim, which
+                // would land at once and be asked again.
+                if !plan.wants.is_empty() || plan.others.is_some() {
+                    claim_started = Instant::now();
+                    claiming = Some(Box::pin(self.fetch_claim(plan)));
+                }
             }
 
             // Deliveries queued behind an endpoint that stalled go back to the
