@@ -9,8 +9,11 @@
 //! webhook by name, only as many as it can start plus a small prefetch sized
 //! from its pace, so a busy webhook's slots refill from its queue without
 //! waiting on the database, a dead endpoint's backlog stays in the database,
-//! and nothing claimed is handed back unused. After a wake-up (new work
-//! committed) the claim also takes a few of any other webhook's deliveries.
+//! and nothing claimed is handed back unused. A claim runs beside the loop
+//! (one at a time), so requests that finish while it waits on the database
+//! are followed at once from the queues, and the queues are sized to outlast
+//! a claim's recent time. After a wake-up (new work committed) the claim
+//! also takes a few of any other webhook's deliveries.
 //! Finished attempts go to a recorder task that writes them in batches (one
 //! transaction for many results).
 //!
@@ -32,6 +35,8 @@ pub mod schedule;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -132,6 +137,36 @@ impl std::fmt::Debug for Fault {
         } else {
             "Fault(none)"
         })
+    }
+}
+
+/// What one claim asks for (see [`Dispatcher::plan_claim`]).
+struct ClaimPlan {
+    wants: Vec<(WebhookId, u32)>,
+    others: Option<Others>,
+    exclude: Vec<WebhookId>,
+}
+
+/// What a claim brought, for the loop to queue (see [`Dispatcher::take_claim`]).
+struct Fetched {
+    plan: ClaimPlan,
+    /// Deliveries claimed per webhook, whatever became of them.
+    got: HashMap<WebhookId, u32>,
+    /// Those to send.
+    offers: Vec<(Arc<Loaded>, Claimed)>,
+}
+
+/// A claim under way: the loop polls it beside its other wake-ups.
+type Claiming<'a> =
+    Pin<Box<dyn Future<Output = Result<Fetched, carehook_store::StoreError>> + Send + 'a>>;
+
+/// Waits for the claim under way, if any (never ready without one).
+async fn claim_landed(
+    claiming: &mut Option<Claiming<'_>>,
+) -> Result<Fetched, carehook_store::StoreError> {
+    match claiming.as_mut() {
+        Some(c) => c.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -327,16 +362,14 @@ impl Dispatcher {
         }
     }
 
-    /// Claims what `schedule` wants: for each busy webhook its free slots
-    /// and prefetch, and with `look` some of any other webhook's work too.
-    /// Answers, if other webhooks' work was looked for, whether that part was
-    /// cut by its limit (claim again before waiting).
-    async fn claim_into(
+    /// What to claim for what `schedule` wants: for each busy webhook its free
+    /// slots and prefetch, and with `look` some of any other webhook's work too.
+    fn plan_claim(
         &self,
-        schedule: &mut Schedule<(Arc<Loaded>, Claimed)>,
+        schedule: &Schedule<(Arc<Loaded>, Claimed)>,
         look: bool,
         origin: Instant,
-    ) -> Result<Option<bool>, carehook_store::StoreError> {
+    ) -> ClaimPlan {
         let broken: HashSet<WebhookId> = self.registry.broken_ids().into_iter().collect();
         let wants: Vec<(WebhookId, u32)> = schedule
             .wants(origin.elapsed(), look)
@@ -352,10 +385,22 @@ impl Dispatcher {
         // Broken webhooks (their secrets do not open) wait, and busy ones are named.
         let mut exclude: Vec<WebhookId> = broken.into_iter().collect();
         exclude.extend(schedule.known());
-        let ask = ClaimAsk {
-            wants: &wants,
+        ClaimPlan {
+            wants,
             others,
-            exclude: &exclude,
+            exclude,
+        }
+    }
+
+    /// Claims what `plan` says, and sorts what came: deliveries to send, those
+    /// of a broken webhook (handed back) and those of a disabled or deleted
+    /// one (ended unsent). Touches no scheduling state, so the loop goes on
+    /// starting queued work while this waits on the database.
+    async fn fetch_claim(&self, plan: ClaimPlan) -> Result<Fetched, carehook_store::StoreError> {
+        let ask = ClaimAsk {
+            wants: &plan.wants,
+            others: plan.others,
+            exclude: &plan.exclude,
         };
         let claimed = self
             .store
@@ -371,13 +416,9 @@ impl Dispatcher {
         for c in &claimed {
             *got.entry(c.webhook_id).or_default() += 1;
         }
-        let others_got = claimed.len()
-            - wants
-                .iter()
-                .map(|(id, _)| got.get(id).copied().unwrap_or(0) as usize)
-                .sum::<usize>();
         let mut finished_now = Vec::new();
         let mut release = Vec::new();
+        let mut offers = Vec::with_capacity(claimed.len());
         // A webhook made on another node may not be in this
         // node's registry yet: read it before calling it gone.
         let unknown: HashSet<WebhookId> = got
@@ -390,12 +431,10 @@ impl Dispatcher {
                 tracing::warn!(webhook = %id, error = %format!("{e:#}"), "could not load webhook");
             }
         }
-        let now = origin.elapsed();
         for c in claimed {
             match self.registry.get(c.webhook_id) {
                 Some(w) if w.broken.is_none() && (w.row.enabled || c.is_test) => {
-                    let limits = w.compiled.limits;
-                    schedule.offer(c.webhook_id, &limits, (w, c), now);
+                    offers.push((w, c));
                 }
                 // Its secrets do not open: it waits (left out of
                 // the next claims), no attempt counted.
@@ -415,22 +454,44 @@ impl Dispatcher {
                 }
             }
         }
-        // What each webhook got against what it asked for: one that got all may have more.
-        for (id, n) in &wants {
-            schedule.claimed(*id, *n, got.get(id).copied().unwrap_or(0));
-        }
-        if let Some(o) = others {
-            for (id, n) in &got {
-                if !wants.iter().any(|(w, _)| w == id) {
-                    schedule.claimed(*id, o.per_webhook, *n);
-                }
-            }
-        }
         self.hand_back(&release).await;
         for d in finished_now {
             let _ = self.record_tx.send(d);
         }
-        Ok(others.map(|o| others_got >= o.limit as usize))
+        Ok(Fetched { plan, got, offers })
+    }
+
+    /// Queues what a claim brought and notes, per webhook, whether it got all
+    /// it asked for (then it may have more). Answers, if other webhooks' work
+    /// was looked for, whether that part was cut by its limit (look again).
+    fn take_claim(
+        schedule: &mut Schedule<(Arc<Loaded>, Claimed)>,
+        fetched: Fetched,
+        now: Duration,
+    ) -> Option<bool> {
+        let Fetched { plan, got, offers } = fetched;
+        let named: usize = plan
+            .wants
+            .iter()
+            .map(|(id, _)| got.get(id).copied().unwrap_or(0) as usize)
+            .sum();
+        let others_got = got.values().map(|n| *n as usize).sum::<usize>() - named;
+        for (w, c) in offers {
+            let limits = w.compiled.limits;
+            schedule.offer(c.webhook_id, &limits, (w, c), now);
+        }
+        // What each webhook got against what it asked for: one that got all may have more.
+        for (id, n) in &plan.wants {
+            schedule.claimed(*id, *n, got.get(id).copied().unwrap_or(0));
+        }
+        if let Some(o) = plan.others {
+            for (id, n) in &got {
+                if !plan.wants.iter().any(|(w, _)| w == id) {
+                    schedule.claimed(*id, o.per_webhook, *n);
+                }
+            }
+        }
+        plan.others.map(|o| others_got >= o.limit as usize)
     }
 
     /// Runs until `shutdown` turns true, then finishes or releases what it
@@ -464,35 +525,37 @@ impl Dispatcher {
         let mut due_stale = true;
         let mut last_due_check: Option<Instant> = None;
 
+        // The claim under way, if any: one at a time, polled beside the other
+        // wake-ups, so requests that finish meanwhile are followed at once by
+        // queued ones instead of waiting on the database (with a 1 ms
+        // endpoint, a claim's round trip is several requests' time).
+        let mut claiming: Option<Claiming<'_>> = None;
+        // After a failed claim, none before this.
+        let mut claim_pause: Option<Instant> = None;
+        let mut claim_started = Instant::now();
+
         loop {
             if *shutdown.borrow() {
                 break;
             }
             // Claim when something may be waiting and there is room: after a
             // wake-up, or when a busy webhook's queue runs low.
-            let mut again = false;
             let look_now = look && last_look.is_none_or(|t| t.elapsed() >= LOOK_GAP);
-            if schedule.room() > 0 && (look_now || schedule.refill_due(origin.elapsed())) {
-                match self.claim_into(&mut schedule, look_now, origin).await {
-                    Ok(looked) => {
-                        claim_backoff = Duration::from_millis(100);
-                        // Other webhooks' work was looked for (unless the busy ones
-                        // took all the room): look again at once if the claim was cut.
-                        if let Some(cut) = looked {
-                            again = cut;
-                            look = cut;
-                            last_look = (!cut).then(Instant::now);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming deliveries failed; retrying in {claim_backoff:?}");
-                        claim_backoff = (claim_backoff * 2).min(Duration::from_secs(5));
-                        tokio::select! {
-                            _ = tokio::time::sleep(claim_backoff) => {}
-                            _ = shutdown.changed() => {}
-                        }
-                        continue;
-                    }
+            if claiming.is_none()
+                && claim_pause.is_none_or(|t| Instant::now() >= t)
+                && schedule.room() > 0
+                && (look_now || schedule.refill_due(origin.elapsed()))
+            {
+                let plan = self.plan_claim(&schedule, look_now, origin);
+                if plan.others.is_some() {
+                    // Looked: a wake-up from now on asks for another look.
+                    look = false;
+                }
+                // Nothing to ask (the webhooks low on work are broken): no claim, which
+                // would land at once and be asked again.
+                if !plan.wants.is_empty() || plan.others.is_some() {
+                    claim_started = Instant::now();
+                    claiming = Some(Box::pin(self.fetch_claim(plan)));
                 }
             }
 
@@ -527,10 +590,6 @@ impl Dispatcher {
                     let _ = done.send((result, started.elapsed()));
                 });
             }
-            if again {
-                continue;
-            }
-
             // Wait for a reason to look again: a request finished, new work,
             // a retry or a paced request falling due, or the poll.
             let now = now_ms();
@@ -547,11 +606,17 @@ impl Dispatcher {
             }
             let mut sleep = self.config.poll;
             if look
+                && claiming.is_none()
                 && schedule.room() > 0
                 && let Some(t) = last_look
             {
                 // A look put off by LOOK_GAP.
                 sleep = sleep.min(LOOK_GAP.saturating_sub(t.elapsed()));
+            }
+            if claiming.is_none()
+                && let Some(t) = claim_pause
+            {
+                sleep = sleep.min(t.saturating_duration_since(Instant::now()));
             }
             if let Some(Reverse(at)) = retries.peek() {
                 sleep = sleep.min(Duration::from_millis((at - now) as u64));
@@ -597,6 +662,33 @@ impl Dispatcher {
                 sleep = sleep.min(at.saturating_sub(origin.elapsed()));
             }
             tokio::select! {
+                landed = claim_landed(&mut claiming) => {
+                    claiming = None;
+                    match landed {
+                        Ok(fetched) => {
+                            schedule.claim_took(claim_started.elapsed());
+                            claim_backoff = Duration::from_millis(100);
+                            claim_pause = None;
+                            // Other webhooks' work was looked for: look again at once
+                            // if the claim was cut by its limit, else not before
+                            // LOOK_GAP from now.
+                            match Self::take_claim(&mut schedule, fetched, origin.elapsed()) {
+                                Some(true) => {
+                                    look = true;
+                                    last_look = None;
+                                }
+                                Some(false) => last_look = Some(Instant::now()),
+                                None => {}
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "claiming deliveries failed; retrying in {claim_backoff:?}");
+                            claim_pause = Some(Instant::now() + claim_backoff);
+                            claim_backoff = (claim_backoff * 2).min(Duration::from_secs(5));
+                            look = true;
+                        }
+                    }
+                }
                 Some(first) = done_rx.recv() => {
                     let mut batch = vec![first];
                     while let Ok(more) = done_rx.try_recv() {
@@ -635,7 +727,14 @@ impl Dispatcher {
             }
         }
 
-        // Shutting down: hand queued work back, let requests in flight finish.
+        // Shutting down: hand queued work back (and what a claim under way
+        // brings), let requests in flight finish.
+        if let Some(c) = claiming.take()
+            && let Ok(fetched) = c.await
+        {
+            let ids: Vec<DeliveryId> = fetched.offers.iter().map(|(_, c)| c.delivery_id).collect();
+            self.hand_back(&ids).await;
+        }
         let unstarted: Vec<DeliveryId> = schedule
             .drain()
             .into_iter()

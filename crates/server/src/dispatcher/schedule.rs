@@ -23,8 +23,10 @@
 //! (its prefetch) beside its requests in flight, so a finished request is
 //! followed at once by the next, with no claim in between; the queue is
 //! sized from the webhook's cap and its recent latency, to cover a claim's
-//! round trip and no more ([`PREFETCH_TIME`]), and claims ask for each
-//! webhook only what it can use ([`Schedule::wants`]).
+//! round trip and no more (twice its recent time, at least [`PREFETCH_TIME`];
+//! a claim waits for the database's writer behind intake and the attempt
+//! log, so under load it takes longer than on an idle node), and claims ask
+//! for each webhook only what it can use ([`Schedule::wants`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -35,12 +37,16 @@ use carehook_core::webhook::{DeliveryLimits, Rate};
 /// Requests any webhook may have open out of the node's reserve.
 pub const FLOOR: usize = 8;
 
-/// How long a webhook's queued deliveries should last at its recent pace:
-/// long enough to hide a claim's round trip, short against a lease.
+/// How long a webhook's queued deliveries should last at its recent pace at
+/// least: long enough to hide a claim's round trip on an idle node, short
+/// against a lease. Claims that take longer stretch it ([`MAX_PREFETCH_TIME`]).
 pub const PREFETCH_TIME: Duration = Duration::from_millis(20);
 
+/// The longest a webhook's queue is sized to last, however slow claims are.
+pub const MAX_PREFETCH_TIME: Duration = Duration::from_millis(200);
+
 /// The most deliveries queued for one webhook.
-pub const MAX_PREFETCH: usize = 64;
+pub const MAX_PREFETCH: usize = 128;
 
 /// Paces one webhook's requests (GCRA, the token bucket written as "the
 /// time the next request is due"): `rate` a second, a burst of
@@ -137,6 +143,8 @@ pub struct Schedule<T> {
     queued: usize,
     /// The webhook after which the next tick starts its first round.
     turn: Option<WebhookId>,
+    /// Recent time per claim, from asking to having the rows (a moving average).
+    claim_time: Duration,
 }
 
 impl<T> Schedule<T> {
@@ -150,6 +158,7 @@ impl<T> Schedule<T> {
             in_flight: 0,
             queued: 0,
             turn: None,
+            claim_time: Duration::ZERO,
         }
     }
 
@@ -174,13 +183,21 @@ impl<T> Schedule<T> {
         own.min(node).min(pool)
     }
 
-    /// Queued deliveries that keep `ep`'s slots full for [`PREFETCH_TIME`]
-    /// at its recent pace: one until it has a pace, at most [`MAX_PREFETCH`].
+    /// How long queued deliveries should last: twice a claim's recent time
+    /// (the queue is refilled at half), within [`PREFETCH_TIME`] and
+    /// [`MAX_PREFETCH_TIME`].
+    fn prefetch_time(&self) -> Duration {
+        (self.claim_time * 2).clamp(PREFETCH_TIME, MAX_PREFETCH_TIME)
+    }
+
+    /// Queued deliveries that keep `ep`'s slots full for
+    /// [`prefetch_time`](Self::prefetch_time) at its recent pace: one until
+    /// it has a pace, at most [`MAX_PREFETCH`].
     fn prefetch(&self, ep: &Endpoint<T>, share: usize, now: Duration) -> usize {
         let slots = ep.cap.min(share).max(1);
         match ep.pace(now) {
             Some(pace) if !pace.is_zero() => {
-                let n = slots as u128 * PREFETCH_TIME.as_nanos() / pace.as_nanos();
+                let n = slots as u128 * self.prefetch_time().as_nanos() / pace.as_nanos();
                 (n as usize).clamp(1, MAX_PREFETCH)
             }
             Some(_) => slots.min(MAX_PREFETCH),
@@ -327,6 +344,12 @@ impl<T> Schedule<T> {
                 && self.startable(ep, share) > 0
                 && ep.queue.len() <= self.prefetch(ep, share, now) / 2
         })
+    }
+
+    /// A claim took `took`, from asking to having its rows: the queues are
+    /// sized to outlast the next one.
+    pub fn claim_took(&mut self, took: Duration) {
+        self.claim_time = (self.claim_time * 3 + took) / 4;
     }
 
     /// Notes what a claim brought for each webhook: one that got all it
@@ -522,6 +545,33 @@ mod tests {
             [fast]
         );
         assert!(s.refill_due(MS));
+    }
+
+    #[test]
+    fn slow_claims_deepen_the_prefetch_within_its_bounds() {
+        let a = ids(1)[0];
+        let mut s = Schedule::new(512);
+        s.offer(a, &limits(8, None), 0, Duration::ZERO);
+        s.tick(Duration::ZERO);
+        // Requests take 4 ms: 8 slots × 20 ms / 4 ms = 40 queued, plus 8 free slots.
+        s.finished(a, 4 * MS, 4 * MS);
+        assert_eq!(want_of(&s, a), Some(8 + 40));
+        // Claims that take 5 ms stay within the 20 ms floor.
+        for _ in 0..20 {
+            s.claim_took(5 * MS);
+        }
+        assert_eq!(want_of(&s, a), Some(8 + 40));
+        // Claims of about 25 ms: the queue lasts ~50 ms, ~100 deliveries.
+        for _ in 0..40 {
+            s.claim_took(25 * MS);
+        }
+        let want = want_of(&s, a).unwrap();
+        assert!((8 + 95..=8 + 100).contains(&want), "{want}");
+        // However slow the claims, the queue is at most MAX_PREFETCH.
+        for _ in 0..40 {
+            s.claim_took(Duration::from_secs(2));
+        }
+        assert_eq!(want_of(&s, a), Some(8 + MAX_PREFETCH as u32));
     }
 
     #[test]
