@@ -258,7 +258,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             s.last_at_us.fetch_max(now, Ordering::Relaxed);
             s.received.fetch_add(1, Ordering::Relaxed);
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                // A thread's sleep, not a tokio timer: tokio's timer rounds up to its next
+                // millisecond tick, so a "1 ms" endpoint answered after 1.5–2 ms on average.
+                // A sleeping thread costs no CPU; the blocking pool grows to the requests open.
+                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
             }
             "ok"
         }
