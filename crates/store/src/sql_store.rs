@@ -86,7 +86,9 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     pub(crate) async fn writer(&self) -> Result<PoolConnection<D::Db>> {
-        Ok(self.write.acquire().await?)
+        let mut conn = self.write.acquire().await?;
+        self.dialect.ready_autocommit(&mut conn).await?;
+        Ok(conn)
     }
 
     /// Wakes this process's dispatcher only: other nodes heard of it through a NOTIFY sent
@@ -456,7 +458,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             .iter()
             .map(|a| payload::stored_attempt(&seal, a))
             .collect();
-        let mut tx = self.dialect.begin(&self.write).await?;
+        let mut tx = self.dialect.begin_bookkeeping(&self.write).await?;
         D::write_attempts(&mut tx, &batch, &stored).await?;
         // An attempt in flight while its patient was erased must not bring the data back.
         let ids: Vec<String> = batch.iter().map(|a| a.delivery_id.to_string()).collect();
