@@ -524,6 +524,9 @@ impl Dispatcher {
         let mut next_due: Option<i64> = None;
         let mut due_stale = true;
         let mut last_due_check: Option<Instant> = None;
+        // A wake-up by deliveries all due at once (a lone event: the claim takes it) leaves
+        // the next later due time as it was; where the store cannot tell, every wake-up does.
+        let mut later_seen = self.store.later_work_generation();
 
         // The claim under way, if any: one at a time, polled beside the other
         // wake-ups, so requests that finish meanwhile are followed at once by
@@ -707,7 +710,11 @@ impl Dispatcher {
                 }
                 _ = wake.changed() => {
                     look = true;
-                    due_stale = true;
+                    let later = self.store.later_work_generation();
+                    if later.is_none() || later != later_seen {
+                        due_stale = true;
+                        later_seen = later;
+                    }
                 }
                 _ = self.released.notify.notified() => {
                     // The released keys' next deliveries: claimed by name when the

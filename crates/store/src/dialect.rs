@@ -4,6 +4,7 @@
 //! a statement whose text both dialects accept, and its other methods are what really differs
 //! (claiming, the batch inserts of events, deliveries and attempts, notifying other nodes). A dialect is a value, so it can hold what only it needs (PostgreSQL's LISTEN task).
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, Pool, Transaction};
@@ -98,6 +99,23 @@ pub(crate) trait Dialect: RunSql + std::fmt::Debug + Send + Sync + 'static {
 
     /// A write transaction.
     async fn begin(&self, pool: &Pool<Self::Db>) -> Result<Transaction<'static, Self::Db>>;
+
+    /// A write transaction of the dispatcher's bookkeeping (a claim's leases, attempt
+    /// results): losing its commit to a power cut only means a delivery is sent again, so a
+    /// dialect may commit it without waiting for the disk (SQLite: `synchronous = NORMAL`).
+    /// Everything else, an event's intake first, waits for the disk as before.
+    async fn begin_bookkeeping(
+        &self,
+        pool: &Pool<Self::Db>,
+    ) -> Result<Transaction<'static, Self::Db>> {
+        self.begin(pool).await
+    }
+
+    /// Readies the writer connection for a write outside a transaction (see
+    /// [`Dialect::begin_bookkeeping`]: a write that waits for the disk).
+    async fn ready_autocommit(&self, _conn: &mut PoolConnection<Self::Db>) -> Result<()> {
+        Ok(())
+    }
 
     /// Leases due deliveries; see [`crate::QueueStore::claim`]. With `limit` 0 only `wants`.
     async fn claim(&self, pool: &Pool<Self::Db>, c: &Claim<'_>) -> Result<Vec<Claimed>>;

@@ -192,6 +192,13 @@ pub trait QueueStore: Send + Sync {
     /// Changes whenever new deliveries may be due sooner than `next_due_at` said (recorded,
     /// retried, released). On PostgreSQL also when another node did so. Wait with `changed()`.
     fn watch_deliveries(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Changes (before the wake-up of [`QueueStore::watch_deliveries`]) whenever something may
+    /// have become due later than now, so a dispatcher woken only by work due at once (a lone
+    /// event) need not read `next_due_after` again. `None`: not known (PostgreSQL: other
+    /// nodes' news), read after every wake-up.
+    fn later_work_generation(&self) -> Option<u64> {
+        None
+    }
     /// How many deliveries are pending, due at `now` or later, or leased. Cheap: three counts
     /// over partial indexes.
     async fn queue_depth(&self, now: i64) -> Result<QueueDepth>;

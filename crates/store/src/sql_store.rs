@@ -40,6 +40,9 @@ pub(crate) struct SqlStore<D: Dialect> {
     webhooks: watch::Sender<u64>,
     /// How payloads are sealed; set by the server ([`Store::set_sealer`]).
     seal: std::sync::RwLock<Arc<Seal>>,
+    /// See [`QueueStore::later_work_generation`]: bumped by every wake-up but that of
+    /// deliveries all due at once.
+    later: std::sync::atomic::AtomicU64,
 }
 
 /// The row of a statement that always answers one (an aggregate, `RETURNING` of an insert).
@@ -68,6 +71,7 @@ impl<D: Dialect> SqlStore<D> {
             wake,
             webhooks,
             seal: std::sync::RwLock::new(Arc::new(Seal::default())),
+            later: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -86,12 +90,19 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     pub(crate) async fn writer(&self) -> Result<PoolConnection<D::Db>> {
-        Ok(self.write.acquire().await?)
+        let mut conn = self.write.acquire().await?;
+        self.dialect.ready_autocommit(&mut conn).await?;
+        Ok(conn)
     }
 
     /// Wakes this process's dispatcher only: other nodes heard of it through a NOTIFY sent
     /// in the committed transaction (`Dialect::insert_deliveries`).
-    fn wake_here(&self) {
+    /// `later`: something may be due later than now (see `later_work_generation`).
+    fn wake_here(&self, later: bool) {
+        if later {
+            self.later
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
         self.wake.send_modify(bump);
     }
 
@@ -100,7 +111,7 @@ impl<D: Dialect> SqlStore<D> {
     /// see the change on their next poll (a second or a few).
     async fn announce(&self, channel: Channel) {
         match channel {
-            Channel::Deliveries => self.wake.send_modify(bump),
+            Channel::Deliveries => self.wake_here(true),
             Channel::Webhooks => self.webhooks.send_modify(bump),
         }
         if let Err(e) = self.dialect.notify(&self.write, channel).await {
@@ -390,7 +401,14 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
         let (answers, any_deliveries) = write_events::<D>(&mut tx, &self.seal(), &batch).await?;
         tx.commit().await?;
         if any_deliveries {
-            self.wake_here();
+            let now = now_ms();
+            let later = batch.iter().any(|e| {
+                !e.reschedule.is_empty()
+                    || e.deliveries
+                        .iter()
+                        .any(|d| d.scheduled.is_some() || d.next_attempt_at > now)
+            });
+            self.wake_here(later);
         }
         Ok(answers)
     }
@@ -456,7 +474,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             .iter()
             .map(|a| payload::stored_attempt(&seal, a))
             .collect();
-        let mut tx = self.dialect.begin(&self.write).await?;
+        let mut tx = self.dialect.begin_bookkeeping(&self.write).await?;
         D::write_attempts(&mut tx, &batch, &stored).await?;
         // An attempt in flight while its patient was erased must not bring the data back.
         let ids: Vec<String> = batch.iter().map(|a| a.delivery_id.to_string()).collect();
@@ -479,7 +497,7 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
             .iter()
             .any(|a| matches!(a.next, DeliveryNext::RetryAt(t) if t <= now))
         {
-            self.wake_here();
+            self.wake_here(false);
         }
         Ok(())
     }
@@ -514,6 +532,11 @@ impl<D: Dialect> QueueStore for SqlStore<D> {
 
     fn watch_deliveries(&self) -> watch::Receiver<u64> {
         self.wake.subscribe()
+    }
+
+    /// Known where one process owns the database (SQLite): every wake-up is this process's.
+    fn later_work_generation(&self) -> Option<u64> {
+        D::ONE_PROCESS.then(|| self.later.load(std::sync::atomic::Ordering::Acquire))
     }
 
     async fn queue_depth(&self, now: i64) -> Result<QueueDepth> {
@@ -809,7 +832,7 @@ impl<D: Dialect> RecordStore for SqlStore<D> {
         let delivered = txn.delivered;
         tx.commit().await?;
         if delivered {
-            self.wake_here();
+            self.wake_here(true);
         }
         Ok(changed)
     }
