@@ -113,7 +113,25 @@ async fn create(
         label: body.label,
         show_bodies: body.show_bodies,
     };
-    let (row, secret) = partner::create(&state, &caller, &caller.actor(), id, new).await?;
+    // The token that asks: the link works only while it could still make it.
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or_default();
+    let maker =
+        crate::service::tokens::maker_of(&state, &crate::service::tokens::hash_token(token))
+            .await?
+            .ok_or_else(|| {
+                super::error::ApiError::unauthorized(
+                    "the API token is not valid (revoked, or mistyped)",
+                )
+            })?;
+    let (row, secret) = partner::create(&state, &caller, &caller.actor(), &maker, id, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedPartnerLink {

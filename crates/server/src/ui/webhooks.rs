@@ -1074,8 +1074,12 @@ async fn share(
         label: form.get("label").map(str::to_string),
         show_bodies: Some(form.checked("show_bodies")),
     };
+    let Some(maker) = admin.maker(&state).await? else {
+        return Err(Error::Unauthorized("the session's token is no longer valid".into()).into());
+    };
     let made =
-        crate::service::partner::create(&state.app, &admin.caller, &admin.actor(), id, new).await;
+        crate::service::partner::create(&state.app, &admin.caller, &admin.actor(), &maker, id, new)
+            .await;
     let (url, error) = match made {
         Ok((_, secret)) => (
             Some(crate::service::partner::link_url(&headers, &secret)),

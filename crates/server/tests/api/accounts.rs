@@ -519,3 +519,65 @@ async fn changing_your_password_ends_your_other_sessions(backend: Backend) {
 }
 
 crate::on_both!(changing_your_password_ends_your_other_sessions);
+
+/// A partner link made by an account in the admin UI works only while the account could
+/// still make it: demoted to viewer, it is 410; an owner or admin again, it opens; disabled,
+/// 410 again.
+#[tokio::test]
+async fn a_partner_link_ends_when_its_maker_is_demoted_or_disabled() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let hook = server
+        .create_webhook(crate::common::hook("http://127.0.0.1:9/h"))
+        .await;
+    let hook_id = hook["id"].as_str().unwrap();
+    add_user(&*server.store, "max@clinic.example", Role::Admin, None).await;
+    let user = server
+        .store
+        .user_by_email("max@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, session) = log_in(&server.base, "max@clinic.example", PASSWORD, "").await;
+    let session = session.unwrap();
+    let (status, html) = post_form(
+        &server.base,
+        &session,
+        &format!("/ui/webhooks/{hook_id}/partner-links"),
+        &[("label", "Pharmacy IT")],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let url = element_text(&html, "share-url");
+    let path = &url[url.find("/partner/").expect("a link")..];
+    let opened = |path: String| {
+        let base = server.base.clone();
+        async move {
+            no_redirects()
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(opened(path.to_string()).await, 200);
+    let user_path = format!("/api/v1/users/{}", user.id);
+    let set_role = |role: &'static str| {
+        server.call(
+            "PATCH",
+            &user_path,
+            Some(serde_json::json!({ "role": role })),
+        )
+    };
+    assert_eq!(set_role("viewer").await.0, 200);
+    assert_eq!(opened(path.to_string()).await, 410, "maker demoted");
+    assert_eq!(set_role("admin").await.0, 200);
+    assert_eq!(opened(path.to_string()).await, 200, "maker an admin again");
+    let (status, body) = server
+        .call("POST", &format!("/api/v1/users/{}/disable", user.id), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(opened(path.to_string()).await, 410, "maker disabled");
+    server.stop().await;
+}

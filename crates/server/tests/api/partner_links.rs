@@ -10,7 +10,8 @@ use crate::{WAIT, on_both};
 
 on_both!(
     the_partner_page_shows_one_webhooks_log_masked_until_revoked_or_expired,
-    only_owners_and_admins_of_the_webhooks_clinics_share_its_log
+    only_owners_and_admins_of_the_webhooks_clinics_share_its_log,
+    a_link_ends_when_its_webhook_moves_clinic_or_its_maker_could_no_longer_make_it
 );
 
 async fn token(server: &TestServer, role: &str, clinics: Option<&[&str]>, bodies: bool) -> String {
@@ -301,6 +302,8 @@ async fn the_partner_page_shows_one_webhooks_log_masked_until_revoked_or_expired
             created_at: 0,
             expires_at: carehook::time::now_ms() - 1,
             revoked_at: None,
+            maker: Some("admin".into()),
+            clinics_at_creation: Some(Vec::new()),
         })
         .await
         .unwrap();
@@ -396,5 +399,68 @@ async fn only_owners_and_admins_of_the_webhooks_clinics_share_its_log(backend: B
     assert_eq!(body["error"]["field"], "expires_in_days");
     let (status, body) = post_as(&server, &admin, &links(&one), json!({"nonsense": 1})).await;
     assert_eq!(status, 422, "{body}");
+    server.stop().await;
+}
+
+/// A link is valid only while what it was made under still holds: the webhook's clinics
+/// (moved to another clinic: 410) and its maker (token revoked: 410).
+async fn a_link_ends_when_its_webhook_moves_clinic_or_its_maker_could_no_longer_make_it(
+    backend: Backend,
+) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let hook2 = server
+        .create_webhook(clinic_hook(&rx.url("/2"), "2", "Clinic 2 hook"))
+        .await;
+    let id = hook2["id"].as_str().unwrap();
+    let links = format!("/api/v1/webhooks/{id}/partner-links");
+    let (status, made) = server
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "clinic-2-admin", "role": "admin", "clinics": ["2", "3"], "bodies": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (maker_id, maker) = (
+        made["id"].as_str().unwrap().to_string(),
+        made["token"].as_str().unwrap().to_string(),
+    );
+
+    // Moved to clinic 3: the clinic-2 partner's link no longer opens (its maker, of both
+    // clinics, still could make it: the move alone ends it).
+    let (status, link) = post_as(&server, &maker, &links, json!({})).await;
+    assert_eq!(status, 201, "{link}");
+    let path = link["path"].as_str().unwrap().to_string();
+    assert_eq!(open(&server, &path).await.0, 200);
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(json!({"clinics": ["3"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, page) = open(&server, &path).await;
+    assert_eq!(status, 410, "moved to another clinic: {page}");
+    assert!(!page.contains("Clinic 2 hook"), "{page}");
+
+    // A link made now (clinic 3) works until its maker's token is revoked.
+    let (status, link) = post_as(&server, &maker, &links, json!({"show_bodies": true})).await;
+    assert_eq!(status, 201, "{link}");
+    let path = link["path"].as_str().unwrap().to_string();
+    assert_eq!(open(&server, &path).await.0, 200);
+    let (status, body) = server
+        .call("DELETE", &format!("/api/v1/tokens/{maker_id}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _, page) = open(&server, &path).await;
+    assert_eq!(status, 410, "maker revoked: {page}");
+
+    // The admin token's link keeps working while nothing changes.
+    let (status, link) = server.post(&links, json!({})).await;
+    assert_eq!(status, 201, "{link}");
+    assert_eq!(open(&server, link["path"].as_str().unwrap()).await.0, 200);
     server.stop().await;
 }
