@@ -519,19 +519,51 @@ pub struct Enrolment {
     pub secret: String,
     /// The `otpauth://` URI an authenticator app reads.
     pub uri: String,
-    /// The secret sealed with the master key: the confirming form carries it back, so the
-    /// enrolment needs no server state (and works on any node).
+    /// The secret sealed with the master key, bound to its purpose, its account and an
+    /// expiry ([`ENROL_MS`]): the confirming form carries it back, so the enrolment needs no
+    /// server state (and works on any node). Anything else sealed with the same key (another
+    /// account's stored secret, a webhook's) is refused, never shown.
     pub sealed: String,
 }
+
+/// How long a second factor being set up may be confirmed.
+pub const ENROL_MS: i64 = 15 * 60 * 1000;
+const ENROL_PURPOSE: &str = "totp-enrol";
 
 /// Starts setting up a second factor: a new random key, shown once.
 pub fn start_enrolment(ctx: &Context, u: &UserRow) -> Result<Enrolment> {
     let mut key = [0u8; 20];
     getrandom::fill(&mut key).map_err(Error::internal)?;
     let secret = carehook_core::totp::base32(&key);
+    let bound = json!({
+        "purpose": ENROL_PURPOSE,
+        "user": u.id,
+        "exp": now_ms() + ENROL_MS,
+        "secret": secret,
+    });
     Ok(Enrolment {
         uri: carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
-        sealed: ctx.registry.vault().seal(&secret),
+        sealed: ctx.registry.vault().seal(&bound.to_string()),
+        secret,
+    })
+}
+
+/// The second factor being set up that `sealed` carries, if it was sealed by
+/// [`start_enrolment`] for this account and has not expired; `None` for anything else.
+pub fn pending_enrolment(ctx: &Context, u: &UserRow, sealed: &str) -> Option<Enrolment> {
+    let plain = ctx.registry.vault().open_secret(sealed).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&plain).ok()?;
+    if v["purpose"] != ENROL_PURPOSE
+        || v["user"].as_str() != Some(u.id.as_str())
+        || v["exp"].as_i64().is_none_or(|exp| exp <= now_ms())
+    {
+        return None;
+    }
+    let secret = v["secret"].as_str()?.to_string();
+    let key = carehook_core::totp::from_base32(&secret).filter(|k| k.len() >= 10)?;
+    Some(Enrolment {
+        uri: carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
+        sealed: sealed.to_string(),
         secret,
     })
 }
@@ -540,14 +572,15 @@ fn now_secs() -> u64 {
     (now_ms() / 1000).max(0) as u64
 }
 
-/// Puts a second factor in force once its person typed a current code of it; their other
-/// sessions end.
+/// Puts a second factor in force once its person gave their password (a wrong one counts
+/// toward the account's lock) and typed a current code of it; their other sessions end.
 pub async fn confirm_enrolment(
     ctx: &Context,
     actor: &Actor,
     user_id: &str,
     session: &str,
     sealed: &str,
+    password: &str,
     code: &str,
 ) -> Result<()> {
     let u = get(&*ctx.store, user_id).await?;
@@ -556,13 +589,15 @@ pub async fn confirm_enrolment(
             "a second factor is already on; turn it off first to set up another".into(),
         ));
     }
-    let secret = ctx
-        .registry
-        .vault()
-        .open_secret(sealed)
-        .ok()
-        .filter(|s| carehook_core::totp::from_base32(s).is_some_and(|k| k.len() >= 10))
-        .ok_or_else(|| Error::invalid("secret", "start setting up the second factor again"))?;
+    let secret = pending_enrolment(ctx, &u, sealed)
+        .ok_or_else(|| {
+            Error::invalid(
+                "pending",
+                "this setup is not yours or has expired; scan the new code and try again",
+            )
+        })?
+        .secret;
+    confirm_own_password(ctx, &u, password).await?;
     let key = carehook_core::totp::from_base32(&secret).unwrap_or_default();
     if !carehook_core::totp::verify(&key, code, now_secs()) {
         return Err(Error::invalid(

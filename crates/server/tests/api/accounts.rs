@@ -353,7 +353,11 @@ async fn a_second_factor_is_set_up_from_the_shown_secret_and_then_asked_for() {
         &server.base,
         &session,
         "/ui/account/2fa/confirm",
-        &[("pending", &pending), ("code", &wrong_code(&secret))],
+        &[
+            ("pending", &pending),
+            ("password", PASSWORD),
+            ("code", &wrong_code(&secret)),
+        ],
     )
     .await;
     assert_eq!(status, 422, "{html}");
@@ -378,6 +382,7 @@ async fn a_second_factor_is_set_up_from_the_shown_secret_and_then_asked_for() {
         "/ui/account/2fa/confirm",
         &[
             ("pending", &pending),
+            ("password", PASSWORD),
             ("code", &code_of(&secret, now_secs())),
         ],
     )
@@ -580,4 +585,120 @@ async fn a_partner_link_ends_when_its_maker_is_demoted_or_disabled() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(opened(path.to_string()).await, 410, "maker disabled");
     server.stop().await;
+}
+
+/// Starts setting up a second factor for the session's account: the shown secret and the
+/// form's sealed `pending`.
+async fn start_2fa(base: &str, session: &str) -> (String, String) {
+    let (status, html) = post_form(base, session, "/ui/account/2fa", &[]).await;
+    assert_eq!(status, 200, "{html}");
+    (
+        element_text(&html, "totp-secret").replace(' ', ""),
+        input_value(&html, "pending"),
+    )
+}
+
+/// The confirming form's `pending` is opened only if it was sealed for this account's setup:
+/// another account's stored (sealed) second factor posted there is refused and never shown,
+/// and a new setup starts instead.
+#[tokio::test]
+async fn another_accounts_sealed_secret_posted_as_pending_is_refused_and_not_shown() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    add_user(&*server.store, "bea@clinic.example", Role::Viewer, None).await;
+    add_user(&*server.store, "eve@clinic.example", Role::Viewer, None).await;
+    // Bea turns hers on.
+    let (_, bea) = log_in(&server.base, "bea@clinic.example", PASSWORD, "").await;
+    let bea = bea.unwrap();
+    let (bea_secret, pending) = start_2fa(&server.base, &bea).await;
+    let (status, html) = post_form(
+        &server.base,
+        &bea,
+        "/ui/account/2fa/confirm",
+        &[
+            ("pending", &pending),
+            ("password", PASSWORD),
+            ("code", &code_of(&bea_secret, now_secs())),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+    let stored = server
+        .store
+        .user_by_email("bea@clinic.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret
+        .expect("on");
+
+    // Eve posts Bea's stored sealed secret as her pending setup, with a wrong code.
+    let (_, eve) = log_in(&server.base, "eve@clinic.example", PASSWORD, "").await;
+    let eve = eve.unwrap();
+    let (eve_secret, _) = start_2fa(&server.base, &eve).await;
+    let grouped: String = bea_secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for code in [wrong_code(&bea_secret), code_of(&bea_secret, now_secs())] {
+        let (status, html) = post_form(
+            &server.base,
+            &eve,
+            "/ui/account/2fa/confirm",
+            &[
+                ("pending", &stored),
+                ("password", PASSWORD),
+                ("code", &code),
+            ],
+        )
+        .await;
+        assert_eq!(status, 422, "{html}");
+        assert!(!html.contains(&bea_secret), "Bea's secret is shown: {html}");
+        assert!(!html.contains(&grouped), "Bea's secret is shown: {html}");
+        let shown = element_text(&html, "totp-secret").replace(' ', "");
+        assert!(
+            shown != bea_secret && shown != eve_secret,
+            "a new setup starts"
+        );
+    }
+    let eve_row = server
+        .store
+        .user_by_email("eve@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eve_row.totp_secret, None);
+}
+
+/// Turning a second factor on needs the account's password: without it, or with a wrong
+/// one, it stays off and the account's other sessions stay.
+#[tokio::test]
+async fn turning_on_a_second_factor_needs_the_password() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    add_user(&*server.store, "kim@clinic.example", Role::Viewer, None).await;
+    let (_, session) = log_in(&server.base, "kim@clinic.example", PASSWORD, "").await;
+    let session = session.unwrap();
+    let (_, other) = log_in(&server.base, "kim@clinic.example", PASSWORD, "").await;
+    let other = other.unwrap();
+    let (secret, pending) = start_2fa(&server.base, &session).await;
+    for password in [None, Some("not my password")] {
+        let code = code_of(&secret, now_secs());
+        let mut form = vec![("pending", pending.as_str()), ("code", code.as_str())];
+        if let Some(p) = password {
+            form.push(("password", p));
+        }
+        let (status, html) =
+            post_form(&server.base, &session, "/ui/account/2fa/confirm", &form).await;
+        assert_eq!(status, 422, "{password:?}: {html}");
+        assert!(html.contains("not your current password"), "{html}");
+        assert_eq!(page(&server.base, &other, "/ui/account").await, 200);
+    }
+    let u = server
+        .store
+        .user_by_email("kim@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.totp_secret, None);
 }
