@@ -346,28 +346,42 @@ pub async fn open(ctx: &Context, secret: &str, now: i64) -> Result<Opened> {
     Ok(Opened::Valid(link))
 }
 
-/// The links whose refusal was audited in the current and the previous minute: a link no
-/// longer valid is audited once a minute, not on every request (bounded: past
-/// [`RefusalLog::CAP`] links a minute, the rest go unaudited until the next minute).
+/// The links whose refusal was audited this minute or the last: a link no longer valid is
+/// audited once, then not again until a whole minute has passed without it being noted (two
+/// generations, swapped when the minute turns; bounded: past [`RefusalLog::CAP`] links a
+/// minute, the rest go unaudited until the next minute).
 #[derive(Debug, Default)]
 pub struct RefusalLog {
-    inner: std::sync::Mutex<(i64, std::collections::HashSet<Uuid>)>,
+    inner: std::sync::Mutex<RefusalGenerations>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalGenerations {
+    minute: i64,
+    current: std::collections::HashSet<Uuid>,
+    previous: std::collections::HashSet<Uuid>,
 }
 
 impl RefusalLog {
     pub const CAP: usize = 10_000;
 
-    /// Whether this is the link's first refusal in `now`'s minute (and notes it).
+    /// Whether the link's refusal at `now` is to be audited (and notes it).
     pub fn first_this_minute(&self, link: Uuid, now: i64) -> bool {
         let minute = now.div_euclid(60_000);
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0 != minute {
-            *g = (minute, std::collections::HashSet::new());
+        if g.minute != minute {
+            let current = std::mem::take(&mut g.current);
+            g.previous = if minute == g.minute + 1 {
+                current
+            } else {
+                Default::default()
+            };
+            g.minute = minute;
         }
-        if g.1.len() >= Self::CAP {
+        if g.current.contains(&link) || g.previous.contains(&link) || g.current.len() >= Self::CAP {
             return false;
         }
-        g.1.insert(link)
+        g.current.insert(link)
     }
 }
 
@@ -431,5 +445,17 @@ mod tests {
         assert!(check_days(Some(91)).is_err());
         assert_eq!(check_label(Some("  ".into())).unwrap(), None);
         assert!(check_label(Some("a\nb".into())).is_err());
+    }
+
+    #[test]
+    fn a_refusal_is_noted_once_until_a_quiet_minute() {
+        let log = RefusalLog::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = 10 * 60_000 + 59_000;
+        assert!(log.first_this_minute(a, t));
+        assert!(!log.first_this_minute(a, t + 500));
+        assert!(!log.first_this_minute(a, t + 2_000), "the minute turned");
+        assert!(log.first_this_minute(b, t + 2_000));
+        assert!(log.first_this_minute(a, t + 125_000), "a quiet minute");
     }
 }
