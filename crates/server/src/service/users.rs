@@ -115,7 +115,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// A new account.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub email: String,
     pub display_name: String,
@@ -124,6 +124,20 @@ pub struct NewUser {
     /// `None` or empty: every clinic.
     pub clinics: Option<Vec<String>>,
     pub bodies: Option<bool>,
+}
+
+/// Debug without the password.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("password", &"***")
+            .field("role", &self.role)
+            .field("clinics", &self.clinics)
+            .field("bodies", &self.bodies)
+            .finish()
+    }
 }
 
 /// Makes an account in `store` (the CLI's offline `users add` too).
@@ -513,7 +527,7 @@ pub async fn change_own_password(
 }
 
 /// A second factor being set up: shown to its person, not yet in force.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Enrolment {
     /// Base32, for typing into an authenticator app.
     pub secret: String,
@@ -524,6 +538,17 @@ pub struct Enrolment {
     /// server state (and works on any node). Anything else sealed with the same key (another
     /// account's stored secret, a webhook's) is refused, never shown.
     pub sealed: String,
+}
+
+/// Debug without the secret (the URI carries it too).
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment")
+            .field("secret", &"***")
+            .field("uri", &"***")
+            .field("sealed", &"***")
+            .finish()
+    }
 }
 
 /// How long a second factor being set up may be confirmed.
@@ -751,7 +776,15 @@ pub async fn login(
                     .map_err(Error::internal)?;
                 let key = carehook_core::totp::from_base32(&key).unwrap_or_default();
                 let secs = (now / 1000) as u64;
-                if code.is_some_and(|c| carehook_core::totp::verify(&key, c, secs)) {
+                // A code is taken once: its step must be newer than the last one taken
+                // (checked and noted in one statement, so two logins racing with one code
+                // cannot both pass).
+                let step = code.and_then(|c| carehook_core::totp::verify_step(&key, c, secs));
+                let fresh = match step {
+                    Some(step) => ctx.store.accept_totp_step(&u.id, step as i64).await?,
+                    None => false,
+                };
+                if fresh {
                     Ok(u)
                 } else {
                     Err(LoginRefused::NeedsCode)
@@ -792,6 +825,30 @@ static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_masks_passwords_and_secrets() {
+        let u = NewUser {
+            email: "ada@clinic.example".into(),
+            display_name: "Ada".into(),
+            password: "hunter2-hunter2".into(),
+            role: Role::Viewer,
+            clinics: None,
+            bodies: None,
+        };
+        let shown = format!("{u:?}");
+        assert!(shown.contains("ada@clinic.example") && !shown.contains("hunter2"));
+        let e = Enrolment {
+            secret: "V3TXNBEEC62N335KZRKH6APMJEKBLII5".into(),
+            uri: "otpauth://totp/x?secret=V3TXNBEEC62N335KZRKH6APMJEKBLII5".into(),
+            sealed: "sealed-blob".into(),
+        };
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains("V3TX") && !shown.contains("sealed-blob"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_password_verifies_against_its_own_hash_only() {

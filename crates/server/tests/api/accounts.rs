@@ -236,6 +236,15 @@ async fn a_second_factor_asks_for_the_current_code() {
     let (status, session) = log_in(&server.base, "grace@clinic.example", PASSWORD, &code).await;
     assert_eq!(status, 303);
     assert!(session.is_some());
+    // The same code again (still within its window): refused, and counted as a failure.
+    let (status, again) = log_in(&server.base, "grace@clinic.example", PASSWORD, &code).await;
+    assert_eq!((status, again), (401, None), "a code is taken once");
+    let step = server
+        .store
+        .accept_totp_step(&u.id, (now / 30) as i64 - 5)
+        .await
+        .unwrap();
+    assert!(!step, "an older step is refused by the store too");
     server.stop().await;
 }
 
