@@ -536,14 +536,22 @@ crate::on_both!(changing_your_password_ends_your_other_sessions);
 
 /// A partner link made by an account in the admin UI works only while the account could
 /// still make it: demoted to viewer, it is 410; an owner or admin again, it opens; disabled,
-/// 410 again.
+/// 410 again. A link with bodies shows them only while its maker may see bodies.
 #[tokio::test]
 async fn a_partner_link_ends_when_its_maker_is_demoted_or_disabled() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let hook = server
-        .create_webhook(crate::common::hook("http://127.0.0.1:9/h"))
-        .await;
+    let rx = crate::common::Receiver::start().await;
+    let mut spec = crate::common::hook(&rx.url("/h"));
+    spec["clinics"] = serde_json::json!(["2"]);
+    let hook = server.create_webhook(spec).await;
     let hook_id = hook["id"].as_str().unwrap();
+    server
+        .push(
+            "kc_appointment_book",
+            serde_json::json!({"clinic_id": "2", "patient_name": "Ada Lovelace", "doctor_name": "Dr Who", "appointment_date": "2026-12-01"}),
+        )
+        .await;
+    server.settled(crate::WAIT).await;
     add_user(&*server.store, "max@clinic.example", Role::Admin, None).await;
     let user = server
         .store
@@ -577,6 +585,37 @@ async fn a_partner_link_ends_when_its_maker_is_demoted_or_disabled() {
     };
     assert_eq!(opened(path.to_string()).await, 200);
     let user_path = format!("/api/v1/users/{}", user.id);
+
+    // With bodies: shown while the maker may see them, masked once they may not.
+    let (status, html) = post_form(
+        &server.base,
+        &session,
+        &format!("/ui/webhooks/{hook_id}/partner-links"),
+        &[("show_bodies", "on")],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let url = element_text(&html, "share-url");
+    let bodies_url = format!("{}{}", server.base, &url[url.find("/partner/").unwrap()..]);
+    let page = || async {
+        let resp = no_redirects().get(&bodies_url).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let (status, shown) = page().await;
+    assert_eq!(status, 200);
+    assert!(shown.contains("Ada Lovelace"), "{shown}");
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &user_path,
+            Some(serde_json::json!({ "bodies": false })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, shown) = page().await;
+    assert_eq!(status, 200);
+    assert!(!shown.contains("Ada Lovelace"), "{shown}");
+
     let set_role = |role: &'static str| {
         server.call(
             "PATCH",
