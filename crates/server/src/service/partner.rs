@@ -315,6 +315,16 @@ async fn why_gone(
     Ok(None)
 }
 
+/// Whether a link neither revoked nor expired no longer works all the same (its webhook
+/// moved to other clinics or was deleted, its maker may no longer make it): listed as
+/// `ended`. Revoking it keeps it from working again if its maker's rights come back.
+pub async fn ended(ctx: &Context, link: &PartnerLinkRow, now: i64) -> Result<bool> {
+    if link.revoked_at.is_some() || link.expires_at <= now {
+        return Ok(false);
+    }
+    Ok(why_gone(ctx, &mut link.clone(), now).await?.is_some())
+}
+
 /// The link `secret` opens at `now`. Nothing is audited here: the page audits what it shows
 /// ([`audit_open`]), and a link no longer valid is audited as refused (at most once a
 /// minute per link: see [`RefusalLog`]).

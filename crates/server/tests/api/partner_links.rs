@@ -447,6 +447,8 @@ async fn a_link_ends_when_its_webhook_moves_clinic_or_its_maker_could_no_longer_
     let (status, _, page) = open(&server, &path).await;
     assert_eq!(status, 410, "moved to another clinic: {page}");
     assert!(!page.contains("Clinic 2 hook"), "{page}");
+    let (_, list) = server.get(&links).await;
+    assert_eq!(list["items"][0]["state"], "ended", "{list:#}");
 
     // A link made now (clinic 3) works until its maker's token is revoked.
     let (status, link) = post_as(&server, &maker, &links, json!({"show_bodies": true})).await;
