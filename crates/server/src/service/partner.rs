@@ -13,7 +13,14 @@
 //!   creator allowed bodies may set: a link never shows more than its maker could see.
 //! - Another clinic's webhook is a 404 here too, and only owners and admins may share (an
 //!   editor may change a webhook but not hand its log to someone outside carehook).
-//! - Every opening of a link is audited (`partner.open`), as a read of bodies is.
+//! - A link keeps what it was made under (migration 0018): its maker (`admin`, `user:<id>`,
+//!   `token:<id>`) and its webhook's clinics. Each opening checks both again: the webhook's
+//!   clinics must still be within those, and the maker must still be able to make the link
+//!   (not disabled or revoked, owner or admin, seeing the webhook); otherwise it is 410.
+//!   Bodies show only while the maker may still see them. Links made before have neither
+//!   and do not open (fail closed).
+//! - Every opening of a link is audited (`partner.open`), as a read of bodies is; a refused
+//!   one once per link until a quiet minute ([`RefusalLog`]), not once per request.
 
 use carehook_core::ids::WebhookId;
 use carehook_store::PartnerLinkRow;
