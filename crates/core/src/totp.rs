@@ -55,20 +55,29 @@ pub fn code_at(alg: Algorithm, key: &[u8], unix_secs: u64, digits: u32) -> Strin
 /// Whether `code` (spaces allowed) is the SHA-1 six-digit code of `key` at `unix_secs`, or of
 /// the step before or after.
 pub fn verify(key: &[u8], code: &str, unix_secs: u64) -> bool {
+    verify_step(key, code, unix_secs).is_some()
+}
+
+/// The time step (`unix_secs / 30`) whose code `code` is, of the step before, at or after
+/// `unix_secs` (see [`verify`]); `None` if none. A server that keeps the last step it took
+/// refuses a code used again.
+pub fn verify_step(key: &[u8], code: &str, unix_secs: u64) -> Option<u64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    let mut ok = false;
+    let mut found = None;
     for t in [
         unix_secs.saturating_sub(STEP_SECS),
         unix_secs,
         unix_secs + STEP_SECS,
     ] {
         let expected = code_at(Algorithm::Sha1, key, t, DIGITS);
-        ok |= bool::from(expected.as_bytes().ct_eq(code.as_bytes()));
+        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
+            found = Some(t / STEP_SECS);
+        }
     }
-    ok
+    found
 }
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

@@ -102,6 +102,9 @@ pub trait AccountStore: Send + Sync {
     async fn update_user(&self, id: &str, change: &UserChange, now: i64) -> Result<bool>;
     /// Records a successful login.
     async fn set_user_last_login(&self, id: &str, at: i64) -> Result<()>;
+    /// Takes TOTP time step `step` as this user's latest, in one statement: false if a step as
+    /// new or newer was already taken (a code used again), or there is no such user.
+    async fn accept_totp_step(&self, id: &str, step: i64) -> Result<bool>;
 
     async fn insert_session(&self, s: &SessionRow) -> Result<()>;
     /// The session, with `last_seen` set to `now`, if it was created after `created_after`
@@ -337,6 +340,17 @@ impl<D: Dialect> AccountStore for SqlStore<D> {
         )
         .await?;
         Ok(())
+    }
+
+    async fn accept_totp_step(&self, id: &str, step: i64) -> Result<bool> {
+        let n = D::execute(
+            &mut *self.writer().await?,
+            "UPDATE users SET totp_last_step = $2 \
+             WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            args![id, step],
+        )
+        .await?;
+        Ok(n == 1)
     }
 
     async fn insert_session(&self, s: &SessionRow) -> Result<()> {

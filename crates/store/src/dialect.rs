@@ -311,6 +311,15 @@ macro_rules! embedded_migrations {
                 "partner_links",
                 include_str!(concat!("../migrations/", $dir, "/0017_partner_links.sql")),
             ),
+            (
+                18,
+                "partner_link_maker",
+                include_str!(concat!(
+                    "../migrations/",
+                    $dir,
+                    "/0018_partner_link_maker.sql"
+                )),
+            ),
         ])
     };
 }

@@ -25,6 +25,12 @@ pub struct PartnerLinkRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// Who made it, as the server finds them again to check they still could: `admin`,
+    /// `user:<id>` or `token:<id>`. `None` for a link made before this was kept.
+    pub maker: Option<String>,
+    /// The webhook's clinics when the link was made (empty: every clinic); `None` for a link
+    /// made before this was kept.
+    pub clinics_at_creation: Option<Vec<String>>,
 }
 
 #[async_trait::async_trait]
@@ -41,7 +47,7 @@ pub trait PartnerLinkStore: Send + Sync {
 }
 
 const COLS: &str = "id, secret_hash, webhook_id, label, show_bodies, created_by, created_at, \
-    expires_at, revoked_at";
+    expires_at, revoked_at, maker, clinics_at_creation";
 
 type LinkTuple = (
     String,
@@ -53,6 +59,8 @@ type LinkTuple = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
+    Option<String>,
 );
 
 fn link(t: LinkTuple) -> Result<PartnerLinkRow> {
@@ -66,6 +74,11 @@ fn link(t: LinkTuple) -> Result<PartnerLinkRow> {
         created_at: t.6,
         expires_at: t.7,
         revoked_at: t.8,
+        maker: t.9,
+        // Unreadable clinics read as none kept: the link no longer opens.
+        clinics_at_creation: t
+            .10
+            .and_then(|c| serde_json::from_str::<Vec<String>>(&c).ok()),
     })
 }
 
@@ -73,7 +86,7 @@ fn link(t: LinkTuple) -> Result<PartnerLinkRow> {
 impl<D: Dialect> PartnerLinkStore for SqlStore<D> {
     async fn insert_partner_link(&self, l: &PartnerLinkRow) -> Result<()> {
         let sql = format!(
-            "INSERT INTO partner_links ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO partner_links ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         D::execute(
             &mut *self.writer().await?,
@@ -87,7 +100,11 @@ impl<D: Dialect> PartnerLinkStore for SqlStore<D> {
                 l.created_by.as_str(),
                 l.created_at,
                 l.expires_at,
-                l.revoked_at
+                l.revoked_at,
+                l.maker.clone(),
+                l.clinics_at_creation
+                    .as_ref()
+                    .map(|c| serde_json::Value::from(c.clone()).to_string())
             ],
         )
         .await?;

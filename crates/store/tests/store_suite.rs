@@ -1497,6 +1497,9 @@ async fn partner_links_are_found_by_hash_listed_by_webhook_and_revoked_once(db: 
         created_at: at,
         expires_at: at + 1000,
         revoked_at: None,
+
+        maker: Some("user:7".into()),
+        clinics_at_creation: Some(vec!["2".into(), "3".into()]),
     };
     let (a, b, c) = (
         link("h-a", w, T),

@@ -52,7 +52,8 @@ struct PartnerLink {
     created_at: String,
     expires_at: String,
     revoked_at: Option<String>,
-    /// `active`, `expired` or `revoked`.
+    /// `active`, `expired`, `revoked`, or `ended` (its webhook moved to other clinics, or its
+    /// maker may no longer share it).
     state: String,
 }
 
@@ -72,7 +73,7 @@ struct PartnerLinkList {
     items: Vec<PartnerLink>,
 }
 
-fn view(l: &PartnerLinkRow, now: i64) -> PartnerLink {
+fn view(l: &PartnerLinkRow, now: i64, ended: bool) -> PartnerLink {
     PartnerLink {
         id: l.id,
         webhook_id: l.webhook_id.into(),
@@ -86,6 +87,8 @@ fn view(l: &PartnerLinkRow, now: i64) -> PartnerLink {
             "revoked"
         } else if l.expires_at <= now {
             "expired"
+        } else if ended {
+            "ended"
         } else {
             "active"
         }
@@ -113,11 +116,29 @@ async fn create(
         label: body.label,
         show_bodies: body.show_bodies,
     };
-    let (row, secret) = partner::create(&state, &caller, &caller.actor(), id, new).await?;
+    // The token that asks: the link works only while it could still make it.
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or_default();
+    let maker =
+        crate::service::tokens::maker_of(&state, &crate::service::tokens::hash_token(token))
+            .await?
+            .ok_or_else(|| {
+                super::error::ApiError::unauthorized(
+                    "the API token is not valid (revoked, or mistyped)",
+                )
+            })?;
+    let (row, secret) = partner::create(&state, &caller, &caller.actor(), &maker, id, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedPartnerLink {
-            link: view(&row, now_ms()),
+            link: view(&row, now_ms(), false),
             url: partner::link_url(&headers, &secret),
             path: format!("{}{secret}", partner::PATH_PREFIX),
         }),
@@ -134,9 +155,11 @@ async fn list(
 ) -> ApiResult<Json<PartnerLinkList>> {
     let rows = partner::list(&state, &caller, id).await?;
     let now = now_ms();
-    Ok(Json(PartnerLinkList {
-        items: rows.iter().map(|l| view(l, now)).collect(),
-    }))
+    let mut items = Vec::with_capacity(rows.len());
+    for l in &rows {
+        items.push(view(l, now, partner::ended(&state, l, now).await?));
+    }
+    Ok(Json(PartnerLinkList { items }))
 }
 
 /// Revokes a partner link: its page stops working at once.

@@ -75,7 +75,7 @@ struct UserList {
     items: Vec<User>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAccount {
     /// The address it logs in with (kept lower-case; one account per address).
@@ -100,8 +100,22 @@ struct NewAccount {
     password: Option<String>,
 }
 
+/// Debug without the password.
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("role", &self.role)
+            .field("clinics", &self.clinics)
+            .field("bodies", &self.bodies)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 /// An account just made, or given a new password.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct UserWithPassword {
     #[serde(flatten)]
     user: User,
@@ -109,6 +123,16 @@ struct UserWithPassword {
     /// one.
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<String>,
+}
+
+/// Debug without the password.
+impl std::fmt::Debug for UserWithPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserWithPassword")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 fn parse_role(role: Option<&str>) -> Result<Option<Role>, crate::service::Error> {

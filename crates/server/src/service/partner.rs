@@ -13,7 +13,14 @@
 //!   creator allowed bodies may set: a link never shows more than its maker could see.
 //! - Another clinic's webhook is a 404 here too, and only owners and admins may share (an
 //!   editor may change a webhook but not hand its log to someone outside carehook).
-//! - Every opening of a link is audited (`partner.open`), as a read of bodies is.
+//! - A link keeps what it was made under (migration 0018): its maker (`admin`, `user:<id>`,
+//!   `token:<id>`) and its webhook's clinics. Each opening checks both again: the webhook's
+//!   clinics must still be within those, and the maker must still be able to make the link
+//!   (not disabled or revoked, owner or admin, seeing the webhook); otherwise it is 410.
+//!   Bodies show only while the maker may still see them. Links made before have neither
+//!   and do not open (fail closed).
+//! - Every opening of a link is audited (`partner.open`), as a read of bodies is; a refused
+//!   one once per link until a quiet minute ([`RefusalLog`]), not once per request.
 
 use carehook_core::ids::WebhookId;
 use carehook_store::PartnerLinkRow;
@@ -138,14 +145,17 @@ fn check_days(days: Option<i64>) -> Result<i64> {
 }
 
 /// Makes a link to webhook `id`'s log; answers it with its secret, shown this once.
+/// `maker`: who makes it, as [`maker_now`] finds them again (`admin`, `user:<id>`,
+/// `token:<id>`); the link works only while they still could make it.
 pub async fn create(
     ctx: &Context,
     who: &Principal,
     actor: &Actor,
+    maker: &str,
     id: WebhookId,
     new: NewLink,
 ) -> Result<(PartnerLinkRow, String)> {
-    super::access::webhook(ctx, who, id).await?;
+    let webhook = super::access::webhook(ctx, who, id).await?;
     may_share(who)?;
     let days = check_days(new.expires_in_days)?;
     let label = check_label(new.label)?;
@@ -168,6 +178,8 @@ pub async fn create(
         created_at: now,
         expires_at: now + days * DAY_MS,
         revoked_at: None,
+        maker: Some(maker.to_string()),
+        clinics_at_creation: Some(webhook.compiled.spec.clinics.clone()),
     };
     ctx.store.insert_partner_link(&row).await?;
     tracing::info!(webhook = %id, link = %row.id, by = %actor, "partner link made");
@@ -235,39 +247,164 @@ pub async fn revoke(
 pub enum Opened {
     /// A link that works.
     Valid(PartnerLinkRow),
-    /// A link that existed and no longer works (expired, revoked, its webhook deleted).
+    /// A link that existed and no longer works (expired, revoked, its webhook deleted or
+    /// moved to other clinics, its maker no longer allowed to make it).
     Gone,
     /// No link has this secret.
     Unknown,
 }
 
+/// Who a partner link's maker (`admin`, `token:<id>`, `user:<id>`) is now: `None` if they
+/// are gone, revoked or disabled (or the maker is not one of these).
+pub async fn maker_now(ctx: &Context, maker: &str) -> Result<Option<Principal>> {
+    if maker == "admin" {
+        return Ok(Some(Principal::admin()));
+    }
+    if let Some(id) = maker.strip_prefix("token:") {
+        let tokens = ctx.store.list_tokens().await?;
+        return Ok(tokens
+            .iter()
+            .find(|t| t.id.to_string() == id && t.revoked_at.is_none())
+            .map(Principal::of_token));
+    }
+    if let Some(id) = maker.strip_prefix("user:") {
+        return Ok(ctx
+            .store
+            .get_user(id)
+            .await?
+            .filter(|u| u.disabled_at.is_none())
+            .map(|u| super::users::principal(&u)));
+    }
+    Ok(None)
+}
+
+/// Why a link that exists no longer works at `now`, if it does not.
+async fn why_gone(
+    ctx: &Context,
+    link: &mut PartnerLinkRow,
+    now: i64,
+) -> Result<Option<&'static str>> {
+    if link.revoked_at.is_some() {
+        return Ok(Some("revoked"));
+    }
+    if link.expires_at <= now {
+        return Ok(Some("expired"));
+    }
+    let webhook = match super::webhooks::loaded(ctx, link.webhook_id).await {
+        Ok(w) => w,
+        Err(Error::NotFound(_)) => return Ok(Some("webhook deleted")),
+        Err(e) => return Err(e),
+    };
+    // The webhook's clinics now must be within those it had when the link was made (empty:
+    // every clinic): a webhook moved to another clinic is not shown to the first one's
+    // partner. A link made before these were kept does not open.
+    let Some(at_creation) = &link.clinics_at_creation else {
+        return Ok(Some("made before its clinics were kept"));
+    };
+    let now_clinics = &webhook.compiled.spec.clinics;
+    let allowed = (!at_creation.is_empty()).then_some(at_creation.as_slice());
+    if !carehook_core::clinics::covers(allowed, now_clinics) {
+        return Ok(Some("webhook moved to other clinics"));
+    }
+    // Its maker must still be able to make it: there, owner or admin, seeing the webhook.
+    let maker = match &link.maker {
+        Some(m) => maker_now(ctx, m).await?,
+        None => None,
+    };
+    let Some(maker) = maker else {
+        return Ok(Some("maker gone"));
+    };
+    if may_share(&maker).is_err() || !maker.sees_webhook(&webhook) {
+        return Ok(Some("maker may no longer share it"));
+    }
+    // Bodies only while the maker still may see them.
+    link.show_bodies = link.show_bodies && maker.bodies;
+    Ok(None)
+}
+
+/// Whether a link neither revoked nor expired no longer works all the same (its webhook
+/// moved to other clinics or was deleted, its maker may no longer make it): listed as
+/// `ended`. Revoking it keeps it from working again if its maker's rights come back.
+pub async fn ended(ctx: &Context, link: &PartnerLinkRow, now: i64) -> Result<bool> {
+    if link.revoked_at.is_some() || link.expires_at <= now {
+        return Ok(false);
+    }
+    Ok(why_gone(ctx, &mut link.clone(), now).await?.is_some())
+}
+
 /// The link `secret` opens at `now`. Nothing is audited here: the page audits what it shows
-/// ([`audit_open`]), and a link no longer valid is audited as refused.
+/// ([`audit_open`]), and a link no longer valid is audited as refused (at most once a
+/// minute per link: see [`RefusalLog`]).
 pub async fn open(ctx: &Context, secret: &str, now: i64) -> Result<Opened> {
     if !looks_like_secret(secret) {
         return Ok(Opened::Unknown);
     }
     let hash = hash_secret(secret);
-    let Some(link) = ctx.store.partner_link_by_hash(&hash).await? else {
+    let Some(mut link) = ctx.store.partner_link_by_hash(&hash).await? else {
         return Ok(Opened::Unknown);
     };
     if !bool::from(link.secret_hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Ok(Opened::Unknown);
     }
-    let webhook_gone = ctx.store.get_webhook(link.webhook_id).await?.is_none();
-    if link.revoked_at.is_some() || link.expires_at <= now || webhook_gone {
-        super::audit::record(
-            &*ctx.store,
-            &Actor::Partner(link.id.to_string()),
-            "partner.open",
-            &format!("webhook/{}", link.webhook_id),
-            "denied",
-            serde_json::json!({ "link": link.id, "why": if link.revoked_at.is_some() { "revoked" } else if webhook_gone { "webhook deleted" } else { "expired" } }),
-        )
-        .await;
+    if let Some(why) = why_gone(ctx, &mut link, now).await? {
+        if refusals().first_this_minute(link.id, now) {
+            super::audit::record(
+                &*ctx.store,
+                &Actor::Partner(link.id.to_string()),
+                "partner.open",
+                &format!("webhook/{}", link.webhook_id),
+                "denied",
+                serde_json::json!({ "link": link.id, "why": why }),
+            )
+            .await;
+        }
         return Ok(Opened::Gone);
     }
     Ok(Opened::Valid(link))
+}
+
+/// The links whose refusal was audited this minute or the last: a link no longer valid is
+/// audited once, then not again until a whole minute has passed without it being noted (two
+/// generations, swapped when the minute turns; bounded: past [`RefusalLog::CAP`] links a
+/// minute, the rest go unaudited until the next minute).
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    inner: std::sync::Mutex<RefusalGenerations>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalGenerations {
+    minute: i64,
+    current: std::collections::HashSet<Uuid>,
+    previous: std::collections::HashSet<Uuid>,
+}
+
+impl RefusalLog {
+    pub const CAP: usize = 10_000;
+
+    /// Whether the link's refusal at `now` is to be audited (and notes it).
+    pub fn first_this_minute(&self, link: Uuid, now: i64) -> bool {
+        let minute = now.div_euclid(60_000);
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.minute != minute {
+            let current = std::mem::take(&mut g.current);
+            g.previous = if minute == g.minute + 1 {
+                current
+            } else {
+                Default::default()
+            };
+            g.minute = minute;
+        }
+        if g.current.contains(&link) || g.previous.contains(&link) || g.current.len() >= Self::CAP {
+            return false;
+        }
+        g.current.insert(link)
+    }
+}
+
+fn refusals() -> &'static RefusalLog {
+    static LOG: std::sync::OnceLock<RefusalLog> = std::sync::OnceLock::new();
+    LOG.get_or_init(RefusalLog::default)
 }
 
 /// Records that a link showed `page` (`log`, or `delivery/{id}`); with bodies, a page that
@@ -325,5 +462,17 @@ mod tests {
         assert!(check_days(Some(91)).is_err());
         assert_eq!(check_label(Some("  ".into())).unwrap(), None);
         assert!(check_label(Some("a\nb".into())).is_err());
+    }
+
+    #[test]
+    fn a_refusal_is_noted_once_until_a_quiet_minute() {
+        let log = RefusalLog::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = 10 * 60_000 + 59_000;
+        assert!(log.first_this_minute(a, t));
+        assert!(!log.first_this_minute(a, t + 500));
+        assert!(!log.first_this_minute(a, t + 2_000), "the minute turned");
+        assert!(log.first_this_minute(b, t + 2_000));
+        assert!(log.first_this_minute(a, t + 125_000), "a quiet minute");
     }
 }

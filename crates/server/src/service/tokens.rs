@@ -55,6 +55,19 @@ pub async fn holder(ctx: &Context, token_hash: &str) -> Result<Option<Principal>
         .map(|t| Principal::of_token(&t)))
 }
 
+/// The token with this hash as a partner link keeps its maker: `admin` or `token:<id>`;
+/// `None` if it is not (or no longer) good.
+pub async fn maker_of(ctx: &Context, token_hash: &str) -> Result<Option<String>> {
+    if is_admin(ctx, token_hash) {
+        return Ok(Some("admin".into()));
+    }
+    Ok(ctx
+        .store
+        .find_token(token_hash)
+        .await?
+        .map(|t| format!("token:{}", t.id)))
+}
+
 fn is_admin(ctx: &Context, hash: &str) -> bool {
     !hash.is_empty() && bool::from(hash.as_bytes().ct_eq(ctx.admin_token_hash.as_bytes()))
 }

@@ -115,7 +115,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// A new account.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub email: String,
     pub display_name: String,
@@ -124,6 +124,20 @@ pub struct NewUser {
     /// `None` or empty: every clinic.
     pub clinics: Option<Vec<String>>,
     pub bodies: Option<bool>,
+}
+
+/// Debug without the password.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("password", &"***")
+            .field("role", &self.role)
+            .field("clinics", &self.clinics)
+            .field("bodies", &self.bodies)
+            .finish()
+    }
 }
 
 /// Makes an account in `store` (the CLI's offline `users add` too).
@@ -513,25 +527,68 @@ pub async fn change_own_password(
 }
 
 /// A second factor being set up: shown to its person, not yet in force.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Enrolment {
     /// Base32, for typing into an authenticator app.
     pub secret: String,
     /// The `otpauth://` URI an authenticator app reads.
     pub uri: String,
-    /// The secret sealed with the master key: the confirming form carries it back, so the
-    /// enrolment needs no server state (and works on any node).
+    /// The secret sealed with the master key, bound to its purpose, its account and an
+    /// expiry ([`ENROL_MS`]): the confirming form carries it back, so the enrolment needs no
+    /// server state (and works on any node). Anything else sealed with the same key (another
+    /// account's stored secret, a webhook's) is refused, never shown.
     pub sealed: String,
 }
+
+/// Debug without the secret (the URI carries it too).
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment")
+            .field("secret", &"***")
+            .field("uri", &"***")
+            .field("sealed", &"***")
+            .finish()
+    }
+}
+
+/// How long a second factor being set up may be confirmed.
+pub const ENROL_MS: i64 = 15 * 60 * 1000;
+const ENROL_PURPOSE: &str = "totp-enrol";
 
 /// Starts setting up a second factor: a new random key, shown once.
 pub fn start_enrolment(ctx: &Context, u: &UserRow) -> Result<Enrolment> {
     let mut key = [0u8; 20];
     getrandom::fill(&mut key).map_err(Error::internal)?;
     let secret = carehook_core::totp::base32(&key);
+    let bound = json!({
+        "purpose": ENROL_PURPOSE,
+        "user": u.id,
+        "exp": now_ms() + ENROL_MS,
+        "secret": secret,
+    });
     Ok(Enrolment {
         uri: carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
-        sealed: ctx.registry.vault().seal(&secret),
+        sealed: ctx.registry.vault().seal(&bound.to_string()),
+        secret,
+    })
+}
+
+/// The second factor being set up that `sealed` carries, if it was sealed by
+/// [`start_enrolment`] for this account and has not expired; `None` for anything else.
+pub fn pending_enrolment(ctx: &Context, u: &UserRow, sealed: &str) -> Option<Enrolment> {
+    let plain = ctx.registry.vault().open_secret(sealed).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&plain).ok()?;
+    if v["purpose"] != ENROL_PURPOSE
+        || v["user"].as_str() != Some(u.id.as_str())
+        || v["exp"].as_i64().is_none_or(|exp| exp <= now_ms())
+    {
+        return None;
+    }
+    let secret = v["secret"].as_str()?.to_string();
+    let key = carehook_core::totp::from_base32(&secret).filter(|k| k.len() >= 10)?;
+    Some(Enrolment {
+        uri: carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
+        sealed: sealed.to_string(),
         secret,
     })
 }
@@ -540,14 +597,15 @@ fn now_secs() -> u64 {
     (now_ms() / 1000).max(0) as u64
 }
 
-/// Puts a second factor in force once its person typed a current code of it; their other
-/// sessions end.
+/// Puts a second factor in force once its person gave their password (a wrong one counts
+/// toward the account's lock) and typed a current code of it; their other sessions end.
 pub async fn confirm_enrolment(
     ctx: &Context,
     actor: &Actor,
     user_id: &str,
     session: &str,
     sealed: &str,
+    password: &str,
     code: &str,
 ) -> Result<()> {
     let u = get(&*ctx.store, user_id).await?;
@@ -556,13 +614,15 @@ pub async fn confirm_enrolment(
             "a second factor is already on; turn it off first to set up another".into(),
         ));
     }
-    let secret = ctx
-        .registry
-        .vault()
-        .open_secret(sealed)
-        .ok()
-        .filter(|s| carehook_core::totp::from_base32(s).is_some_and(|k| k.len() >= 10))
-        .ok_or_else(|| Error::invalid("secret", "start setting up the second factor again"))?;
+    let secret = pending_enrolment(ctx, &u, sealed)
+        .ok_or_else(|| {
+            Error::invalid(
+                "pending",
+                "this setup is not yours or has expired; scan the new code and try again",
+            )
+        })?
+        .secret;
+    confirm_own_password(ctx, &u, password).await?;
     let key = carehook_core::totp::from_base32(&secret).unwrap_or_default();
     if !carehook_core::totp::verify(&key, code, now_secs()) {
         return Err(Error::invalid(
@@ -716,7 +776,15 @@ pub async fn login(
                     .map_err(Error::internal)?;
                 let key = carehook_core::totp::from_base32(&key).unwrap_or_default();
                 let secs = (now / 1000) as u64;
-                if code.is_some_and(|c| carehook_core::totp::verify(&key, c, secs)) {
+                // A code is taken once: its step must be newer than the last one taken
+                // (checked and noted in one statement, so two logins racing with one code
+                // cannot both pass).
+                let step = code.and_then(|c| carehook_core::totp::verify_step(&key, c, secs));
+                let fresh = match step {
+                    Some(step) => ctx.store.accept_totp_step(&u.id, step as i64).await?,
+                    None => false,
+                };
+                if fresh {
                     Ok(u)
                 } else {
                     Err(LoginRefused::NeedsCode)
@@ -757,6 +825,30 @@ static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_masks_passwords_and_secrets() {
+        let u = NewUser {
+            email: "ada@clinic.example".into(),
+            display_name: "Ada".into(),
+            password: "hunter2-hunter2".into(),
+            role: Role::Viewer,
+            clinics: None,
+            bodies: None,
+        };
+        let shown = format!("{u:?}");
+        assert!(shown.contains("ada@clinic.example") && !shown.contains("hunter2"));
+        let e = Enrolment {
+            secret: "V3TXNBEEC62N335KZRKH6APMJEKBLII5".into(),
+            uri: "otpauth://totp/x?secret=V3TXNBEEC62N335KZRKH6APMJEKBLII5".into(),
+            sealed: "sealed-blob".into(),
+        };
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains("V3TX") && !shown.contains("sealed-blob"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_password_verifies_against_its_own_hash_only() {

@@ -12,14 +12,19 @@
 //!   key, nor headers or auth), and the log. Bodies and patient names only on a link made with
 //!   `show_bodies`; otherwise the log is built as for a caller without bodies (no snapshot is
 //!   even read).
-//! - A link no longer valid (expired, revoked, its webhook deleted) is a 410 page that names
-//!   nothing; an unknown one a 404 with the same words. Wrong secrets are counted per client
-//!   address and answered 429 past [`FAILURES_PER_MINUTE`].
+//! - A link no longer valid (expired, revoked, its webhook deleted or moved, its maker no
+//!   longer allowed) is a 410 page that names nothing; an unknown one a 404 with the same
+//!   words. Wrong secrets are counted per client address (IPv6 by its /64) and answered 429
+//!   past [`FAILURES_PER_MINUTE`] — but a valid link is served even then: behind a proxy every
+//!   partner shares one address, and one of them trying wrong links must not lock out the
+//!   others. The counts are two generations (this minute and the last) with a hard cap on
+//!   entries, so a flood of addresses costs neither memory nor a sweep under the lock.
 //! - `Referrer-Policy: no-referrer` (the UI's layer sets it too), `Cache-Control: no-store`,
 //!   `X-Robots-Tag: noindex`. Nothing here logs the path: carehook has no request-logging
 //!   layer, and the policy layer logs only matched route templates.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use askama::Template;
@@ -48,8 +53,102 @@ const PAGE: u32 = 25;
 #[derive(Debug, Clone)]
 struct PartnerState {
     ui: UiState,
-    /// Failed secrets per client address in the current minute: (minute, count).
-    failures: Arc<Mutex<HashMap<String, (i64, u32)>>>,
+    /// Failed secrets per client address, this minute and the last.
+    failures: Arc<Failures>,
+}
+
+/// Addresses counted a minute at most; past it, new addresses share one count.
+pub const MAX_ADDRESSES: usize = 10_000;
+
+/// Failed secrets per client address: this minute's counts and last minute's, swapped when
+/// the minute turns (last minute's are dropped whole, no sweep). Throttled is a sliding
+/// window: this minute's count plus last minute's weighted by how much of it is still in
+/// the last 60 seconds.
+#[derive(Debug, Default)]
+pub struct Failures {
+    inner: Mutex<Generations>,
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    minute: i64,
+    current: HashMap<String, u32>,
+    previous: HashMap<String, u32>,
+}
+
+/// What failures are counted under: an IPv4 address, an IPv6 address's /64 (one host has a
+/// whole /64), anything else as given (at most 64 characters).
+fn address_key(addr: &str) -> String {
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => a.to_string(),
+        Ok(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => addr.chars().take(64).collect(),
+    }
+}
+
+/// The key every address past [`MAX_ADDRESSES`] counts under.
+const OVERFLOW: &str = "(others)";
+
+impl Failures {
+    fn generations(&self, now: i64) -> std::sync::MutexGuard<'_, Generations> {
+        let minute = now.div_euclid(60_000);
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if minute != g.minute {
+            let current = std::mem::take(&mut g.current);
+            g.previous = if minute == g.minute + 1 {
+                current
+            } else {
+                HashMap::new()
+            };
+            g.minute = minute;
+        }
+        g
+    }
+
+    /// Whether `addr` has used up its wrong secrets for the last minute.
+    pub fn throttled(&self, addr: &str, now: i64) -> bool {
+        let key = address_key(addr);
+        let g = self.generations(now);
+        let key = if g.current.contains_key(&key) || g.previous.contains_key(&key) {
+            key
+        } else if g.current.len() >= MAX_ADDRESSES {
+            OVERFLOW.to_string()
+        } else {
+            return false;
+        };
+        let elapsed = now.rem_euclid(60_000);
+        let current = u64::from(g.current.get(&key).copied().unwrap_or(0));
+        let previous = u64::from(g.previous.get(&key).copied().unwrap_or(0));
+        // previous × (60 s − elapsed) / 60 s, in whole counts.
+        let weighted = previous * (60_000 - elapsed) as u64 / 60_000;
+        current + weighted >= u64::from(FAILURES_PER_MINUTE)
+    }
+
+    /// Counts a wrong secret from `addr`.
+    pub fn failed(&self, addr: &str, now: i64) {
+        let key = address_key(addr);
+        let mut g = self.generations(now);
+        let key = if g.current.contains_key(&key) || g.current.len() < MAX_ADDRESSES {
+            key
+        } else {
+            OVERFLOW.to_string()
+        };
+        let n = g.current.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
+    /// Addresses counted now (this minute's and the last).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.current.len() + g.previous.len()
+    }
 }
 
 pub fn router(ui: UiState) -> Router {
@@ -81,30 +180,6 @@ async fn headers(req: axum::extract::Request, next: Next) -> Response {
     resp
 }
 
-impl PartnerState {
-    /// Whether `addr` has used up its wrong secrets for this minute.
-    fn throttled(&self, addr: &str, now: i64) -> bool {
-        let minute = now / 60_000;
-        let map = self.failures.lock().expect("partner failures lock");
-        map.get(addr)
-            .is_some_and(|(m, n)| *m == minute && *n >= FAILURES_PER_MINUTE)
-    }
-
-    fn failed(&self, addr: &str, now: i64) {
-        let minute = now / 60_000;
-        let mut map = self.failures.lock().expect("partner failures lock");
-        // Bounded: entries of past minutes go whenever the map grows large.
-        if map.len() > 10_000 {
-            map.retain(|_, (m, _)| *m == minute);
-        }
-        let e = map.entry(addr.to_string()).or_insert((minute, 0));
-        if e.0 != minute {
-            *e = (minute, 0);
-        }
-        e.1 += 1;
-    }
-}
-
 #[derive(Template)]
 #[template(path = "ui/partner_gone.html")]
 struct GonePage {
@@ -132,14 +207,19 @@ fn gone(status: StatusCode) -> Response {
 /// The link the secret opens, or the page to answer instead.
 async fn link(state: &PartnerState, secret: &str, addr: &str) -> Result<PartnerLinkRow, Response> {
     let now = now_ms();
-    if state.throttled(addr, now) {
+    // Throttled or not, a valid link is served (others behind the same proxy share the
+    // address); throttled, anything else is a 429, and a malformed secret is not even
+    // looked up.
+    let throttled = state.failures.throttled(addr, now);
+    if throttled && !partner::looks_like_secret(secret) {
         return Err(gone(StatusCode::TOO_MANY_REQUESTS));
     }
     match partner::open(&state.ui.app, secret, now).await {
         Ok(Opened::Valid(l)) => Ok(l),
+        Ok(_) if throttled => Err(gone(StatusCode::TOO_MANY_REQUESTS)),
         Ok(Opened::Gone) => Err(gone(StatusCode::GONE)),
         Ok(Opened::Unknown) => {
-            state.failed(addr, now);
+            state.failures.failed(addr, now);
             Err(gone(StatusCode::NOT_FOUND))
         }
         Err(e) => Err(UiError::from(e).into_response()),
@@ -437,4 +517,56 @@ async fn render_delivery(
         patient: row.map(|r| r.patient).unwrap_or_default(),
         attempts,
     }))
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn fifty_thousand_addresses_keep_the_map_bounded() {
+        let f = Failures::default();
+        let now = 1_000 * 60_000;
+        for i in 0..50_000u32 {
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            f.failed(&addr, now);
+        }
+        assert!(f.len() <= MAX_ADDRESSES + 1, "{}", f.len());
+        // Past the cap, the newcomers share one count: they are throttled together.
+        assert!(f.throttled("192.0.2.1", now));
+        // The next minute: this minute's become last minute's; the one after, gone.
+        f.failed("10.0.0.1", now + 60_000);
+        assert!(f.len() <= 2 * MAX_ADDRESSES + 2);
+        f.failed("10.0.0.1", now + 120_000);
+        assert!(f.len() <= MAX_ADDRESSES + 2, "{}", f.len());
+        f.failed("10.0.0.1", now + 10 * 60_000);
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_slash_64() {
+        let f = Failures::default();
+        let now = 5 * 60_000;
+        for i in 0..FAILURES_PER_MINUTE {
+            f.failed(&format!("2001:db8:1:2::{i:x}"), now);
+        }
+        assert!(f.throttled("2001:db8:1:2:ffff::1", now));
+        assert!(!f.throttled("2001:db8:1:3::1", now));
+        assert!(!f.throttled("192.0.2.7", now));
+        assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7");
+    }
+
+    #[test]
+    fn last_minutes_failures_fade_out() {
+        let f = Failures::default();
+        let start = 7 * 60_000 + 59_000;
+        for _ in 0..FAILURES_PER_MINUTE {
+            f.failed("192.0.2.9", start);
+        }
+        assert!(f.throttled("192.0.2.9", start));
+        // Just after the minute turns, still throttled; late in the next minute, not.
+        assert!(f.throttled("192.0.2.9", start + 1_000));
+        assert!(!f.throttled("192.0.2.9", start + 58_000));
+        assert!(!f.throttled("192.0.2.9", start + 120_000));
+    }
 }

@@ -244,6 +244,8 @@ pub struct Admin {
     pub csrf: String,
     /// The account the session belongs to; `None` for one opened with an API token.
     pub user_id: Option<String>,
+    /// The hash of the API token the session was opened with; `None` for an account's.
+    pub token_hash: Option<String>,
 }
 
 /// Without a session: to the login page, coming back here afterwards.
@@ -258,6 +260,18 @@ impl IntoResponse for ToLogin {
 }
 
 impl Admin {
+    /// Who the session acts for, as a partner link keeps its maker (`user:<id>`, `token:<id>`
+    /// or `admin`): `None` if the token is no longer good.
+    pub async fn maker(&self, state: &UiState) -> Result<Option<String>, UiError> {
+        if let Some(id) = &self.user_id {
+            return Ok(Some(format!("user:{id}")));
+        }
+        match &self.token_hash {
+            Some(hash) => Ok(crate::service::tokens::maker_of(&state.app, hash).await?),
+            None => Ok(None),
+        }
+    }
+
     /// The admin as the service layer records who acted.
     pub fn actor(&self) -> crate::service::Actor {
         crate::service::Actor::Ui(self.caller.name.clone())
@@ -300,6 +314,7 @@ impl FromRequestParts<UiState> for Admin {
         };
         let csrf = session.csrf;
         let user_id = session.user_id;
+        let token_hash = session.token_hash;
         let post =
             parts.method != axum::http::Method::GET && parts.method != axum::http::Method::HEAD;
         if let Err(e) = allowed(state, &caller, parts.uri.path(), post).await {
@@ -310,6 +325,7 @@ impl FromRequestParts<UiState> for Admin {
             caller,
             csrf,
             user_id,
+            token_hash,
         })
     }
 }

@@ -557,6 +557,7 @@ async fn confirm_second_factor(
         &id,
         &admin.key,
         &sealed,
+        &form.text("password"),
         &form.text("code"),
     )
     .await;
@@ -573,23 +574,20 @@ async fn confirm_second_factor(
             Ok(Redirect::to("/ui/account").into_response())
         }
         Err(e) => {
-            // Show the same secret again, so the app already set up still fits.
+            // Show the same secret again, so the app already set up still fits: only one
+            // sealed for this account's setup and not expired. Anything else (another
+            // account's stored secret, an old setup) is never opened to be shown: a new
+            // setup starts instead.
             let u = users::get(&*state.app.store, &id).await?;
-            let again = state
-                .app
-                .registry
-                .vault()
-                .open_secret(&sealed)
-                .ok()
-                .and_then(|s| {
-                    let key = carehook_core::totp::from_base32(&s)?;
-                    Some(Enrolling::new(
-                        &s,
-                        carehook_core::totp::otpauth_uri("carehook", &u.email, &key),
-                        sealed.clone(),
-                    ))
-                });
-            account_view(&state, &admin, again, "enrol", error_text(&e)).await
+            if u.totp_secret.is_some() {
+                return account_view(&state, &admin, None, "", error_text(&e)).await;
+            }
+            let again = match users::pending_enrolment(&state.app, &u, &sealed) {
+                Some(p) => p,
+                None => users::start_enrolment(&state.app, &u)?,
+            };
+            let again = Enrolling::new(&again.secret, again.uri, again.sealed);
+            account_view(&state, &admin, Some(again), "enrol", error_text(&e)).await
         }
     }
 }

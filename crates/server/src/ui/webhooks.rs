@@ -1031,16 +1031,23 @@ async fn share_view(
     let rows = crate::service::partner::list(&state.app, &admin.caller, id).await?;
     let zone = super::clinic_zone(state).await;
     let now = crate::time::now_ms();
+    let mut ended = Vec::with_capacity(rows.len());
+    for l in &rows {
+        ended.push(crate::service::partner::ended(&state.app, l, now).await?);
+    }
     Ok(Some(ShareView {
         links: rows
             .into_iter()
-            .map(|l| ShareLink {
+            .zip(ended)
+            .map(|(l, ended)| ShareLink {
                 id: l.id,
                 label: l.label.unwrap_or_default(),
                 state: if l.revoked_at.is_some() {
                     "revoked"
                 } else if l.expires_at <= now {
                     "expired"
+                } else if ended {
+                    "ended"
                 } else {
                     "active"
                 },
@@ -1074,8 +1081,12 @@ async fn share(
         label: form.get("label").map(str::to_string),
         show_bodies: Some(form.checked("show_bodies")),
     };
+    let Some(maker) = admin.maker(&state).await? else {
+        return Err(Error::Unauthorized("the session's token is no longer valid".into()).into());
+    };
     let made =
-        crate::service::partner::create(&state.app, &admin.caller, &admin.actor(), id, new).await;
+        crate::service::partner::create(&state.app, &admin.caller, &admin.actor(), &maker, id, new)
+            .await;
     let (url, error) = match made {
         Ok((_, secret)) => (
             Some(crate::service::partner::link_url(&headers, &secret)),

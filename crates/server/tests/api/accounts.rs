@@ -236,6 +236,15 @@ async fn a_second_factor_asks_for_the_current_code() {
     let (status, session) = log_in(&server.base, "grace@clinic.example", PASSWORD, &code).await;
     assert_eq!(status, 303);
     assert!(session.is_some());
+    // The same code again (still within its window): refused, and counted as a failure.
+    let (status, again) = log_in(&server.base, "grace@clinic.example", PASSWORD, &code).await;
+    assert_eq!((status, again), (401, None), "a code is taken once");
+    let step = server
+        .store
+        .accept_totp_step(&u.id, (now / 30) as i64 - 5)
+        .await
+        .unwrap();
+    assert!(!step, "an older step is refused by the store too");
     server.stop().await;
 }
 
@@ -353,7 +362,11 @@ async fn a_second_factor_is_set_up_from_the_shown_secret_and_then_asked_for() {
         &server.base,
         &session,
         "/ui/account/2fa/confirm",
-        &[("pending", &pending), ("code", &wrong_code(&secret))],
+        &[
+            ("pending", &pending),
+            ("password", PASSWORD),
+            ("code", &wrong_code(&secret)),
+        ],
     )
     .await;
     assert_eq!(status, 422, "{html}");
@@ -378,6 +391,7 @@ async fn a_second_factor_is_set_up_from_the_shown_secret_and_then_asked_for() {
         "/ui/account/2fa/confirm",
         &[
             ("pending", &pending),
+            ("password", PASSWORD),
             ("code", &code_of(&secret, now_secs())),
         ],
     )
@@ -519,3 +533,220 @@ async fn changing_your_password_ends_your_other_sessions(backend: Backend) {
 }
 
 crate::on_both!(changing_your_password_ends_your_other_sessions);
+
+/// A partner link made by an account in the admin UI works only while the account could
+/// still make it: demoted to viewer, it is 410; an owner or admin again, it opens; disabled,
+/// 410 again. A link with bodies shows them only while its maker may see bodies.
+#[tokio::test]
+async fn a_partner_link_ends_when_its_maker_is_demoted_or_disabled() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let rx = crate::common::Receiver::start().await;
+    let mut spec = crate::common::hook(&rx.url("/h"));
+    spec["clinics"] = serde_json::json!(["2"]);
+    let hook = server.create_webhook(spec).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    server
+        .push(
+            "kc_appointment_book",
+            serde_json::json!({"clinic_id": "2", "patient_name": "Ada Lovelace", "doctor_name": "Dr Who", "appointment_date": "2026-12-01"}),
+        )
+        .await;
+    server.settled(crate::WAIT).await;
+    add_user(&*server.store, "max@clinic.example", Role::Admin, None).await;
+    let user = server
+        .store
+        .user_by_email("max@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, session) = log_in(&server.base, "max@clinic.example", PASSWORD, "").await;
+    let session = session.unwrap();
+    let (status, html) = post_form(
+        &server.base,
+        &session,
+        &format!("/ui/webhooks/{hook_id}/partner-links"),
+        &[("label", "Pharmacy IT")],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let url = element_text(&html, "share-url");
+    let path = &url[url.find("/partner/").expect("a link")..];
+    let opened = |path: String| {
+        let base = server.base.clone();
+        async move {
+            no_redirects()
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(opened(path.to_string()).await, 200);
+    let user_path = format!("/api/v1/users/{}", user.id);
+
+    // With bodies: shown while the maker may see them, masked once they may not.
+    let (status, html) = post_form(
+        &server.base,
+        &session,
+        &format!("/ui/webhooks/{hook_id}/partner-links"),
+        &[("show_bodies", "on")],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let url = element_text(&html, "share-url");
+    let bodies_url = format!("{}{}", server.base, &url[url.find("/partner/").unwrap()..]);
+    let page = || async {
+        let resp = no_redirects().get(&bodies_url).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let (status, shown) = page().await;
+    assert_eq!(status, 200);
+    assert!(shown.contains("Ada Lovelace"), "{shown}");
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &user_path,
+            Some(serde_json::json!({ "bodies": false })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, shown) = page().await;
+    assert_eq!(status, 200);
+    assert!(!shown.contains("Ada Lovelace"), "{shown}");
+
+    let set_role = |role: &'static str| {
+        server.call(
+            "PATCH",
+            &user_path,
+            Some(serde_json::json!({ "role": role })),
+        )
+    };
+    assert_eq!(set_role("viewer").await.0, 200);
+    assert_eq!(opened(path.to_string()).await, 410, "maker demoted");
+    assert_eq!(set_role("admin").await.0, 200);
+    assert_eq!(opened(path.to_string()).await, 200, "maker an admin again");
+    let (status, body) = server
+        .call("POST", &format!("/api/v1/users/{}/disable", user.id), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(opened(path.to_string()).await, 410, "maker disabled");
+    server.stop().await;
+}
+
+/// Starts setting up a second factor for the session's account: the shown secret and the
+/// form's sealed `pending`.
+async fn start_2fa(base: &str, session: &str) -> (String, String) {
+    let (status, html) = post_form(base, session, "/ui/account/2fa", &[]).await;
+    assert_eq!(status, 200, "{html}");
+    (
+        element_text(&html, "totp-secret").replace(' ', ""),
+        input_value(&html, "pending"),
+    )
+}
+
+/// The confirming form's `pending` is opened only if it was sealed for this account's setup:
+/// another account's stored (sealed) second factor posted there is refused and never shown,
+/// and a new setup starts instead.
+#[tokio::test]
+async fn another_accounts_sealed_secret_posted_as_pending_is_refused_and_not_shown() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    add_user(&*server.store, "bea@clinic.example", Role::Viewer, None).await;
+    add_user(&*server.store, "eve@clinic.example", Role::Viewer, None).await;
+    // Bea turns hers on.
+    let (_, bea) = log_in(&server.base, "bea@clinic.example", PASSWORD, "").await;
+    let bea = bea.unwrap();
+    let (bea_secret, pending) = start_2fa(&server.base, &bea).await;
+    let (status, html) = post_form(
+        &server.base,
+        &bea,
+        "/ui/account/2fa/confirm",
+        &[
+            ("pending", &pending),
+            ("password", PASSWORD),
+            ("code", &code_of(&bea_secret, now_secs())),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+    let stored = server
+        .store
+        .user_by_email("bea@clinic.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret
+        .expect("on");
+
+    // Eve posts Bea's stored sealed secret as her pending setup, with a wrong code.
+    let (_, eve) = log_in(&server.base, "eve@clinic.example", PASSWORD, "").await;
+    let eve = eve.unwrap();
+    let (eve_secret, _) = start_2fa(&server.base, &eve).await;
+    let grouped: String = bea_secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for code in [wrong_code(&bea_secret), code_of(&bea_secret, now_secs())] {
+        let (status, html) = post_form(
+            &server.base,
+            &eve,
+            "/ui/account/2fa/confirm",
+            &[
+                ("pending", &stored),
+                ("password", PASSWORD),
+                ("code", &code),
+            ],
+        )
+        .await;
+        assert_eq!(status, 422, "{html}");
+        assert!(!html.contains(&bea_secret), "Bea's secret is shown: {html}");
+        assert!(!html.contains(&grouped), "Bea's secret is shown: {html}");
+        let shown = element_text(&html, "totp-secret").replace(' ', "");
+        assert!(
+            shown != bea_secret && shown != eve_secret,
+            "a new setup starts"
+        );
+    }
+    let eve_row = server
+        .store
+        .user_by_email("eve@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eve_row.totp_secret, None);
+}
+
+/// Turning a second factor on needs the account's password: without it, or with a wrong
+/// one, it stays off and the account's other sessions stay.
+#[tokio::test]
+async fn turning_on_a_second_factor_needs_the_password() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    add_user(&*server.store, "kim@clinic.example", Role::Viewer, None).await;
+    let (_, session) = log_in(&server.base, "kim@clinic.example", PASSWORD, "").await;
+    let session = session.unwrap();
+    let (_, other) = log_in(&server.base, "kim@clinic.example", PASSWORD, "").await;
+    let other = other.unwrap();
+    let (secret, pending) = start_2fa(&server.base, &session).await;
+    for password in [None, Some("not my password")] {
+        let code = code_of(&secret, now_secs());
+        let mut form = vec![("pending", pending.as_str()), ("code", code.as_str())];
+        if let Some(p) = password {
+            form.push(("password", p));
+        }
+        let (status, html) =
+            post_form(&server.base, &session, "/ui/account/2fa/confirm", &form).await;
+        assert_eq!(status, 422, "{password:?}: {html}");
+        assert!(html.contains("not your current password"), "{html}");
+        assert_eq!(page(&server.base, &other, "/ui/account").await, 200);
+    }
+    let u = server
+        .store
+        .user_by_email("kim@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.totp_secret, None);
+}

@@ -10,7 +10,10 @@ use crate::{WAIT, on_both};
 
 on_both!(
     the_partner_page_shows_one_webhooks_log_masked_until_revoked_or_expired,
-    only_owners_and_admins_of_the_webhooks_clinics_share_its_log
+    only_owners_and_admins_of_the_webhooks_clinics_share_its_log,
+    a_link_ends_when_its_webhook_moves_clinic_or_its_maker_could_no_longer_make_it,
+    a_valid_link_opens_from_an_address_throttled_for_wrong_ones,
+    a_revoked_link_opened_twenty_times_is_audited_once
 );
 
 async fn token(server: &TestServer, role: &str, clinics: Option<&[&str]>, bodies: bool) -> String {
@@ -301,6 +304,8 @@ async fn the_partner_page_shows_one_webhooks_log_masked_until_revoked_or_expired
             created_at: 0,
             expires_at: carehook::time::now_ms() - 1,
             revoked_at: None,
+            maker: Some("admin".into()),
+            clinics_at_creation: Some(Vec::new()),
         })
         .await
         .unwrap();
@@ -396,5 +401,153 @@ async fn only_owners_and_admins_of_the_webhooks_clinics_share_its_log(backend: B
     assert_eq!(body["error"]["field"], "expires_in_days");
     let (status, body) = post_as(&server, &admin, &links(&one), json!({"nonsense": 1})).await;
     assert_eq!(status, 422, "{body}");
+    server.stop().await;
+}
+
+/// A link is valid only while what it was made under still holds: the webhook's clinics
+/// (moved to another clinic: 410) and its maker (token revoked: 410).
+async fn a_link_ends_when_its_webhook_moves_clinic_or_its_maker_could_no_longer_make_it(
+    backend: Backend,
+) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let hook2 = server
+        .create_webhook(clinic_hook(&rx.url("/2"), "2", "Clinic 2 hook"))
+        .await;
+    let id = hook2["id"].as_str().unwrap();
+    let links = format!("/api/v1/webhooks/{id}/partner-links");
+    let (status, made) = server
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "clinic-2-admin", "role": "admin", "clinics": ["2", "3"], "bodies": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let (maker_id, maker) = (
+        made["id"].as_str().unwrap().to_string(),
+        made["token"].as_str().unwrap().to_string(),
+    );
+
+    // Moved to clinic 3: the clinic-2 partner's link no longer opens (its maker, of both
+    // clinics, still could make it: the move alone ends it).
+    let (status, link) = post_as(&server, &maker, &links, json!({})).await;
+    assert_eq!(status, 201, "{link}");
+    let path = link["path"].as_str().unwrap().to_string();
+    assert_eq!(open(&server, &path).await.0, 200);
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(json!({"clinics": ["3"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, page) = open(&server, &path).await;
+    assert_eq!(status, 410, "moved to another clinic: {page}");
+    assert!(!page.contains("Clinic 2 hook"), "{page}");
+    let (_, list) = server.get(&links).await;
+    assert_eq!(list["items"][0]["state"], "ended", "{list:#}");
+
+    // A link made now (clinic 3) works until its maker's token is revoked.
+    let (status, link) = post_as(&server, &maker, &links, json!({"show_bodies": true})).await;
+    assert_eq!(status, 201, "{link}");
+    let path = link["path"].as_str().unwrap().to_string();
+    assert_eq!(open(&server, &path).await.0, 200);
+    let (status, body) = server
+        .call("DELETE", &format!("/api/v1/tokens/{maker_id}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _, page) = open(&server, &path).await;
+    assert_eq!(status, 410, "maker revoked: {page}");
+
+    // The admin token's link keeps working while nothing changes.
+    let (status, link) = server.post(&links, json!({})).await;
+    assert_eq!(status, 201, "{link}");
+    assert_eq!(open(&server, link["path"].as_str().unwrap()).await.0, 200);
+    server.stop().await;
+}
+
+/// Behind a proxy every partner shares one address: one trying wrong links gets 429s, and
+/// the others' valid links still open from that address.
+async fn a_valid_link_opens_from_an_address_throttled_for_wrong_ones(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let w = server
+        .create_webhook(clinic_hook(&rx.url("/2"), "2", "Clinic 2 hook"))
+        .await;
+    let (status, link) = server
+        .post(
+            &format!(
+                "/api/v1/webhooks/{}/partner-links",
+                w["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let mut statuses = Vec::new();
+    for i in 0..21 {
+        let wrong = format!("/partner/chp_{:0>43}", i);
+        statuses.push(open(&server, &wrong).await.0);
+    }
+    assert_eq!(statuses[..20], [404; 20], "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
+    assert_eq!(open(&server, "/partner/not-even-a-link").await.0, 429);
+    let (status, _, page) = open(&server, link["path"].as_str().unwrap()).await;
+    assert_eq!(
+        status, 200,
+        "a valid link, from a throttled address: {page}"
+    );
+    assert!(page.contains("Clinic 2 hook"), "{page}");
+    server.stop().await;
+}
+
+/// A link no longer valid, opened again and again, is audited as refused once a minute,
+/// not once a request.
+async fn a_revoked_link_opened_twenty_times_is_audited_once(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    let w = server
+        .create_webhook(clinic_hook(&rx.url("/2"), "2", "Clinic 2 hook"))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let (status, link) = server
+        .post(&format!("/api/v1/webhooks/{id}/partner-links"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let (status, _) = server
+        .call(
+            "DELETE",
+            &format!(
+                "/api/v1/webhooks/{id}/partner-links/{}",
+                link["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    for _ in 0..20 {
+        assert_eq!(open(&server, link["path"].as_str().unwrap()).await.0, 410);
+    }
+    let refused = server
+        .store
+        .list_audit(carehook_store::AuditFilter {
+            action: Some("partner.open".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|r| r.outcome == "denied")
+        .count();
+    assert_eq!(refused, 1, "refusals audited");
     server.stop().await;
 }
