@@ -43,6 +43,7 @@ on_both_backends!(
     two_stores_on_one_database_write_at_once,
     webhook_stats_count_windows_and_leave_tests_out,
     queue_depth_counts_due_scheduled_and_leased,
+    a_second_factors_time_step_is_taken_once,
 );
 
 // --- helpers -----------------------------------------------------------------------------------
@@ -1538,5 +1539,58 @@ async fn partner_links_are_found_by_hash_listed_by_webhook_and_revoked_once(db: 
             .unwrap()
             .revoked_at,
         None
+    );
+}
+
+/// A code's time step is taken once: the same or an older step again is refused (a code seen
+/// by someone else cannot be replayed), a newer one is taken; another account is apart.
+async fn a_second_factors_time_step_is_taken_once(db: &TestDatabase) {
+    let store = db.connect().await;
+    let user = |id: &str, email: &str| UserRow {
+        id: id.into(),
+        email: email.into(),
+        display_name: email.into(),
+        password_hash: "$argon2id$not-a-real-hash".into(),
+        totp_secret: Some("sealed".into()),
+        role: "owner".into(),
+        clinics: None,
+        bodies: true,
+        disabled_at: None,
+        created_at: T,
+        updated_at: T,
+        last_login_at: None,
+    };
+    store
+        .insert_user(&user("u-1", "ada@clinic.example"))
+        .await
+        .unwrap();
+    store
+        .insert_user(&user("u-2", "bo@clinic.example"))
+        .await
+        .unwrap();
+    let step = 59_000_000_i64;
+    assert!(
+        store.accept_totp_step("u-1", step).await.unwrap(),
+        "first use"
+    );
+    assert!(
+        !store.accept_totp_step("u-1", step).await.unwrap(),
+        "the same step again"
+    );
+    assert!(
+        !store.accept_totp_step("u-1", step - 1).await.unwrap(),
+        "an older step"
+    );
+    assert!(
+        store.accept_totp_step("u-2", step).await.unwrap(),
+        "another account's own"
+    );
+    assert!(
+        store.accept_totp_step("u-1", step + 1).await.unwrap(),
+        "the next step"
+    );
+    assert!(
+        !store.accept_totp_step("nobody", step + 5).await.unwrap(),
+        "no such account"
     );
 }
