@@ -297,7 +297,7 @@ async fn list(
     let (rows, next) = if error.is_empty() {
         let page = match state.app.store.list_deliveries(filter).await {
             Ok(p) => p,
-            Err(carehook_store::StoreError::Invalid(_)) => {
+            Err(e) if e.is_bad_cursor() => {
                 error = "That page of the log no longer exists; start from the newest.".into();
                 carehook_store::Page {
                     items: Vec::new(),
