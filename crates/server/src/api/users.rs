@@ -90,7 +90,7 @@ struct NewAccount {
     role: Option<String>,
     /// The clinics it is limited to; left out, null or empty: every clinic.
     #[serde(default, deserialize_with = "super::tokens::clinic_list")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["2"]))]
+    #[schema(value_type = Option<Vec<super::tokens::ClinicId>>, example = json!(["2"]))]
     clinics: Option<Vec<String>>,
     /// Whether it sees bodies in the delivery log; default: yes, except for a viewer.
     #[serde(default)]
@@ -191,7 +191,7 @@ struct AccountChange {
     role: Option<String>,
     /// The clinics it is limited to; null or empty: every clinic; left out: unchanged.
     #[serde(default, deserialize_with = "some_clinic_list")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["2"]))]
+    #[schema(value_type = Option<Vec<super::tokens::ClinicId>>, example = json!(["2"]))]
     clinics: Option<Option<Vec<String>>>,
     #[serde(default)]
     bodies: Option<bool>,
