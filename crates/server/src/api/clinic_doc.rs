@@ -13,6 +13,7 @@ use super::clinic::{NESTED, USER_HEADER};
 const NO_CONTROL: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 const NO_CONTROL_BUT_LINES: &str =
     "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+const NON_BLANK: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
 /// `YYYY-MM-DD` in the years the records take (1900 to 2199).
 pub const DATE_PATTERN: &str = "^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
 
@@ -27,7 +28,7 @@ fn schema_of(ty: FieldType) -> Value {
             json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "example": "14:05"})
         }
         FieldType::Amount => {
-            json!({"type": ["string", "integer"], "minimum": 0, "pattern": "^[0-9]{1,15}(\\.[0-9]{1,2})?$",
+            json!({"type": ["string", "integer"], "minimum": 0, "maximum": 999_999_999_999_999_u64, "pattern": "^[0-9]{1,15}(\\.[0-9]{1,2})?$",
                 "description": "a decimal amount as text, at most 2 decimals, kept as written (a whole number may be a JSON number)", "example": "1234.50"})
         }
         FieldType::Email => json!({"type": "string", "format": "email", "maxLength": 254,
@@ -35,7 +36,9 @@ fn schema_of(ty: FieldType) -> Value {
         FieldType::Currency => {
             json!({"type": "string", "pattern": "^[A-Za-z]{3}$", "example": "EUR"})
         }
-        FieldType::TimeZone => json!({"type": "string", "example": "Europe/Berlin"}),
+        FieldType::TimeZone => {
+            json!({"type": "string", "pattern": "^[A-Za-z0-9/_+-]{1,64}$", "example": "Europe/Berlin"})
+        }
         FieldType::OneOf(values) => json!({"type": "string", "enum": values}),
         FieldType::List => json!({
             "description": "names, as a list or one comma-separated text",
@@ -45,12 +48,17 @@ fn schema_of(ty: FieldType) -> Value {
             json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("the {}'s id", r.kind().noun())})
         }
         // 3 to 20 digits, with spaces and + - ( ) . between; a JSON number is its digits.
-        FieldType::Phone => json!({"type": ["string", "integer"], "minimum": 100,
-            "pattern": "^[ +().-]*([0-9][ +().-]*){3,20}$", "example": "+44 20 7946 0000"}),
+        FieldType::Phone => {
+            json!({"type": ["string", "integer"], "minimum": 100, "maximum": u64::MAX,
+            "pattern": "^[ +().-]*([0-9][ +().-]*){3,20}$", "example": "+44 20 7946 0000"})
+        }
         // Whole JSON numbers are taken as their text (a phone number sent as a number).
-        FieldType::Text => json!({"type": ["string", "integer"], "pattern": NO_CONTROL}),
+        // (A JSON number must be whole and fit 64 bits.)
+        FieldType::Text => {
+            json!({"type": ["string", "integer"], "pattern": NO_CONTROL, "minimum": i64::MIN, "maximum": u64::MAX})
+        }
         FieldType::LongText => {
-            json!({"type": ["string", "integer"], "pattern": NO_CONTROL_BUT_LINES})
+            json!({"type": ["string", "integer"], "pattern": NO_CONTROL_BUT_LINES, "minimum": i64::MIN, "maximum": u64::MAX})
         }
         FieldType::Format(_) => json!({"type": "string", "pattern": NO_CONTROL}),
     }
@@ -59,8 +67,13 @@ fn schema_of(ty: FieldType) -> Value {
 /// A schema without the constraints only input must meet.
 fn loosen(schema: &mut Value) {
     if let Some(o) = schema.as_object_mut() {
-        for k in ["pattern", "minimum", "maxLength"] {
+        for k in ["pattern", "minimum", "maximum", "maxLength"] {
             o.remove(k);
+        }
+        // carehook's e-mail check is plainer than JSON Schema's `email` format (it takes a
+        // non-ASCII address), so an accepted address is not promised to be one.
+        if o.get("format").is_some_and(|f| f == "email") {
+            o.remove("format");
         }
         if let Some(Value::Array(alts)) = o.get_mut("oneOf") {
             for alt in alts {
@@ -151,6 +164,10 @@ pub fn add_to(doc: &mut Value) {
         let mut required = Vec::new();
         for f in kind.fields() {
             let mut s = schema_of(f.ty);
+            // Blank is the same as absent, so a required text needs something besides spaces.
+            if f.required && s["pattern"] == NO_CONTROL {
+                s["pattern"] = NON_BLANK.into();
+            }
             if let Some(d) = f.default {
                 s["default"] = d.into();
             }
