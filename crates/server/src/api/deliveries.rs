@@ -291,7 +291,8 @@ async fn get_one(
 
 /// Sends a delivery again now, whatever its status.
 #[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "deliveries", params(("id" = Uuid, Path, description = "Delivery id")),
-    responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Its event data is gone (retention or erasure), so it cannot be sent again", body = ErrorBody)))]
 pub(crate) async fn retry(
     State(state): State<AppState>,
     caller: Caller,

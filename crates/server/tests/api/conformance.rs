@@ -292,3 +292,43 @@ async fn the_document_is_as_strict_as_the_validation() {
     );
     server.stop().await;
 }
+
+/// Retrying a delivery whose event data was erased is a 409 (the fuzzer erased a patient,
+/// then retried); the document listed no 409 there.
+#[tokio::test]
+async fn retrying_a_delivery_whose_data_was_erased_is_a_documented_409() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let receiver = Receiver::start().await;
+    server.create_webhook(hook(&receiver.url("/x"))).await;
+    let event = server
+        .push(
+            "kc_appointment_book",
+            json!({"patient_id": "77", "patient_name": "Ada King"}),
+        )
+        .await;
+    let delivery = event["deliveries"][0].as_str().unwrap().to_string();
+    server
+        .wait_delivery(&delivery, crate::WAIT, |d| d["status"] == "succeeded")
+        .await;
+    let (status, body) = server.call("POST", "/api/v1/patients/77/erase", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_error(
+        &server
+            .call(
+                "POST",
+                &format!("/api/v1/deliveries/{delivery}/retry"),
+                None,
+            )
+            .await,
+        409,
+        "conflict",
+        None,
+    );
+    assert!(documents(
+        &carehook::api::openapi_document(),
+        "post",
+        "/api/v1/deliveries/{id}/retry",
+        "409"
+    ));
+    server.stop().await;
+}
