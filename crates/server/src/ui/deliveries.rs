@@ -304,6 +304,14 @@ async fn list(
                     next_cursor: None,
                 }
             }
+            // A filter the store refused (a search over 200 characters): said on the page.
+            Err(carehook_store::StoreError::Rejected(f)) => {
+                error = format!("The {}: {}.", f.field, f.message);
+                carehook_store::Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                }
+            }
             Err(e) => return Err(UiError::internal(e)),
         };
         let rows = log_rows(
