@@ -75,6 +75,17 @@ struct UserList {
     items: Vec<User>,
 }
 
+/// A person's role: a role of API tokens but `ingest` (its schema in the document).
+#[allow(dead_code)]
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+enum PersonRole {
+    Owner,
+    Admin,
+    Editor,
+    Viewer,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAccount {
@@ -86,7 +97,7 @@ struct NewAccount {
     display_name: String,
     /// owner, admin, editor or viewer (ingest is for API tokens); default viewer.
     #[serde(default)]
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Option<PersonRole>)]
     role: Option<String>,
     /// The clinics it is limited to; left out, null or empty: every clinic.
     #[serde(default, deserialize_with = "super::tokens::clinic_list")]
@@ -187,7 +198,7 @@ struct AccountChange {
     display_name: Option<String>,
     /// owner, admin, editor or viewer.
     #[serde(default)]
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Option<PersonRole>)]
     role: Option<String>,
     /// The clinics it is limited to; null or empty: every clinic; left out: unchanged.
     #[serde(default, deserialize_with = "some_clinic_list")]

@@ -285,6 +285,22 @@ async fn the_document_is_as_strict_as_the_validation() {
         "invalid",
         Some("name"),
     );
+    // A person is not an `ingest` (that role is for API tokens).
+    assert_eq!(
+        schemas["PersonRole"]["enum"],
+        json!(["owner", "admin", "editor", "viewer"])
+    );
+    let (status, body) = server
+        .post(
+            "/api/v1/users",
+            json!({"email": "ada@clinic.example", "display_name": "Ada", "role": "ingest"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("role")),
+        "{body}"
+    );
     assert_eq!(
         schemas["ClinicId"]["pattern"], "^[A-Za-z0-9_-]{1,64}$",
         "{}",
