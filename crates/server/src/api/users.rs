@@ -93,7 +93,12 @@ struct NewAccount {
     #[schema(example = "ada@clinic.example")]
     email: String,
     /// The name shown in the UI, 1 to 100 characters.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     display_name: String,
     /// owner, admin, editor or viewer (ingest is for API tokens); default viewer.
     #[serde(default)]
@@ -194,7 +199,9 @@ async fn show(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountChange {
+    /// 1 to 100 characters, not only spaces.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     display_name: Option<String>,
     /// owner, admin, editor or viewer.
     #[serde(default)]

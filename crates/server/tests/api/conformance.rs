@@ -301,6 +301,9 @@ async fn the_document_is_as_strict_as_the_validation() {
         (422, &json!("role")),
         "{body}"
     );
+    let name = &schemas["AccountChange"]["properties"]["display_name"];
+    assert_eq!(name["maxLength"], 100, "{name}");
+    assert_eq!(name["pattern"], "\\S", "{name}");
     assert_eq!(
         schemas["ClinicId"]["pattern"], "^[A-Za-z0-9_-]{1,64}$",
         "{}",
