@@ -445,6 +445,16 @@ impl Kind {
         }
     }
 
+    /// Whether a list of this kind can be filtered by `r` (`?clinic_id=`): the kind
+    /// itself, one of its references, or one its parent's chain has (a payment by
+    /// clinic goes through its bill's encounter). The store's list query follows the
+    /// same chain; the API refuses, and its document leaves out, any other.
+    pub fn filterable_by(self, r: Ref) -> bool {
+        self == r.kind()
+            || self.refs().contains(&r)
+            || self.parent().is_some_and(|p| p.kind().filterable_by(r))
+    }
+
     /// Whether records of this kind have a `date` the store indexes.
     pub fn has_day(self) -> bool {
         matches!(self, Kind::Appointment | Kind::Encounter | Kind::Payment)

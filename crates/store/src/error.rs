@@ -1,5 +1,5 @@
 //! The store's one error type. The server maps it to HTTP in one place: `NotFound` → 404,
-//! `Conflict` → 409, `Invalid` → 400, `Rejected` → 422, everything else → 500 (logged, never shown).
+//! `Conflict` → 409, `Invalid` → 400, `Rejected` → 422 (naming the field), everything else → 500 (logged, never shown).
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +22,22 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+}
+
+impl StoreError {
+    /// A page cursor the store did not make (or no longer can read): the
+    /// caller's `cursor` parameter, named as such.
+    pub fn bad_cursor(cursor: &str) -> StoreError {
+        StoreError::Rejected(carehook_core::clinic::FieldError::new(
+            "cursor",
+            format!("bad cursor {cursor:?}: pass the next_cursor of the previous page"),
+        ))
+    }
+
+    /// Whether this is [`StoreError::bad_cursor`].
+    pub fn is_bad_cursor(&self) -> bool {
+        matches!(self, StoreError::Rejected(f) if f.field == "cursor")
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

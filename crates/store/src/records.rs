@@ -470,9 +470,7 @@ pub(crate) fn list_sql(kind: Kind, f: &RecordFilter) -> Result<Built> {
         }
     }
     if let Some(c) = &f.cursor {
-        let after: i64 = c
-            .parse()
-            .map_err(|_| StoreError::Invalid(format!("bad cursor {c:?}")))?;
+        let after: i64 = c.parse().map_err(|_| StoreError::bad_cursor(c))?;
         let p = b.arg(Arg::Int(after));
         b.sql += &format!(" AND id > {p}");
     }

@@ -252,7 +252,7 @@ pub(crate) fn encode_cursor(created_at: i64, id: Uuid) -> String {
 }
 
 pub(crate) fn decode_cursor(cursor: &str) -> Result<(i64, Uuid)> {
-    let bad = || StoreError::Invalid(format!("bad cursor {cursor:?}"));
+    let bad = || StoreError::bad_cursor(cursor);
     let (at, id) = cursor.split_once('.').ok_or_else(bad)?;
     Ok((
         at.parse().map_err(|_| bad())?,
@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(-5, id)).unwrap(), (-5, id));
         for bad in ["", "12", "x.y", "12.notauuid"] {
             assert!(
-                matches!(decode_cursor(bad), Err(StoreError::Invalid(_))),
+                decode_cursor(bad).is_err_and(|e| e.is_bad_cursor()),
                 "{bad}"
             );
         }

@@ -284,7 +284,9 @@ pub(crate) fn list_deliveries(
     }
     if let Some(term) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if term.len() > 200 {
-            return Err(StoreError::Invalid("search: at most 200 characters".into()));
+            return Err(StoreError::Rejected(
+                carehook_core::clinic::FieldError::new("search", "at most 200 characters"),
+            ));
         }
         if term.bytes().all(|c| c.is_ascii_digit()) {
             let p = b.arg(Arg::Text(term.to_owned()));

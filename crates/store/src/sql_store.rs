@@ -1030,9 +1030,7 @@ impl<D: Dialect> AuditStore for SqlStore<D> {
             b.sql += &format!(" AND at < {p}");
         }
         if let Some(c) = &f.cursor {
-            let seq: i64 = c
-                .parse()
-                .map_err(|_| StoreError::Invalid(format!("bad cursor {c:?}")))?;
+            let seq: i64 = c.parse().map_err(|_| StoreError::bad_cursor(c))?;
             let p = b.arg(Arg::Int(seq));
             b.sql += &format!(" AND seq < {p}");
         }

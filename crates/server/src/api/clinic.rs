@@ -184,10 +184,22 @@ async fn list(
         (Ref::Bill, q.bill_id),
     ] {
         if let Some(id) = id {
+            if !kind.filterable_by(r) {
+                return Err(ApiError::invalid(
+                    r.column(),
+                    format!("{}s cannot be filtered by {}", kind.noun(), r.column()),
+                ));
+            }
             refs.push((r, id));
         }
     }
     let day = |field: &str, d: Option<String>| -> ApiResult<Option<String>> {
+        if d.is_some() && !kind.has_day() {
+            return Err(ApiError::invalid(
+                field,
+                format!("{}s have no date to filter by", kind.noun()),
+            ));
+        }
         d.map(|d| {
             carehook_core::clinic::parse_date(&d)
                 .map(|d| d.format("%Y-%m-%d").to_string())
@@ -204,7 +216,7 @@ async fn list(
             day_from: day("date_from", q.date_from)?.or(exact.clone()),
             day_to: day("date_to", q.date_to)?.or(exact),
             limit: super::deliveries::check_limit(q.limit)?,
-            cursor: q.cursor,
+            cursor: super::deliveries::nonempty(q.cursor),
         },
     )
     .await?;

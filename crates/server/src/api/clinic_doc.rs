@@ -3,34 +3,86 @@
 //! and schemas are made here from the same table: a kind or field added
 //! there shows up in the document without anyone writing it twice.
 
-use carehook_core::clinic::{FieldType, Kind};
+use carehook_core::clinic::{FieldType, Kind, Ref};
 use serde_json::{Map, Value, json};
 
 use super::clinic::{NESTED, USER_HEADER};
 
+/// Text without control characters (what `carehook_core::clinic` refuses);
+/// long text may keep line breaks and tabs.
+const NO_CONTROL: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+const NO_CONTROL_BUT_LINES: &str =
+    "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+const NON_BLANK: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// `YYYY-MM-DD` in the years the records take (1900 to 2199).
+pub const DATE_PATTERN: &str = "^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+
+/// The schema of a field, as tight as the validation is where a pattern can
+/// say it (a schema-valid value should be accepted: schemathesis checks).
 fn schema_of(ty: FieldType) -> Value {
     match ty {
-        FieldType::Date => json!({"type": "string", "format": "date", "example": "2026-11-26"}),
-        FieldType::Time => json!({"type": "string", "example": "14:05"}),
-        FieldType::Amount => {
-            json!({"type": ["string", "integer"], "description": "a decimal amount as text, kept as written (a whole number may be a JSON number)", "example": "1234.50"})
+        FieldType::Date => {
+            json!({"type": "string", "format": "date", "pattern": DATE_PATTERN, "example": "2026-11-26"})
         }
-        FieldType::Email => json!({"type": "string", "format": "email"}),
-        FieldType::Currency => json!({"type": "string", "example": "EUR"}),
-        FieldType::TimeZone => json!({"type": "string", "example": "Europe/Berlin"}),
+        FieldType::Time => {
+            json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$", "example": "14:05"})
+        }
+        FieldType::Amount => {
+            json!({"type": ["string", "integer"], "minimum": 0, "maximum": 999_999_999_999_999_u64, "pattern": "^[0-9]{1,15}(\\.[0-9]{1,2})?$",
+                "description": "a decimal amount as text, at most 2 decimals, kept as written (a whole number may be a JSON number)", "example": "1234.50"})
+        }
+        FieldType::Email => json!({"type": "string", "format": "email", "maxLength": 254,
+            "pattern": "^[^@\\s\\u0000-\\u001F\\u007F-\\u009F]+@[^@.\\s\\u0000-\\u001F\\u007F-\\u009F][^@\\s\\u0000-\\u001F\\u007F-\\u009F]*\\.[^@\\s\\u0000-\\u001F\\u007F-\\u009F]*[^@.\\s\\u0000-\\u001F\\u007F-\\u009F]$"}),
+        FieldType::Currency => {
+            json!({"type": "string", "pattern": "^[A-Za-z]{3}$", "example": "EUR"})
+        }
+        FieldType::TimeZone => {
+            json!({"type": "string", "pattern": "^[A-Za-z0-9/_+-]{1,64}$", "example": "Europe/Berlin"})
+        }
         FieldType::OneOf(values) => json!({"type": "string", "enum": values}),
         FieldType::List => json!({
             "description": "names, as a list or one comma-separated text",
-            "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]
+            "oneOf": [{"type": "array", "items": {"type": "string", "pattern": NO_CONTROL}}, {"type": "string", "pattern": NO_CONTROL}]
         }),
         FieldType::Ref(r) => {
-            json!({"type": "integer", "format": "int64", "description": format!("the {}'s id", r.kind().noun())})
+            json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("the {}'s id", r.kind().noun())})
+        }
+        // 3 to 20 digits, with spaces and + - ( ) . between; a JSON number is its digits.
+        FieldType::Phone => {
+            json!({"type": ["string", "integer"], "minimum": 100, "maximum": u64::MAX,
+            "pattern": "^[ +().-]*([0-9][ +().-]*){3,20}$", "example": "+44 20 7946 0000"})
         }
         // Whole JSON numbers are taken as their text (a phone number sent as a number).
-        FieldType::Text | FieldType::LongText | FieldType::Phone => {
-            json!({"type": ["string", "integer"]})
+        // (A JSON number must be whole and fit 64 bits.)
+        FieldType::Text => {
+            json!({"type": ["string", "integer"], "pattern": NO_CONTROL, "minimum": i64::MIN, "maximum": u64::MAX})
         }
-        FieldType::Format(_) => json!({"type": "string"}),
+        FieldType::LongText => {
+            json!({"type": ["string", "integer"], "pattern": NO_CONTROL_BUT_LINES, "minimum": i64::MIN, "maximum": u64::MAX})
+        }
+        FieldType::Format(_) => json!({"type": "string", "pattern": NO_CONTROL}),
+    }
+}
+
+/// A schema without the constraints only input must meet.
+fn loosen(schema: &mut Value) {
+    if let Some(o) = schema.as_object_mut() {
+        for k in ["pattern", "minimum", "maximum", "maxLength"] {
+            o.remove(k);
+        }
+        // carehook's e-mail check is plainer than JSON Schema's `email` format (it takes a
+        // non-ASCII address), so an accepted address is not promised to be one.
+        if o.get("format").is_some_and(|f| f == "email") {
+            o.remove("format");
+        }
+        if let Some(Value::Array(alts)) = o.get_mut("oneOf") {
+            for alt in alts {
+                loosen(alt);
+                if let Some(items) = alt.get_mut("items") {
+                    loosen(items);
+                }
+            }
+        }
     }
 }
 
@@ -73,30 +125,36 @@ pub fn add_to(doc: &mut Value) {
     let user = json!({"name": USER_HEADER, "in": "header", "required": false,
         "description": "The clinic user who acted (`current_user_id` in the events)",
         "schema": {"type": "integer", "format": "int64"}});
-    let mut list_params: Vec<Value> = [
-        "clinic_id",
-        "doctor_id",
-        "patient_id",
-        "appointment_id",
-        "encounter_id",
-        "bill_id",
-    ]
-    .iter()
-    .map(|p| json!({"name": p, "in": "query", "required": false, "schema": {"type": "integer", "format": "int64"}}))
-    .collect();
-    for (p, d) in [
-        (
-            "date",
-            "one day (YYYY-MM-DD), or the first of a range with date_to",
-        ),
-        ("date_from", "first day (YYYY-MM-DD)"),
-        ("date_to", "last day (YYYY-MM-DD)"),
-        ("cursor", "`next_cursor` of the previous page"),
-    ] {
-        list_params.push(json!({"name": p, "in": "query", "required": false, "description": d, "schema": {"type": "string"}}));
-    }
-    list_params.push(json!({"name": "limit", "in": "query", "required": false,
-        "schema": {"type": "integer", "minimum": 0, "maximum": 1000}}));
+    // A list takes only the filters its kind has (`?date=` on a kind without a date, or
+    // `?bill_id=` on doctors, is a 422).
+    let list_params = |kind: Kind| -> Vec<Value> {
+        let mut params: Vec<Value> = Ref::ALL
+            .into_iter()
+            .filter(|r| kind.filterable_by(*r))
+            .map(|r| json!({"name": r.column(), "in": "query", "required": false, "schema": {"type": "integer", "format": "int64"}}))
+            .collect();
+        if kind.has_day() {
+            for (p, d) in [
+                (
+                    "date",
+                    "one day (YYYY-MM-DD), or the first of a range with date_to",
+                ),
+                ("date_from", "first day (YYYY-MM-DD)"),
+                ("date_to", "last day (YYYY-MM-DD)"),
+            ] {
+                params.push(
+                    json!({"name": p, "in": "query", "required": false, "description": d,
+                    "schema": {"type": "string", "format": "date", "pattern": DATE_PATTERN}}),
+                );
+            }
+        }
+        params.push(json!({"name": "cursor", "in": "query", "required": false,
+            "description": "`next_cursor` of the previous page", "schema": {"type": "string", "pattern": "^[0-9]{0,18}$"}}));
+        params.push(json!({"name": "limit", "in": "query", "required": false,
+            "description": "page size, 1 to 1000 (default 50)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}));
+        params
+    };
 
     let mut schemas = Map::new();
     let mut paths = Map::new();
@@ -106,6 +164,10 @@ pub fn add_to(doc: &mut Value) {
         let mut required = Vec::new();
         for f in kind.fields() {
             let mut s = schema_of(f.ty);
+            // Blank is the same as absent, so a required text needs something besides spaces.
+            if f.required && s["pattern"] == NO_CONTROL {
+                s["pattern"] = NON_BLANK.into();
+            }
             if let Some(d) = f.default {
                 s["default"] = d.into();
             }
@@ -114,9 +176,30 @@ pub fn add_to(doc: &mut Value) {
                 required.push(f.name);
             }
         }
-        let input = json!({"type": "object", "properties": props.clone(), "required": required,
-            "description": format!("{} to create; a PATCH takes any of these fields.", capitalized(&a(kind.noun())))});
+        // A record created under its parent takes the parent from the path (a different
+        // one in the body is refused).
+        let nested_parent = NESTED
+            .contains(&kind)
+            .then(|| kind.parent())
+            .flatten()
+            .map(|r| r.column());
+        let mut input_props = props.clone();
+        if let Some(parent) = nested_parent {
+            input_props.remove(parent);
+            required.retain(|f| *f != parent);
+        }
+        // Unknown fields are refused, so the document says so.
+        let input = json!({"type": "object", "properties": input_props, "required": required,
+            "additionalProperties": false,
+            "description": format!("{} to create.", capitalized(&a(kind.noun())))});
+        let patch = json!({"type": "object", "properties": props.clone(), "additionalProperties": false,
+            "description": format!("The fields of {} to change (a required one may not be emptied).", a(kind.noun()))});
+        // What is stored may predate a rule, or be an erased tombstone: the record
+        // as answered is described by type only.
         let mut record_props = props;
+        for schema in record_props.values_mut() {
+            loosen(schema);
+        }
         record_props.insert("id".into(), json!({"type": "integer", "format": "int64"}));
         record_props.insert(
             "created_at".into(),
@@ -138,6 +221,7 @@ pub fn add_to(doc: &mut Value) {
             "items": {"type": "array", "items": reference(&name)},
             "next_cursor": {"type": ["string", "null"]}}});
         schemas.insert(format!("{name}Input"), input);
+        schemas.insert(format!("{name}Patch"), patch);
         schemas.insert(name.clone(), record);
         schemas.insert(format!("{name}List"), list);
 
@@ -152,7 +236,7 @@ pub fn add_to(doc: &mut Value) {
                     "404": error("No such parent"), "413": error("Too large"), "415": error("Not JSON"), "422": error("Invalid field")}})
         };
         let list_op = |mut params: Vec<Value>, operation: String| {
-            params.extend(list_params.iter().cloned());
+            params.extend(list_params(kind));
             json!({"tags": tag, "operationId": operation, "summary": format!("List {}s, newest first", kind.noun()), "parameters": params,
                 "responses": {"200": ok("A page", reference(&format!("{name}List"))), "400": error("Bad input"),
                     "401": error("No valid token"), "422": error("Bad query parameter")}})
@@ -191,7 +275,7 @@ pub fn add_to(doc: &mut Value) {
                     "update",
                     format!("Change {} (fires its update event)", a(kind.noun())),
                     vec![user.clone()],
-                    Some(json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "The fields to change"}}}})),
+                    Some(json!({"required": true, "content": {"application/json": {"schema": reference(&format!("{name}Patch"))}}})),
                     reference(&name)
                 ),
                 "delete": one(

@@ -34,13 +34,20 @@ struct ListQuery {
     /// An event name (or alias)
     event: Option<String>,
     /// Created at or after (RFC 3339, or unix ms)
+    #[param(
+        pattern = r"^(-?[0-9]{1,15}|(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
+    )]
     since: Option<String>,
     /// Created before (RFC 3339, or unix ms)
+    #[param(
+        pattern = r"^(-?[0-9]{1,15}|(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
+    )]
     until: Option<String>,
     /// Page size, 1 to 1000 (default 50)
-    #[param(minimum = 0, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page
+    #[param(pattern = r"^(-?[0-9]{1,15}\.[0-9a-f]{32})?$")]
     cursor: Option<String>,
     /// A patient or appointment: an id (digits) matches `appointment_id`
     /// or `patient_id`; other text matches a patient name holding every
@@ -165,7 +172,9 @@ struct DeliveryPage {
 
 /// The delivery log, newest first, filtered and paged.
 #[utoipa::path(get, path = "/deliveries", tag = "deliveries", params(ListQuery),
-    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "`webhook_id` names a webhook the token cannot see (another clinic's, for a token limited to clinics)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -282,7 +291,8 @@ async fn get_one(
 
 /// Sends a delivery again now, whatever its status.
 #[utoipa::path(post, path = "/deliveries/{id}/retry", tag = "deliveries", params(("id" = Uuid, Path, description = "Delivery id")),
-    responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Delivery), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Its event data is gone (retention or erasure), so it cannot be sent again", body = ErrorBody)))]
 pub(crate) async fn retry(
     State(state): State<AppState>,
     caller: Caller,

@@ -174,9 +174,10 @@ async fn push_event(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Page size, 1 to 1000 (default 50)
-    #[param(minimum = 0, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page
+    #[param(pattern = r"^(-?[0-9]{1,15}\.[0-9a-f]{32})?$")]
     cursor: Option<String>,
 }
 

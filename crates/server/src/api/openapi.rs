@@ -52,8 +52,56 @@ pub fn finish(doc: OpenApi) -> serde_json::Value {
     super::clinic_doc::add_to(&mut doc);
     name_operations(&mut doc);
     add_policy(&mut doc);
+    add_input_errors(&mut doc);
     describe_responses(&mut doc);
     doc
+}
+
+/// The answers the shared extractors ([`super::error`]) give to bad input,
+/// on every operation that takes that input, so no handler's annotation can
+/// forget one (a schema fuzzer found a 415 and a 422 left out by hand):
+/// a JSON body (`ApiJson`, `OptionalJson`, `LaterJson`) may be malformed
+/// (400), too large (413), not JSON (415) or invalid (422); query parameters
+/// (`ApiQuery`) a 422 naming the parameter; a typed id in the path
+/// (`ApiPath`) a 400.
+fn add_input_errors(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for method in METHODS {
+            let Some(op) = item.get_mut(method) else {
+                continue;
+            };
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let takes = |place: &str| params.iter().any(|p| p["in"] == place);
+            let typed_path_id = params.iter().any(|p| {
+                p["in"] == "path"
+                    && (p["schema"]["type"] != "string" || p["schema"]["format"] == "uuid")
+            });
+            let mut add: Vec<&str> = Vec::new();
+            if op.get("requestBody").is_some() {
+                add.extend(["400", "413", "415", "422"]);
+            }
+            if takes("query") {
+                add.push("422");
+            }
+            if typed_path_id {
+                add.push("400");
+            }
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            for status in add {
+                responses.entry(status).or_insert_with(|| {
+                    serde_json::json!({
+                        "description": status_meaning(status),
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+                    })
+                });
+            }
+        }
+    }
 }
 
 /// Each operation's rule from the policy table ([`super::policy`]), as

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     request_body(content = Option<TryOut>, description = "Optional; an empty body tests the default event with the examples"),
     responses((status = 200, description = "Sent (or tried): `error` and `response` tell how it went", body = TestResult),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The webhook is broken (its stored configuration cannot be read); see its `broken` reason", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn test_send(
     State(state): State<AppState>,
     caller: Caller,

@@ -40,7 +40,7 @@ struct Erased {
 /// (made tombstones). Their pending deliveries are cancelled. Audited; calling it again
 /// changes nothing more.
 #[utoipa::path(post, path = "/patients/{id}/erase", tag = "patient data",
-    params(("id" = String, Path, description = "The patient's id, as events carry it in patient_id")),
+    params(("id" = String, Path, description = "The patient's id, as events carry it in patient_id", pattern = r"^[A-Za-z0-9._-]{1,100}$")),
     responses((status = 200, body = Erased), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn erase(
     State(state): State<AppState>,
@@ -66,7 +66,10 @@ async fn erase(
 #[serde(deny_unknown_fields)]
 struct PurgeRequest {
     /// Remove payloads from before this time (RFC 3339, or unix ms).
-    #[schema(example = "2026-10-01T00:00:00Z")]
+    #[schema(
+        example = "2026-10-01T00:00:00Z",
+        pattern = r"^(-?[0-9]{1,15}|(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     before: String,
     /// Count only; change nothing.
     #[serde(default)]
@@ -129,13 +132,20 @@ struct AuditQuery {
     /// An actor, as the trail writes it
     actor: Option<String>,
     /// At or after (RFC 3339, or unix ms)
+    #[param(
+        pattern = r"^(-?[0-9]{1,15}|(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
+    )]
     since: Option<String>,
     /// Before (RFC 3339, or unix ms)
+    #[param(
+        pattern = r"^(-?[0-9]{1,15}|(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-3]):[0-5][0-9]))?$"
+    )]
     until: Option<String>,
     /// Page size, 1 to 1000 (default 50)
-    #[param(minimum = 0, maximum = 1000)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page
+    #[param(pattern = r"^[0-9]{0,15}$")]
     cursor: Option<String>,
 }
 

@@ -31,7 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct NewToken {
     /// Who or what uses it: `zapier`, `billing-sync`.
-    #[schema(example = "zapier", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "zapier",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: String,
     /// What it may do (see docs/access.md); default `owner`.
     #[serde(default)]
@@ -39,13 +44,19 @@ struct NewToken {
     role: Option<String>,
     /// The clinics (their `clinic_id`) it is limited to; left out or empty: every clinic.
     #[serde(default, deserialize_with = "clinic_list")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["2"]))]
+    #[schema(value_type = Option<Vec<ClinicId>>, example = json!(["2"]))]
     clinics: Option<Vec<String>>,
     /// Whether it sees request and response bodies and event data in the
     /// delivery log; default: yes, except for a `viewer`.
     #[serde(default)]
     bodies: Option<bool>,
 }
+
+/// A clinic, by its `clinic_id` (its schema in the document; a JSON number is taken too).
+#[allow(dead_code)]
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "2")]
+pub struct ClinicId(String);
 
 /// Clinic ids as text or numbers; `null` is the same as none (every clinic).
 pub(super) fn clinic_list<'de, D: serde::Deserializer<'de>>(

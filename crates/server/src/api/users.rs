@@ -75,6 +75,17 @@ struct UserList {
     items: Vec<User>,
 }
 
+/// A person's role: a role of API tokens but `ingest` (its schema in the document).
+#[allow(dead_code)]
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+enum PersonRole {
+    Owner,
+    Admin,
+    Editor,
+    Viewer,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAccount {
@@ -82,15 +93,20 @@ struct NewAccount {
     #[schema(example = "ada@clinic.example")]
     email: String,
     /// The name shown in the UI, 1 to 100 characters.
-    #[schema(example = "Ada Lovelace")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     display_name: String,
     /// owner, admin, editor or viewer (ingest is for API tokens); default viewer.
     #[serde(default)]
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Option<PersonRole>)]
     role: Option<String>,
     /// The clinics it is limited to; left out, null or empty: every clinic.
     #[serde(default, deserialize_with = "super::tokens::clinic_list")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["2"]))]
+    #[schema(value_type = Option<Vec<super::tokens::ClinicId>>, example = json!(["2"]))]
     clinics: Option<Vec<String>>,
     /// Whether it sees bodies in the delivery log; default: yes, except for a viewer.
     #[serde(default)]
@@ -207,15 +223,17 @@ async fn show(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountChange {
+    /// 1 to 100 characters, not only spaces.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     display_name: Option<String>,
     /// owner, admin, editor or viewer.
     #[serde(default)]
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Option<PersonRole>)]
     role: Option<String>,
     /// The clinics it is limited to; null or empty: every clinic; left out: unchanged.
     #[serde(default, deserialize_with = "some_clinic_list")]
-    #[schema(value_type = Option<Vec<String>>, example = json!(["2"]))]
+    #[schema(value_type = Option<Vec<super::tokens::ClinicId>>, example = json!(["2"]))]
     clinics: Option<Option<Vec<String>>>,
     #[serde(default)]
     bodies: Option<bool>,

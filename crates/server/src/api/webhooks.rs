@@ -264,7 +264,7 @@ async fn get_one(
 /// sent, or sent back masked, stays as it was.
 #[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
     request_body(content = Object, description = "The fields to change", content_type = "application/json"),
-    responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The webhook is broken (its stored configuration cannot be read); see its `broken` reason", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -297,7 +297,7 @@ async fn remove(
 /// A new signing secret; the old one keeps signing for 24 hours so
 /// receivers can switch without dropping a request.
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
-    responses((status = 200, description = "The webhook with its new `signing_secret` and `previous_secret_expires_at`", body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The webhook with its new `signing_secret` and `previous_secret_expires_at`", body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The webhook is broken (its stored configuration cannot be read); see its `broken` reason", body = ErrorBody)))]
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,

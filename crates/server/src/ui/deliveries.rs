@@ -297,8 +297,16 @@ async fn list(
     let (rows, next) = if error.is_empty() {
         let page = match state.app.store.list_deliveries(filter).await {
             Ok(p) => p,
-            Err(carehook_store::StoreError::Invalid(_)) => {
+            Err(e) if e.is_bad_cursor() => {
                 error = "That page of the log no longer exists; start from the newest.".into();
+                carehook_store::Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                }
+            }
+            // A filter the store refused (a search over 200 characters): said on the page.
+            Err(carehook_store::StoreError::Rejected(f)) => {
+                error = format!("The {}: {}.", f.field, f.message);
                 carehook_store::Page {
                     items: Vec::new(),
                     next_cursor: None,

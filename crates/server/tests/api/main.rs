@@ -7,6 +7,7 @@ mod common;
 
 mod accounts;
 mod clinics;
+mod conformance;
 mod metrics;
 mod openapi;
 mod openapi_tools;
