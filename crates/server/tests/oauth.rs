@@ -244,7 +244,8 @@ async fn two_nodes_on_postgres_make_one_token_request_per_expiry() {
     let a = TestServer::start_on(db.connect().await, None, common::test_settings()).await;
     let b = TestServer::start_on(db.connect().await, Some(db), common::test_settings()).await;
     let idp = Idp::start(Duration::from_secs(2), true).await;
-    a.create_webhook(refresh_hook(&idp)).await;
+    let made = a.create_webhook(refresh_hook(&idp)).await;
+    b.learn_webhook(&made).await;
     let started = Instant::now();
     push_paced(&[&a, &b], 200, Duration::from_secs(11)).await;
     let deliveries = a.settled(WAIT).await;

@@ -285,7 +285,8 @@ async fn two_nodes_keep_each_keys_order() {
     });
     let mut spec = crm(&rx.url("/crm"), &["50ms", "50ms", "50ms", "50ms", "50ms"]);
     spec["max_in_flight"] = json!(16);
-    a.create_webhook(spec).await;
+    let made = a.create_webhook(spec).await;
+    b.learn_webhook(&made).await;
     const KEYS: usize = 6;
     const PER_KEY: usize = 8;
     // Each appointment's events in turn, alternating nodes; the appointments at once.

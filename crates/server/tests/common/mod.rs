@@ -303,6 +303,15 @@ impl TestServer {
         body
     }
 
+    /// Loads a webhook made through another node into this node's registry (reading it through
+    /// this node's API does), so this node's next events already match it, without waiting
+    /// for its NOTIFY or periodic refresh.
+    pub async fn learn_webhook(&self, made: &Value) {
+        let id = made["id"].as_str().expect("a webhook's answer has its id");
+        let (status, seen) = self.get(&format!("/api/v1/webhooks/{id}")).await;
+        assert_eq!(status, 200, "{seen}");
+    }
+
     pub async fn push(&self, event: &str, data: Value) -> Value {
         let (status, body) = self
             .post("/api/v1/events", json!({"event": event, "data": data}))
