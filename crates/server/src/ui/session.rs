@@ -63,6 +63,9 @@ struct Reveal {
 pub struct Sessions {
     store: Arc<dyn Store>,
     vault: Vault,
+    /// Held across each read-change-write of a session's flashes and reveal, so requests at
+    /// once on this node do not overwrite each other's (two nodes may still, rarely).
+    extras_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A random token, URL-safe.
@@ -82,7 +85,11 @@ pub enum Owner {
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, vault: Vault) -> Sessions {
-        Sessions { store, vault }
+        Sessions {
+            store,
+            vault,
+            extras_gate: Arc::default(),
+        }
     }
 
     /// Opens a session; returns the cookie's value.
@@ -151,6 +158,7 @@ impl Sessions {
     }
 
     pub async fn flash(&self, key: &str, kind: &'static str, text: impl Into<String>) {
+        let _gate = self.extras_gate.lock().await;
         if let Some((mut flashes, reveal)) = self.extras(key).await {
             // A page never shows more than a few; a session that piles them up loses the oldest.
             if flashes.len() >= 20 {
@@ -165,6 +173,7 @@ impl Sessions {
     }
 
     pub async fn take_flashes(&self, key: &str) -> Vec<Flash> {
+        let _gate = self.extras_gate.lock().await;
         match self.extras(key).await {
             Some((flashes, reveal)) if !flashes.is_empty() => {
                 self.save(key, &[], reveal.as_deref()).await;
@@ -176,6 +185,7 @@ impl Sessions {
 
     /// Keeps a new signing secret for the next page of that webhook, once.
     pub async fn reveal_once(&self, key: &str, webhook: WebhookId, secret: String) {
+        let _gate = self.extras_gate.lock().await;
         if let Some((flashes, _)) = self.extras(key).await {
             let sealed = self
                 .vault
@@ -185,6 +195,7 @@ impl Sessions {
     }
 
     pub async fn take_reveal(&self, key: &str, webhook: WebhookId) -> Option<String> {
+        let _gate = self.extras_gate.lock().await;
         let (flashes, sealed) = self.extras(key).await?;
         let reveal: Reveal = serde_json::from_str(&self.vault.open_secret(&sealed?).ok()?).ok()?;
         if reveal.webhook != webhook {
@@ -449,6 +460,39 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "carehook"), None);
+    }
+
+    /// Requests at once on one session (a form post and the page it leads to, two tabs) each
+    /// leave their message: none is lost between another's read and write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flashes_said_at_once_are_all_kept() {
+        let store = carehook_store::connect("sqlite::memory:").await.unwrap();
+        let sessions = Sessions::new(store, Vault::from_key(&[7; 32]));
+        let id = sessions
+            .open(Owner::Token("a-token-hash".into()))
+            .await
+            .unwrap();
+        let key = crate::service::tokens::hash_token(&id);
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (sessions, key) = (sessions.clone(), key.clone());
+                tokio::spawn(async move { sessions.flash(&key, "ok", format!("saved {i}")).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut said: Vec<String> = sessions
+            .take_flashes(&key)
+            .await
+            .into_iter()
+            .map(|f| f.text)
+            .collect();
+        said.sort();
+        let mut expected: Vec<String> = (0..16).map(|i| format!("saved {i}")).collect();
+        expected.sort();
+        assert_eq!(said, expected);
+        assert!(sessions.take_flashes(&key).await.is_empty(), "taken once");
     }
 
     #[test]
