@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use carehook::vault::Vault;
-use common::{Backend, Receiver, TOKEN, TestServer, samples, test_settings};
+use common::{Backend, Receiver, TestServer, samples, test_settings};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -33,47 +33,6 @@ async fn restart_with_key(server: TestServer, key: [u8; 32]) -> TestServer {
 
 fn item<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
     list["items"].as_array()?.iter().find(|w| w["id"] == id)
-}
-
-/// A cookie's value from a response's `Set-Cookie` headers.
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-/// Logs in to the admin UI with the admin token; answers the session cookie.
-async fn ui_login(server: &TestServer) -> String {
-    let page = server
-        .http
-        .get(format!("{}/ui/login", server.base))
-        .send()
-        .await
-        .unwrap();
-    let csrf = set_cookie(&page, "carehook_login").expect("the login page sets its CSRF cookie");
-    // The session cookie comes with the redirect: do not follow it.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = http
-        .post(format!("{}/ui/login", server.base))
-        .header("cookie", format!("carehook_login={csrf}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs([("token", TOKEN), ("csrf", &csrf), ("next", "/ui")])
-                .finish(),
-        )
-        .send()
-        .await
-        .unwrap();
-    set_cookie(&resp, "carehook_session").expect("logged in")
 }
 
 async fn ui_page(server: &TestServer, session: &str, path: &str) -> String {
@@ -133,7 +92,7 @@ async fn secrets_under_a_wrong_key_leave_the_webhook_broken_and_its_deliveries_w
     assert_eq!(status, 409, "{refused}");
 
     // The UI lists it as broken too, on the list and the dashboard.
-    let session = ui_login(&server).await;
+    let (_, session) = server.ui_login().await;
     for path in ["/ui/webhooks", "/ui"] {
         let html = ui_page(&server, &session, path).await;
         assert!(html.contains("Billing (basic auth)"), "{path}: {html}");

@@ -414,48 +414,6 @@ async fn alert_webhooks_never_alert_about_themselves_or_each_other(backend: Back
     server.stop().await;
 }
 
-/// A cookie's value from a response's `Set-Cookie` headers.
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
-/// Logs in to the admin UI; answers a client that keeps no redirects, the session cookie and
-/// the page's CSRF token.
-async fn ui_login(server: &TestServer) -> (reqwest::Client, String) {
-    let page = server
-        .http
-        .get(format!("{}/ui/login", server.base))
-        .send()
-        .await
-        .unwrap();
-    let csrf = set_cookie(&page, "carehook_login").expect("the login page sets its CSRF cookie");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = http
-        .post(format!("{}/ui/login", server.base))
-        .header("cookie", format!("carehook_login={csrf}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs([("token", common::TOKEN), ("csrf", &csrf), ("next", "/ui")])
-                .finish(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let session = set_cookie(&resp, "carehook_session").expect("logged in");
-    (http, session)
-}
-
 async fn ui_get(server: &TestServer, http: &reqwest::Client, session: &str, path: &str) -> String {
     let resp = http
         .get(format!("{}{path}", server.base))
@@ -516,7 +474,7 @@ async fn the_ui_counts_a_replay_before_it_sends_and_the_dashboard_shows_alerts(b
         )
         .await;
     assert_eq!(s, 200);
-    let (http, session) = ui_login(&server).await;
+    let (http, session) = server.ui_login().await;
     let edit = ui_get(&server, &http, &session, &format!("/ui/webhooks/{id}")).await;
     assert!(
         edit.contains("Count events to replay"),

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, TOKEN, TestServer, hook};
+use crate::common::{Backend, Receiver, TestServer, hook};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -357,40 +357,7 @@ async fn retrying_a_delivery_whose_data_was_erased_is_a_documented_409() {
 #[tokio::test]
 async fn the_log_page_says_a_search_is_too_long() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let page = server
-        .http
-        .get(format!("{}/ui/login", server.base))
-        .send()
-        .await
-        .unwrap();
-    let cookie = |resp: &reqwest::Response, name: &str| -> Option<String> {
-        resp.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next()?.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    };
-    let csrf = cookie(&page, "carehook_login").unwrap();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let resp = http
-        .post(format!("{}/ui/login", server.base))
-        .header("cookie", format!("carehook_login={csrf}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs([("token", TOKEN), ("csrf", &csrf), ("next", "/ui")])
-                .finish(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let session = cookie(&resp, "carehook_session").unwrap();
+    let (_, session) = server.ui_login().await;
     for (query, says) in [
         (format!("q={}", "a".repeat(201)), "at most 200 characters"),
         ("cursor=~".to_string(), "no longer exists"),

@@ -303,6 +303,40 @@ impl TestServer {
         body
     }
 
+    /// Logs in to the admin UI with the admin token, as a browser would (the login page's
+    /// CSRF cookie, then the form); answers a client that follows no redirects and the
+    /// session cookie's value.
+    pub async fn ui_login(&self) -> (reqwest::Client, String) {
+        let page = self
+            .http
+            .get(format!("{}/ui/login", self.base))
+            .send()
+            .await
+            .unwrap();
+        let csrf =
+            set_cookie(&page, "carehook_login").expect("the login page sets its CSRF cookie");
+        // The session cookie comes with the redirect: do not follow it.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = http
+            .post(format!("{}/ui/login", self.base))
+            .header("cookie", format!("carehook_login={csrf}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([("token", TOKEN), ("csrf", &csrf), ("next", "/ui")])
+                    .finish(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let session = set_cookie(&resp, "carehook_session").expect("logged in");
+        (http, session)
+    }
+
     /// Loads a webhook made through another node into this node's registry (reading it through
     /// this node's API does), so this node's next events already match it, without waiting
     /// for its NOTIFY or periodic refresh.
@@ -450,4 +484,15 @@ pub fn samples(text: &str) -> HashMap<String, f64> {
             Some((k.to_string(), v.parse().ok()?))
         })
         .collect()
+}
+
+/// A cookie's value from a response's `Set-Cookie` headers.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }
